@@ -1,0 +1,97 @@
+#pragma once
+// Plain configuration structs: what sluice.yaml says, with defaults filled in.
+// Produced and validated by config::load_file(); consumed when a Snapshot is built.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice::config {
+
+using Duration = std::chrono::milliseconds;
+
+// A literal IP address and port ("127.0.0.1:8080", "[::1]:80").
+struct Address {
+  std::string ip;
+  uint16_t port = 0;
+  std::string to_string() const;
+};
+
+struct HeaderMatch {
+  enum class Kind { kExact, kPresent, kRegex };
+  std::string name;  // lower-case
+  Kind kind = Kind::kPresent;
+  std::string value;     // exact value or regex pattern
+  bool present = true;   // for kPresent: false means "must be absent"
+};
+
+struct QueryMatch {
+  enum class Kind { kExact, kPresent };
+  std::string name;
+  Kind kind = Kind::kPresent;
+  std::string value;
+  bool present = true;
+};
+
+struct Route {
+  enum class PathKind { kPath, kPrefix, kRegex };
+  std::string name;
+  PathKind path_kind = PathKind::kPrefix;
+  std::string path;  // exact path, prefix or regex pattern
+  std::vector<HeaderMatch> headers;
+  std::vector<QueryMatch> query;
+  std::string cluster;
+  Duration timeout{std::chrono::seconds(15)};  // 0 = no timeout
+  std::optional<std::string> prefix_rewrite;
+  std::optional<std::string> host_rewrite;
+};
+
+struct VirtualHost {
+  std::string name;
+  std::vector<std::string> domains;  // lower-case
+  std::vector<Route> routes;
+};
+
+struct Listener {
+  std::string name;
+  Address address;
+  std::vector<VirtualHost> virtual_hosts;
+  uint32_t max_request_headers_bytes = 60 * 1024;
+  uint32_t max_request_headers_count = 100;
+  uint64_t max_request_body_bytes = 0;  // 0 = unlimited
+  Duration request_headers_timeout{std::chrono::seconds(10)};
+  Duration idle_timeout{std::chrono::seconds(60)};
+};
+
+struct Endpoint {
+  Address address;
+  uint32_t weight = 1;
+};
+
+struct Cluster {
+  enum class LbPolicy { kRoundRobin };
+  std::string name;
+  LbPolicy lb = LbPolicy::kRoundRobin;
+  Duration connect_timeout{std::chrono::seconds(1)};
+  // Below Jetty's default 30 s idle timeout, so Sluice retires a pooled connection before the
+  // backend closes it under our feet.
+  Duration idle_timeout{std::chrono::seconds(20)};
+  uint32_t max_idle_connections = 64;  // per endpoint, per worker
+  std::vector<Endpoint> endpoints;
+};
+
+struct Admin {
+  Address address{"127.0.0.1", 9901};
+};
+
+struct Config {
+  std::string source_path;
+  Admin admin;
+  uint32_t workers = 0;  // 0 = one per core ("auto")
+  Duration drain_timeout{std::chrono::seconds(15)};
+  std::vector<Listener> listeners;
+  std::vector<Cluster> clusters;
+};
+
+}  // namespace sluice::config

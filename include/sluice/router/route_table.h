@@ -1,0 +1,74 @@
+#pragma once
+// The immutable routing tree of one listener: virtual hosts chosen by Host, then routes in
+// order (first match wins).
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "sluice/common/result.h"
+#include "sluice/config/config.h"
+#include "sluice/router/matchers.h"
+
+namespace sluice::router {
+
+struct RouteAction {
+  size_t cluster_index = 0;  // index into Snapshot::clusters
+  std::string cluster_name;
+  config::Duration timeout{0};  // 0 = none
+  std::optional<std::string> prefix_rewrite;
+  std::optional<std::string> host_rewrite;
+};
+
+class Route {
+ public:
+  Route(const config::Route& spec, size_t cluster_index);
+  bool matches(const http::RequestView& request) const;
+  const std::string& name() const { return name_; }
+  const PathMatcher& path_matcher() const { return path_; }
+  const RouteAction& action() const { return action_; }
+  // The path to send upstream (prefix_rewrite applied), without the query.
+  std::string rewritten_path(std::string_view path) const;
+
+ private:
+  std::string name_;
+  PathMatcher path_;
+  std::vector<HeaderMatcher> headers_;
+  std::vector<QueryMatcher> query_;
+  RouteAction action_;
+};
+
+class VirtualHost {
+ public:
+  VirtualHost(const config::VirtualHost& spec, const std::vector<config::Cluster>& clusters);
+  const Route* match(const http::RequestView& request) const;
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+  std::vector<Route> routes_;
+};
+
+class RouteTable {
+ public:
+  RouteTable(const config::Listener& spec, const std::vector<config::Cluster>& clusters);
+  // Exact domain, then the longest "*.suffix" wildcard, then the longest "prefix.*", then "*".
+  // The port in `authority` is ignored; comparison is case-insensitive.
+  const VirtualHost* find_virtual_host(std::string_view authority) const;
+
+ private:
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::vector<std::unique_ptr<VirtualHost>> hosts_;
+  std::unordered_map<std::string, const VirtualHost*, StringHash, std::equal_to<>> exact_;
+  std::vector<std::pair<std::string, const VirtualHost*>> suffixes_;  // "*.a.com" → ".a.com"
+  std::vector<std::pair<std::string, const VirtualHost*>> prefixes_;  // "www.*" → "www."
+  const VirtualHost* default_ = nullptr;
+};
+
+// Strips the port (and IPv6 brackets are kept) from a Host value.
+std::string_view host_without_port(std::string_view authority);
+
+}  // namespace sluice::router

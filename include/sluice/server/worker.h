@@ -1,0 +1,85 @@
+#pragma once
+// A worker: one thread, one io_context (rule 1). It owns its acceptors, its downstream
+// connections, its upstream pools and its view of the current snapshot.
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "sluice/common/asio.h"
+#include "sluice/server/snapshot.h"
+#include "sluice/upstream/connection_pool.h"
+
+namespace sluice::proxy {
+class DownstreamConnection;
+}
+
+namespace sluice::server {
+
+// Mutable per-worker state of a cluster, keyed by cluster name so it outlives a reload that keeps
+// the name (rule 4).
+struct ClusterState {
+  uint64_t next_pick = 0;
+  std::unordered_map<std::string, std::shared_ptr<upstream::EndpointPool>> pools;  // by endpoint key
+};
+
+// The snapshot as this worker uses it: the snapshot plus its clusters bound to worker state by
+// index, so the request path indexes vectors instead of hashing names.
+struct WorkerView {
+  struct ClusterBinding {
+    std::shared_ptr<ClusterState> state;
+    std::vector<std::shared_ptr<upstream::EndpointPool>> pools;  // by endpoint index
+  };
+  SnapshotPtr snapshot;
+  std::vector<ClusterBinding> clusters;  // by Snapshot::clusters index
+};
+
+class Worker {
+ public:
+  explicit Worker(size_t index);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  size_t index() const { return index_; }
+  asio::io_context& context() { return context_; }
+
+  // --- Called from the control thread; each posts to the worker. ---
+  void start();
+  void publish(SnapshotPtr snapshot);
+  void adopt_acceptor(std::string listener_name, tcp::acceptor acceptor);
+  // Stop accepting, close idle connections; in-flight requests finish with "connection: close".
+  void drain();
+  // Waits for the thread to finish on its own until `deadline`, then stops the loop.
+  void join(std::chrono::steady_clock::time_point deadline);
+
+  // --- Worker thread only. ---
+  const std::shared_ptr<WorkerView>& view() const { return view_; }
+  bool draining() const { return draining_; }
+  void add_connection(proxy::DownstreamConnection* c) { connections_.insert(c); }
+  void remove_connection(proxy::DownstreamConnection* c) { connections_.erase(c); }
+
+ private:
+  awaitable<void> accept_loop(std::string listener_name, tcp::acceptor& acceptor);
+  void swap_snapshot(SnapshotPtr snapshot);
+  void schedule_sweep();
+
+  size_t index_;
+  asio::io_context context_{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::thread thread_;
+  std::atomic<bool> finished_{false};
+  std::shared_ptr<WorkerView> view_;
+  std::unordered_map<std::string, std::shared_ptr<ClusterState>> cluster_states_;
+  std::map<std::string, std::unique_ptr<tcp::acceptor>> acceptors_;
+  std::unordered_set<proxy::DownstreamConnection*> connections_;
+  asio::steady_timer sweep_timer_;
+  bool draining_ = false;
+};
+
+}  // namespace sluice::server

@@ -1,0 +1,627 @@
+#include "sluice/config/loader.h"
+
+#include <fmt/core.h>
+#include <re2/re2.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <boost/asio/ip/address.hpp>
+#include <cctype>
+#include <charconv>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <unordered_set>
+
+namespace sluice::config {
+
+std::string Address::to_string() const {
+  if (ip.find(':') != std::string::npos) return fmt::format("[{}]:{}", ip, port);
+  return fmt::format("{}:{}", ip, port);
+}
+
+std::string LoadError::to_string() const {
+  std::string where = line > 0 ? fmt::format("{}:{}:{}", file, line, column) : file;
+  if (path.empty()) return fmt::format("{}: {}", where, message);
+  return fmt::format("{}: {}: {}", where, path, message);
+}
+
+std::string LoadResult::error_text() const {
+  std::string out;
+  for (const auto& e : errors) {
+    out += e.to_string();
+    out += '\n';
+  }
+  return out;
+}
+
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool parse_uint(std::string_view s, uint64_t& out) {
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+}  // namespace
+
+Result<Duration> parse_duration(std::string_view text) {
+  if (text == "0") return Duration{0};
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  uint64_t n = 0;
+  if (digits == 0 || !parse_uint(text.substr(0, digits), n)) {
+    return Error{fmt::format("'{}' is not a duration (expected e.g. 250ms, 15s, 2m, 1h)", text)};
+  }
+  std::string_view unit = text.substr(digits);
+  uint64_t ms_per_unit = 0;
+  if (unit == "ms") ms_per_unit = 1;
+  else if (unit == "s") ms_per_unit = 1000;
+  else if (unit == "m") ms_per_unit = 60'000;
+  else if (unit == "h") ms_per_unit = 3'600'000;
+  if (unit.empty()) {
+    return Error{fmt::format("duration '{}' has no unit (write e.g. {}s or {}ms)", text, n, n)};
+  }
+  if (ms_per_unit == 0) {
+    return Error{fmt::format("duration '{}' has an unknown unit '{}' (use ms, s, m or h)", text,
+                             unit)};
+  }
+  if (n > (uint64_t{1} << 40) / ms_per_unit) return Error{fmt::format("duration '{}' is too large", text)};
+  return Duration{static_cast<int64_t>(n * ms_per_unit)};
+}
+
+Result<uint64_t> parse_size(std::string_view text) {
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  uint64_t n = 0;
+  if (digits == 0 || !parse_uint(text.substr(0, digits), n)) {
+    return Error{fmt::format("'{}' is not a size (expected e.g. 512, 64KiB, 10MiB, 1GiB)", text)};
+  }
+  std::string_view unit = text.substr(digits);
+  uint64_t mult = 0;
+  if (unit.empty() || unit == "B") mult = 1;
+  else if (unit == "KiB") mult = 1024;
+  else if (unit == "MiB") mult = 1024 * 1024;
+  else if (unit == "GiB") mult = 1024ull * 1024 * 1024;
+  if (mult == 0) return Error{fmt::format("size '{}' has an unknown unit (use B, KiB, MiB or GiB)", text)};
+  if (n > (uint64_t{1} << 50) / mult) return Error{fmt::format("size '{}' is too large", text)};
+  return n * mult;
+}
+
+Result<Address> parse_address(std::string_view text) {
+  std::string_view host;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return Error{fmt::format("'{}' is not an address (expected [IPv6]:port)", text)};
+    }
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+      return Error{fmt::format("'{}' is not an address (expected IP:port, e.g. 127.0.0.1:8080)", text)};
+    }
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  uint64_t p = 0;
+  if (!parse_uint(port, p) || p > 65535) {
+    return Error{fmt::format("'{}' has an invalid port (expected 0-65535)", text)};
+  }
+  boost::system::error_code ec;
+  auto ip = boost::asio::ip::make_address(std::string(host), ec);
+  if (ec) {
+    return Error{fmt::format("'{}' is not an IP address (host names are not supported here yet; "
+                             "write a literal IPv4 or [IPv6] address)", host)};
+  }
+  return Address{ip.to_string(), static_cast<uint16_t>(p)};
+}
+
+namespace {
+
+// Walks the YAML tree, collecting every error with its position and key path.
+class Loader {
+ public:
+  explicit Loader(std::string file) : file_(std::move(file)) {}
+
+  LoadResult run(std::string_view text) {
+    LoadResult out;
+    YAML::Node root;
+    try {
+      root = YAML::Load(std::string(text));
+    } catch (const YAML::ParserException& e) {
+      add(e.mark, "", fmt::format("YAML syntax error: {}", e.msg));
+      out.errors = std::move(errors_);
+      return out;
+    }
+    out.config.source_path = file_;
+    if (!root || root.IsNull()) {
+      add(YAML::Mark::null_mark(), "", "the file is empty; it needs at least 'listeners' and 'clusters'");
+    } else if (!root.IsMap()) {
+      add(root.Mark(), "", "the top level must be a map of keys");
+    } else {
+      read_root(root, out.config);
+      cross_check(root, out.config);
+    }
+    out.errors = std::move(errors_);
+    return out;
+  }
+
+ private:
+  void add(const YAML::Mark& mark, const std::string& path, std::string message) {
+    LoadError e;
+    e.file = file_;
+    if (!mark.is_null()) {
+      e.line = mark.line + 1;
+      e.column = mark.column + 1;
+    }
+    e.path = path;
+    e.message = std::move(message);
+    errors_.push_back(std::move(e));
+  }
+
+  static std::string join(const std::string& path, std::string_view key) {
+    return path.empty() ? std::string(key) : fmt::format("{}.{}", path, key);
+  }
+  static std::string index(const std::string& path, size_t i) { return fmt::format("{}[{}]", path, i); }
+
+  // Checks `node` is a map whose keys are all in `known`; reports unknown and duplicate keys.
+  bool expect_map(const YAML::Node& node, const std::string& path,
+                  std::initializer_list<std::string_view> known) {
+    if (!node.IsMap()) {
+      add(node.Mark(), path, "expected a map");
+      return false;
+    }
+    std::set<std::string> seen;
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      if (!it->first.IsScalar()) {
+        add(it->first.Mark(), path, "keys must be plain strings");
+        continue;
+      }
+      std::string key = it->first.Scalar();
+      if (!seen.insert(key).second) add(it->first.Mark(), join(path, key), "duplicate key");
+      if (std::find(known.begin(), known.end(), key) == known.end()) {
+        std::string list;
+        for (auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+        add(it->first.Mark(), join(path, key), fmt::format("unknown key (known keys: {})", list));
+      }
+    }
+    return true;
+  }
+
+  bool scalar(const YAML::Node& n, const std::string& path, std::string& out, const char* what = "a string") {
+    if (!n.IsScalar()) {
+      add(n.Mark(), path, fmt::format("expected {}", what));
+      return false;
+    }
+    out = n.Scalar();
+    return true;
+  }
+
+  bool non_empty_string(const YAML::Node& n, const std::string& path, std::string& out) {
+    if (!scalar(n, path, out)) return false;
+    if (out.empty()) {
+      add(n.Mark(), path, "must not be empty");
+      return false;
+    }
+    return true;
+  }
+
+  template <typename T>
+  void uint_field(const YAML::Node& n, const std::string& path, T& out, uint64_t min, uint64_t max) {
+    std::string s;
+    if (!scalar(n, path, s, "a whole number")) return;
+    uint64_t v = 0;
+    if (!parse_uint(s, v)) return add(n.Mark(), path, fmt::format("'{}' is not a whole number", s));
+    if (v < min || v > max) {
+      return add(n.Mark(), path, fmt::format("{} is out of range ({}-{})", v, min, max));
+    }
+    out = static_cast<T>(v);
+  }
+
+  void duration_field(const YAML::Node& n, const std::string& path, Duration& out) {
+    std::string s;
+    if (!scalar(n, path, s, "a duration")) return;
+    auto d = parse_duration(s);
+    if (!d) return add(n.Mark(), path, d.error().message);
+    out = *d;
+  }
+
+  template <typename T>
+  void size_field(const YAML::Node& n, const std::string& path, T& out, uint64_t max) {
+    std::string s;
+    if (!scalar(n, path, s, "a size")) return;
+    auto v = parse_size(s);
+    if (!v) return add(n.Mark(), path, v.error().message);
+    if (*v > max) return add(n.Mark(), path, fmt::format("{} is larger than the maximum {}", s, max));
+    out = static_cast<T>(*v);
+  }
+
+  void address_field(const YAML::Node& n, const std::string& path, Address& out) {
+    std::string s;
+    if (!scalar(n, path, s, "an address (IP:port)")) return;
+    auto a = parse_address(s);
+    if (!a) return add(n.Mark(), path, a.error().message);
+    out = *a;
+  }
+
+  bool check_regex(const YAML::Node& n, const std::string& path, const std::string& pattern) {
+    re2::RE2 re(pattern, re2::RE2::Quiet);
+    if (!re.ok()) {
+      add(n.Mark(), path, fmt::format("invalid regex '{}': {}", pattern, re.error()));
+      return false;
+    }
+    return true;
+  }
+
+  template <typename F>
+  void sequence(const YAML::Node& n, const std::string& path, F&& each) {
+    if (!n.IsSequence()) return add(n.Mark(), path, "expected a list");
+    for (size_t i = 0; i < n.size(); ++i) each(n[i], index(path, i));
+  }
+
+  void read_root(const YAML::Node& root, Config& c) {
+    expect_map(root, "", {"admin", "workers", "drain_timeout", "listeners", "clusters"});
+    if (auto n = root["admin"]) {
+      if (expect_map(n, "admin", {"address"}) && n["address"]) {
+        address_field(n["address"], "admin.address", c.admin.address);
+      }
+    }
+    if (auto n = root["workers"]) {
+      std::string s;
+      if (scalar(n, "workers", s, "'auto' or a number") && s != "auto") {
+        uint_field(n, "workers", c.workers, 1, 1024);
+      }
+    }
+    if (auto n = root["drain_timeout"]) duration_field(n, "drain_timeout", c.drain_timeout);
+    if (auto n = root["listeners"]) {
+      sequence(n, "listeners", [&](const YAML::Node& l, const std::string& p) {
+        c.listeners.push_back(read_listener(l, p));
+      });
+      if (n.IsSequence() && n.size() == 0) add(n.Mark(), "listeners", "needs at least one listener");
+    } else {
+      add(root.Mark(), "listeners", "missing required key");
+    }
+    if (auto n = root["clusters"]) {
+      sequence(n, "clusters", [&](const YAML::Node& cl, const std::string& p) {
+        c.clusters.push_back(read_cluster(cl, p));
+      });
+    } else {
+      add(root.Mark(), "clusters", "missing required key");
+    }
+  }
+
+  Listener read_listener(const YAML::Node& n, const std::string& path) {
+    Listener l;
+    if (!expect_map(n, path, {"name", "address", "virtual_hosts", "max_request_headers_size",
+                              "max_request_headers_count", "max_request_body_size",
+                              "request_headers_timeout", "idle_timeout"})) {
+      return l;
+    }
+    if (n["name"]) non_empty_string(n["name"], join(path, "name"), l.name);
+    else add(n.Mark(), join(path, "name"), "missing required key");
+    if (n["address"]) address_field(n["address"], join(path, "address"), l.address);
+    else add(n.Mark(), join(path, "address"), "missing required key");
+    if (auto v = n["max_request_headers_size"]) {
+      size_field(v, join(path, "max_request_headers_size"), l.max_request_headers_bytes, 1024 * 1024);
+      if (l.max_request_headers_bytes < 1024) {
+        add(v.Mark(), join(path, "max_request_headers_size"), "must be at least 1KiB");
+      }
+    }
+    if (auto v = n["max_request_headers_count"]) {
+      uint_field(v, join(path, "max_request_headers_count"), l.max_request_headers_count, 1, 10000);
+    }
+    if (auto v = n["max_request_body_size"]) {
+      size_field(v, join(path, "max_request_body_size"), l.max_request_body_bytes, uint64_t{1} << 50);
+    }
+    if (auto v = n["request_headers_timeout"]) {
+      duration_field(v, join(path, "request_headers_timeout"), l.request_headers_timeout);
+    }
+    if (auto v = n["idle_timeout"]) duration_field(v, join(path, "idle_timeout"), l.idle_timeout);
+    std::string vpath = join(path, "virtual_hosts");
+    if (auto v = n["virtual_hosts"]) {
+      sequence(v, vpath, [&](const YAML::Node& vh, const std::string& p) {
+        l.virtual_hosts.push_back(read_virtual_host(vh, p));
+      });
+      if (v.IsSequence() && v.size() == 0) add(v.Mark(), vpath, "needs at least one virtual host");
+    } else {
+      add(n.Mark(), vpath, "missing required key");
+    }
+    // Domain uniqueness within the listener, and the shape of each domain pattern.
+    std::set<std::string> domains;
+    if (auto v = n["virtual_hosts"]; v && v.IsSequence()) {
+      for (size_t i = 0; i < v.size() && i < l.virtual_hosts.size(); ++i) {
+        auto dn = v[i]["domains"];
+        if (!dn || !dn.IsSequence()) continue;
+        for (size_t j = 0; j < dn.size() && j < l.virtual_hosts[i].domains.size(); ++j) {
+          const std::string& d = l.virtual_hosts[i].domains[j];
+          std::string dp = index(join(index(vpath, i), "domains"), j);
+          if (!domains.insert(d).second) {
+            add(dn[j].Mark(), dp, fmt::format("domain '{}' is already used in this listener", d));
+          }
+          size_t stars = std::count(d.begin(), d.end(), '*');
+          bool shape_ok = d == "*" || stars == 0 ||
+                          (stars == 1 && (d.rfind("*.", 0) == 0 || d.rfind("*-", 0) == 0 ||
+                                          (d.size() > 2 && d.compare(d.size() - 2, 2, ".*") == 0)));
+          if (!shape_ok) {
+            add(dn[j].Mark(), dp, fmt::format("domain '{}': a wildcard may only be '*', a '*.' prefix "
+                                              "or a '.*' suffix", d));
+          }
+        }
+      }
+    }
+    check_unique_names(n["virtual_hosts"], vpath, l.virtual_hosts, "virtual host");
+    return l;
+  }
+
+  template <typename T>
+  void check_unique_names(const YAML::Node& seq, const std::string& path, const std::vector<T>& items,
+                          const char* what) {
+    if (!seq || !seq.IsSequence()) return;
+    std::set<std::string> names;
+    for (size_t i = 0; i < items.size() && i < seq.size(); ++i) {
+      if (items[i].name.empty()) continue;
+      if (!names.insert(items[i].name).second) {
+        YAML::Node at = seq[i].IsMap() && seq[i]["name"] ? seq[i]["name"] : seq[i];
+        add(at.Mark(), join(index(path, i), "name"),
+            fmt::format("duplicate {} name '{}'", what, items[i].name));
+      }
+    }
+  }
+
+  VirtualHost read_virtual_host(const YAML::Node& n, const std::string& path) {
+    VirtualHost vh;
+    if (!expect_map(n, path, {"name", "domains", "routes"})) return vh;
+    if (n["name"]) non_empty_string(n["name"], join(path, "name"), vh.name);
+    else add(n.Mark(), join(path, "name"), "missing required key");
+    if (auto d = n["domains"]) {
+      sequence(d, join(path, "domains"), [&](const YAML::Node& dn, const std::string& p) {
+        std::string s;
+        if (non_empty_string(dn, p, s)) vh.domains.push_back(lower(s));
+        else vh.domains.emplace_back();
+      });
+      if (d.IsSequence() && d.size() == 0) add(d.Mark(), join(path, "domains"), "needs at least one domain");
+    } else {
+      add(n.Mark(), join(path, "domains"), "missing required key");
+    }
+    if (auto r = n["routes"]) {
+      sequence(r, join(path, "routes"), [&](const YAML::Node& rn, const std::string& p) {
+        vh.routes.push_back(read_route(rn, p, vh.routes.size()));
+      });
+      if (r.IsSequence() && r.size() == 0) add(r.Mark(), join(path, "routes"), "needs at least one route");
+      check_unique_names(r, join(path, "routes"), vh.routes, "route");
+    } else {
+      add(n.Mark(), join(path, "routes"), "missing required key");
+    }
+    return vh;
+  }
+
+  Route read_route(const YAML::Node& n, const std::string& path, size_t position) {
+    Route r;
+    r.name = fmt::format("route_{}", position);
+    if (!expect_map(n, path, {"name", "match", "cluster", "timeout", "prefix_rewrite", "host_rewrite"})) {
+      return r;
+    }
+    if (n["name"]) non_empty_string(n["name"], join(path, "name"), r.name);
+    std::string mpath = join(path, "match");
+    if (auto m = n["match"]) {
+      read_match(m, mpath, r);
+    } else {
+      add(n.Mark(), mpath, "missing required key");
+    }
+    if (n["cluster"]) non_empty_string(n["cluster"], join(path, "cluster"), r.cluster);
+    else add(n.Mark(), join(path, "cluster"), "missing required key (the cluster this route sends to)");
+    if (auto v = n["timeout"]) duration_field(v, join(path, "timeout"), r.timeout);
+    if (auto v = n["prefix_rewrite"]) {
+      std::string s;
+      if (scalar(v, join(path, "prefix_rewrite"), s)) {
+        if (r.path_kind == Route::PathKind::kRegex) {
+          add(v.Mark(), join(path, "prefix_rewrite"), "needs a 'prefix' or 'path' match, not 'regex'");
+        } else if (s.empty() || s.front() != '/') {
+          add(v.Mark(), join(path, "prefix_rewrite"), "must start with '/'");
+        } else {
+          r.prefix_rewrite = s;
+        }
+      }
+    }
+    if (auto v = n["host_rewrite"]) {
+      std::string s;
+      if (non_empty_string(v, join(path, "host_rewrite"), s)) {
+        if (s.find_first_of(" \t\r\n") != std::string::npos) {
+          add(v.Mark(), join(path, "host_rewrite"), "must not contain white space");
+        } else {
+          r.host_rewrite = s;
+        }
+      }
+    }
+    return r;
+  }
+
+  void read_match(const YAML::Node& m, const std::string& path, Route& r) {
+    if (!expect_map(m, path, {"path", "prefix", "regex", "headers", "query"})) return;
+    int kinds = 0;
+    for (auto [key, kind] : {std::pair{"path", Route::PathKind::kPath},
+                             std::pair{"prefix", Route::PathKind::kPrefix},
+                             std::pair{"regex", Route::PathKind::kRegex}}) {
+      auto v = m[key];
+      if (!v) continue;
+      ++kinds;
+      r.path_kind = kind;
+      std::string s;
+      if (!scalar(v, join(path, key), s)) continue;
+      if (kind == Route::PathKind::kRegex) {
+        check_regex(v, join(path, key), s);
+      } else if (s.empty() || s.front() != '/') {
+        add(v.Mark(), join(path, key), "must start with '/'");
+      }
+      r.path = s;
+    }
+    if (kinds != 1) {
+      add(m.Mark(), path, kinds == 0 ? "needs one of 'path', 'prefix' or 'regex'"
+                                     : "takes only one of 'path', 'prefix' or 'regex'");
+    }
+    if (auto h = m["headers"]) {
+      sequence(h, join(path, "headers"), [&](const YAML::Node& hn, const std::string& p) {
+        HeaderMatch hm;
+        if (read_condition(hn, p, hm.name, hm.value, hm.present, /*allow_regex=*/true, hm.kind)) {
+          hm.name = lower(hm.name);
+          r.headers.push_back(std::move(hm));
+        }
+      });
+    }
+    if (auto q = m["query"]) {
+      sequence(q, join(path, "query"), [&](const YAML::Node& qn, const std::string& p) {
+        QueryMatch qm;
+        HeaderMatch::Kind kind{};
+        if (read_condition(qn, p, qm.name, qm.value, qm.present, /*allow_regex=*/false, kind)) {
+          qm.kind = kind == HeaderMatch::Kind::kExact ? QueryMatch::Kind::kExact : QueryMatch::Kind::kPresent;
+          r.query.push_back(std::move(qm));
+        }
+      });
+    }
+  }
+
+  // A header or query condition: { name, exact | present | regex }.
+  bool read_condition(const YAML::Node& n, const std::string& path, std::string& name,
+                      std::string& value, bool& present, bool allow_regex, HeaderMatch::Kind& kind) {
+    bool ok = allow_regex ? expect_map(n, path, {"name", "exact", "present", "regex"})
+                          : expect_map(n, path, {"name", "exact", "present"});
+    if (!ok) return false;
+    if (!n["name"]) {
+      add(n.Mark(), join(path, "name"), "missing required key");
+      return false;
+    }
+    if (!non_empty_string(n["name"], join(path, "name"), name)) return false;
+    int kinds = (n["exact"] ? 1 : 0) + (n["present"] ? 1 : 0) + (allow_regex && n["regex"] ? 1 : 0);
+    if (kinds > 1) {
+      add(n.Mark(), path, "takes only one of 'exact', 'present'" + std::string(allow_regex ? " or 'regex'" : ""));
+      return false;
+    }
+    kind = HeaderMatch::Kind::kPresent;
+    present = true;
+    if (auto v = n["exact"]) {
+      kind = HeaderMatch::Kind::kExact;
+      return scalar(v, join(path, "exact"), value);
+    }
+    if (auto v = n["regex"]) {
+      kind = HeaderMatch::Kind::kRegex;
+      return scalar(v, join(path, "regex"), value) && check_regex(v, join(path, "regex"), value);
+    }
+    if (auto v = n["present"]) {
+      std::string s;
+      if (!scalar(v, join(path, "present"), s, "true or false")) return false;
+      if (s != "true" && s != "false") {
+        add(v.Mark(), join(path, "present"), fmt::format("expected true or false, got '{}'", s));
+        return false;
+      }
+      present = s == "true";
+    }
+    return true;
+  }
+
+  Cluster read_cluster(const YAML::Node& n, const std::string& path) {
+    Cluster c;
+    if (!expect_map(n, path, {"name", "lb", "connect_timeout", "idle_timeout",
+                              "max_idle_connections", "endpoints"})) {
+      return c;
+    }
+    if (n["name"]) non_empty_string(n["name"], join(path, "name"), c.name);
+    else add(n.Mark(), join(path, "name"), "missing required key");
+    if (auto v = n["lb"]) {
+      std::string s;
+      if (scalar(v, join(path, "lb"), s) && s != "round_robin") {
+        add(v.Mark(), join(path, "lb"),
+            fmt::format("unknown load balancer '{}' (supported: round_robin)", s));
+      }
+    }
+    if (auto v = n["connect_timeout"]) {
+      duration_field(v, join(path, "connect_timeout"), c.connect_timeout);
+      if (c.connect_timeout.count() == 0) add(v.Mark(), join(path, "connect_timeout"), "must be greater than 0");
+    }
+    if (auto v = n["idle_timeout"]) duration_field(v, join(path, "idle_timeout"), c.idle_timeout);
+    if (auto v = n["max_idle_connections"]) {
+      uint_field(v, join(path, "max_idle_connections"), c.max_idle_connections, 0, 100000);
+    }
+    std::string epath = join(path, "endpoints");
+    if (auto e = n["endpoints"]) {
+      sequence(e, epath, [&](const YAML::Node& en, const std::string& p) {
+        Endpoint ep;
+        if (en.IsScalar()) {
+          address_field(en, p, ep.address);
+        } else if (expect_map(en, p, {"address", "weight"})) {
+          if (en["address"]) address_field(en["address"], join(p, "address"), ep.address);
+          else add(en.Mark(), join(p, "address"), "missing required key");
+          if (en["weight"]) uint_field(en["weight"], join(p, "weight"), ep.weight, 1, 1000);
+        }
+        c.endpoints.push_back(ep);
+      });
+      if (e.IsSequence() && e.size() == 0) add(e.Mark(), epath, "needs at least one endpoint");
+    } else {
+      add(n.Mark(), epath, "missing required key");
+    }
+    return c;
+  }
+
+  void cross_check(const YAML::Node& root, const Config& c) {
+    check_unique_names(root["listeners"], "listeners", c.listeners, "listener");
+    check_unique_names(root["clusters"], "clusters", c.clusters, "cluster");
+    std::unordered_set<std::string> clusters;
+    for (const auto& cl : c.clusters) clusters.insert(cl.name);
+    auto ls = root["listeners"];
+    if (!ls || !ls.IsSequence()) return;
+    for (size_t i = 0; i < c.listeners.size() && i < ls.size(); ++i) {
+      auto vhs = ls[i]["virtual_hosts"];
+      for (size_t j = 0; j < c.listeners[i].virtual_hosts.size(); ++j) {
+        auto routes = vhs[j]["routes"];
+        const auto& vh = c.listeners[i].virtual_hosts[j];
+        for (size_t k = 0; k < vh.routes.size(); ++k) {
+          const auto& r = vh.routes[k];
+          if (r.cluster.empty() || clusters.count(r.cluster)) continue;
+          auto at = routes[k]["cluster"];
+          add(at.Mark(),
+              fmt::format("listeners[{}].virtual_hosts[{}].routes[{}].cluster", i, j, k),
+              fmt::format("no cluster named '{}' is defined", r.cluster));
+        }
+      }
+    }
+    std::set<std::string> addresses;
+    for (size_t i = 0; i < c.listeners.size() && i < ls.size(); ++i) {
+      const auto& a = c.listeners[i].address;
+      if (a.port != 0 && !addresses.insert(a.to_string()).second) {
+        add(ls[i]["address"].Mark(), fmt::format("listeners[{}].address", i),
+            fmt::format("address {} is already used by another listener", a.to_string()));
+      }
+    }
+  }
+
+  std::string file_;
+  std::vector<LoadError> errors_;
+};
+
+}  // namespace
+
+LoadResult load_string(std::string_view yaml, const std::string& file_name) {
+  return Loader(file_name).run(yaml);
+}
+
+LoadResult load_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    LoadResult r;
+    r.errors.push_back(LoadError{path, 0, 0, "", "cannot read the file"});
+    return r;
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return load_string(ss.str(), path);
+}
+
+}  // namespace sluice::config

@@ -1,0 +1,144 @@
+#include "sluice/http/head_builder.h"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <random>
+
+namespace sluice::http {
+namespace {
+
+constexpr std::string_view kCrlf = "\r\n";
+constexpr std::string_view kColonSpace = ": ";
+
+bool has_connection_tokens(std::span<const HeaderView> headers) {
+  for (const auto& h : headers) {
+    if (iequals(h.name, "connection")) return true;
+  }
+  return false;
+}
+
+// Appends header `h` to `middle`, extending the previous view when `h` directly follows it in
+// the received bytes and ends with CRLF.
+void append_line(std::vector<std::string_view>& middle, const HeaderView& h) {
+  const char* line_begin = h.name.data();
+  if (!h.value.empty()) {
+    const char* value_end = h.value.data() + h.value.size();
+    if (value_end[0] == '\r' && value_end[1] == '\n') {
+      size_t line_len = static_cast<size_t>(value_end + 2 - line_begin);
+      if (!middle.empty() && middle.back().data() + middle.back().size() == line_begin) {
+        middle.back() = std::string_view(middle.back().data(), middle.back().size() + line_len);
+      } else {
+        middle.emplace_back(line_begin, line_len);
+      }
+      return;
+    }
+  }
+  middle.push_back(h.name);
+  middle.push_back(kColonSpace);
+  if (!h.value.empty()) middle.push_back(h.value);
+  middle.push_back(kCrlf);
+}
+
+}  // namespace
+
+std::string HeadParts::flatten() const {
+  std::string out = prefix;
+  for (auto v : middle) out.append(v);
+  out += suffix;
+  return out;
+}
+
+bool is_hop_by_hop(std::string_view name) {
+  static constexpr std::array<std::string_view, 7> kNames = {
+      "connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "transfer-encoding"};
+  for (auto n : kNames) {
+    if (iequals(name, n)) return true;
+  }
+  return false;
+}
+
+bool named_by_connection(std::span<const HeaderView> headers, std::string_view name) {
+  for (const auto& h : headers) {
+    if (!iequals(h.name, "connection")) continue;
+    std::string_view v = h.value;
+    while (!v.empty()) {
+      size_t comma = v.find(',');
+      std::string_view token = v.substr(0, comma);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
+      if (iequals(token, name)) return true;
+      if (comma == std::string_view::npos) break;
+      v.remove_prefix(comma + 1);
+    }
+  }
+  return false;
+}
+
+void build_upstream_request_head(const UpstreamRequestInput& in, HeadParts& out) {
+  out.clear();
+  out.prefix.append(in.method).append(" ").append(in.path);
+  if (!in.query.empty()) out.prefix.append("?").append(in.query);
+  out.prefix.append(" HTTP/1.1\r\nhost: ").append(in.host).append(kCrlf);
+
+  const bool tokens = has_connection_tokens(in.headers);
+  std::string forwarded_for;
+  for (const auto& h : in.headers) {
+    if (is_hop_by_hop(h.name) || iequals(h.name, "host") || iequals(h.name, "expect") ||
+        iequals(h.name, "x-forwarded-proto") || iequals(h.name, "x-forwarded-host")) {
+      continue;
+    }
+    if (iequals(h.name, "x-forwarded-for")) {
+      if (!forwarded_for.empty()) forwarded_for += ", ";
+      forwarded_for.append(h.value);
+      continue;
+    }
+    if (tokens && named_by_connection(in.headers, h.name)) continue;
+    append_line(out.middle, h);
+  }
+
+  if (!forwarded_for.empty()) forwarded_for += ", ";
+  forwarded_for.append(in.client_address);
+  out.suffix.append("x-forwarded-for: ").append(forwarded_for).append(kCrlf);
+  out.suffix.append("x-forwarded-proto: ").append(in.forwarded_proto).append(kCrlf);
+  if (!in.original_host.empty()) {
+    out.suffix.append("x-forwarded-host: ").append(in.original_host).append(kCrlf);
+  }
+  if (!in.generated_request_id.empty()) {
+    out.suffix.append("x-request-id: ").append(in.generated_request_id).append(kCrlf);
+  }
+  if (in.chunked_body) out.suffix.append("transfer-encoding: chunked\r\n");
+  out.suffix.append(kCrlf);
+}
+
+void build_downstream_response_head(const DownstreamResponseInput& in, HeadParts& out) {
+  out.clear();
+  fmt::format_to(std::back_inserter(out.prefix), "HTTP/1.1 {} {}\r\n", in.status, in.reason);
+  const bool tokens = has_connection_tokens(in.headers);
+  bool has_request_id = false;
+  for (const auto& h : in.headers) {
+    if (is_hop_by_hop(h.name)) continue;
+    if (tokens && named_by_connection(in.headers, h.name)) continue;
+    if (iequals(h.name, "x-request-id")) has_request_id = true;
+    append_line(out.middle, h);
+  }
+  if (!has_request_id && !in.request_id.empty()) {
+    out.suffix.append("x-request-id: ").append(in.request_id).append(kCrlf);
+  }
+  if (in.chunked_body) out.suffix.append("transfer-encoding: chunked\r\n");
+  if (in.close) out.suffix.append("connection: close\r\n");
+  out.suffix.append(kCrlf);
+}
+
+std::string make_request_id() {
+  // One generator per thread: no lock, no shared state on the request path.
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  uint64_t hi = rng();
+  uint64_t lo = rng();
+  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
+  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // RFC 4122 variant
+  return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", hi >> 32, (hi >> 16) & 0xffff,
+                     hi & 0xffff, lo >> 48, lo & 0xffffffffffffULL);
+}
+
+}  // namespace sluice::http

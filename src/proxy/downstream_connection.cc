@@ -1,0 +1,226 @@
+#include "sluice/proxy/downstream_connection.h"
+
+#include <fmt/core.h>
+
+#include "sluice/common/log.h"
+
+namespace sluice::proxy {
+
+namespace {
+
+constexpr size_t kInitialBufferSize = 32 * 1024;
+constexpr auto kLingerTime = std::chrono::seconds(2);
+constexpr size_t kLingerMaxBytes = 4 * 1024 * 1024;
+
+const char* reason_phrase(int status) {
+  switch (status) {
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 431: return "Request Header Fields Too Large";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Error";
+  }
+}
+
+}  // namespace
+
+const char* to_string(LocalReason reason) {
+  switch (reason) {
+    case LocalReason::kNone: return "none";
+    case LocalReason::kBadRequest: return "bad_request";
+    case LocalReason::kHeadersTooLarge: return "headers_too_large";
+    case LocalReason::kRequestTimeout: return "request_timeout";
+    case LocalReason::kBodyTooLarge: return "body_too_large";
+    case LocalReason::kNoRoute: return "no_route";
+    case LocalReason::kConnectFailure: return "connect_failure";
+    case LocalReason::kUpstreamReset: return "upstream_reset";
+    case LocalReason::kTimeout: return "timeout";
+  }
+  return "unknown";
+}
+
+DownstreamConnection::DownstreamConnection(server::Worker& worker, std::string listener_name,
+                                           tcp::socket socket)
+    : worker_(worker),
+      listener_name_(std::move(listener_name)),
+      socket_(std::move(socket)),
+      down_deadline_(socket_.get_executor()),
+      up_deadline_(socket_.get_executor()),
+      in_(kInitialBufferSize),
+      parser_(http::Parser::Kind::kRequest, 100) {
+  error_code ec;
+  auto remote = socket_.remote_endpoint(ec);
+  client_address_ = ec ? "unknown" : remote.address().to_string();
+  socket_.set_option(tcp::no_delay(true), ec);
+  headers_.reserve(32);
+  out_.reserve(16);
+}
+
+DownstreamConnection::~DownstreamConnection() { worker_.remove_connection(this); }
+
+void DownstreamConnection::start() {
+  worker_.add_connection(this);
+  asio::co_spawn(socket_.get_executor(),
+                 [self = shared_from_this()]() -> awaitable<void> { co_await self->run(); },
+                 asio::detached);
+}
+
+void DownstreamConnection::drain() {
+  if (idle_) {
+    error_code ignored;
+    socket_.cancel(ignored);
+  }
+}
+
+awaitable<void> DownstreamConnection::run() {
+  while (!worker_.draining()) {
+    std::shared_ptr<server::WorkerView> view = worker_.view();
+    const server::ListenerInfo* listener = view ? view->snapshot->find_listener(listener_name_) : nullptr;
+    if (!listener) break;
+    const config::Listener& spec = listener->spec;
+    idle_timeout_ = spec.idle_timeout;
+    parser_.set_max_headers(spec.max_request_headers_count);
+    body_unread_ = false;
+
+    HeadStatus status = co_await read_head(spec);
+    if (status == HeadStatus::kClosed) break;
+    if (status == HeadStatus::kTimeout) {
+      co_await local_reply(408, LocalReason::kRequestTimeout, "request headers not received in time\n", true);
+      break;
+    }
+    if (status == HeadStatus::kBad) {
+      co_await local_reply(400, LocalReason::kBadRequest, "malformed request\n", true);
+      break;
+    }
+    if (status == HeadStatus::kTooLarge) {
+      co_await local_reply(431, LocalReason::kHeadersTooLarge, "request headers too large\n", true);
+      break;
+    }
+    // The newest snapshot routes this request, also on a long-lived keep-alive connection.
+    view = worker_.view();
+    listener = view->snapshot->find_listener(listener_name_);
+    if (!listener) break;
+    bool keep_open = co_await serve(*view, *listener);
+    if (!keep_open) break;
+  }
+  co_await close_gracefully();
+  down_deadline_.disarm();
+  up_deadline_.disarm();
+}
+
+awaitable<DownstreamConnection::HeadStatus> DownstreamConnection::read_head(const config::Listener& spec) {
+  in_.compact();
+  size_t parse_pos = in_.begin();
+  const size_t head_start = parse_pos;
+  idle_ = in_.size() == 0;
+  auto self = shared_from_this();
+  down_deadline_.arm(socket_, idle_ ? spec.idle_timeout : spec.request_headers_timeout, self);
+  while (true) {
+    if (parse_pos < in_.end()) {
+      http::Parser::Step step = parser_.execute(in_.data(), parse_pos, in_.end());
+      if (step.error) {
+        down_deadline_.disarm();
+        log::debug("bad request from {}: {}", client_address_, step.reason);
+        co_return step.too_many_headers ? HeadStatus::kTooLarge : HeadStatus::kBad;
+      }
+      parse_pos += step.consumed;
+      if (parse_pos - head_start > spec.max_request_headers_bytes) {
+        down_deadline_.disarm();
+        co_return HeadStatus::kTooLarge;
+      }
+      if (step.headers_complete) {
+        down_deadline_.disarm();
+        head_end_ = parse_pos;
+        request_start_ = std::chrono::steady_clock::now();
+        co_return HeadStatus::kOk;
+      }
+    }
+    if (in_.writable() == 0) {
+      // The head must stay contiguous while it is parsed; grow up to the configured limit.
+      size_t limit = spec.max_request_headers_bytes + 1024;
+      if (in_.capacity() >= limit) {
+        down_deadline_.disarm();
+        co_return HeadStatus::kTooLarge;
+      }
+      in_.grow(std::min(limit, in_.capacity() * 2));
+    }
+    error_code ec;
+    size_t n = co_await socket_.async_read_some(asio::buffer(in_.write_ptr(), in_.writable()),
+                                                asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      bool timed_out = down_deadline_.expired();
+      down_deadline_.disarm();
+      idle_ = false;
+      // A quiet keep-alive connection that times out, closes or is drained just ends; one that
+      // sent part of a head and then stalled is answered 408.
+      if (timed_out && in_.size() > 0) co_return HeadStatus::kTimeout;
+      co_return HeadStatus::kClosed;
+    }
+    in_.commit(n);
+    if (idle_) {
+      // The first byte of a request starts the header timeout (slowloris defence).
+      idle_ = false;
+      down_deadline_.arm(socket_, spec.request_headers_timeout, self);
+    }
+  }
+}
+
+awaitable<bool> DownstreamConnection::write_downstream(config::Duration idle_timeout) {
+  error_code ec;
+  down_deadline_.arm(socket_, idle_timeout, shared_from_this());
+  co_await asio::async_write(socket_, out_, asio::redirect_error(asio::use_awaitable, ec));
+  down_deadline_.disarm();
+  out_.clear();
+  co_return !ec;
+}
+
+awaitable<bool> DownstreamConnection::local_reply(int status, LocalReason reason, std::string_view body,
+                                                  bool close, std::string_view request_id) {
+  if (worker_.draining()) close = true;
+  std::string msg = fmt::format("HTTP/1.1 {} {}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n",
+                                status, reason_phrase(status), body.size());
+  if (!request_id.empty()) msg += fmt::format("x-request-id: {}\r\n", request_id);
+  if (close) msg += "connection: close\r\n";
+  msg += "\r\n";
+  msg.append(body);
+  log_exchange(status, reason);
+  out_.clear();
+  out_.emplace_back(msg.data(), msg.size());
+  bool ok = co_await write_downstream(idle_timeout_);
+  co_return ok && !close;
+}
+
+awaitable<void> DownstreamConnection::close_gracefully() {
+  error_code ec;
+  if (!socket_.is_open()) co_return;
+  socket_.shutdown(tcp::socket::shutdown_send, ec);
+  if (body_unread_ || in_.size() > 0) {
+    // Lingering close: unread bytes in our receive queue would make close() send a reset that
+    // can destroy the response before the client reads it. Read and drop them for a while.
+    down_deadline_.arm(socket_, std::chrono::duration_cast<config::Duration>(kLingerTime),
+                       shared_from_this());
+    size_t dropped = 0;
+    while (!ec && dropped < kLingerMaxBytes) {
+      in_.consume_to(in_.end());
+      dropped += co_await socket_.async_read_some(asio::buffer(in_.write_ptr(), in_.writable()),
+                                                  asio::redirect_error(asio::use_awaitable, ec));
+    }
+    down_deadline_.disarm();
+  }
+  socket_.close(ec);
+}
+
+void DownstreamConnection::log_exchange(int status, LocalReason reason, std::string_view cluster,
+                                        std::string_view endpoint) {
+  if (!log::enabled(log::Level::kDebug)) return;
+  auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - request_start_);
+  log::debug("{} {} -> {}{}{} cluster={} endpoint={} {:.1f}ms", client_address_, method_and_path_,
+             status, reason == LocalReason::kNone ? "" : " local=", reason == LocalReason::kNone ? "" : to_string(reason),
+             cluster, endpoint, ms.count());
+}
+
+}  // namespace sluice::proxy

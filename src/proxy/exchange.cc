@@ -1,0 +1,466 @@
+// One proxied exchange: route → pick → forward → reply (the DownstreamConnection members that
+// handle a single request once its head has been read).
+#include <fmt/core.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "sluice/common/log.h"
+#include "sluice/proxy/downstream_connection.h"
+
+namespace sluice::proxy {
+
+namespace {
+
+constexpr size_t kMaxUpstreamHeadBytes = 96 * 1024;
+constexpr std::string_view kCrlf = "\r\n";
+constexpr std::string_view kLastChunk = "0\r\n\r\n";
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && http::iequals(s.substr(0, prefix.size()), prefix);
+}
+
+}  // namespace
+
+awaitable<bool> DownstreamConnection::serve(const server::WorkerView& view,
+                                            const server::ListenerInfo& listener) {
+  const char* base = in_.data();
+  headers_.clear();
+  for (const auto& h : parser_.headers()) headers_.push_back({h.name.in(base), h.value.in(base)});
+
+  RequestInfo info;
+  info.http10 = parser_.http_major() == 1 && parser_.http_minor() == 0;
+  info.keep_alive = parser_.keep_alive();
+  info.chunked = parser_.chunked();
+  info.has_body = info.chunked || parser_.content_length() > 0;
+  info.is_head = parser_.method() == HTTP_HEAD;
+  body_unread_ = info.has_body;
+  if (!info.has_body) {
+    // Let the parser step over the end of a body-less message (consumes nothing).
+    parser_.execute(in_.data(), head_end_, head_end_);
+  }
+
+  http::RequestView req;
+  req.method = llhttp_method_name(parser_.method());
+  req.headers = headers_;
+  std::string_view target = parser_.url().in(base);
+  if (log::enabled(log::Level::kDebug)) method_and_path_ = fmt::format("{} {}", req.method, target);
+
+  std::string_view authority_in_target;
+  if (parser_.method() == HTTP_CONNECT) {
+    co_return co_await local_reply(400, LocalReason::kBadRequest, "CONNECT is not supported\n", true);
+  }
+  if (starts_with_ci(target, "http://") || starts_with_ci(target, "https://")) {
+    // Absolute form: the authority in the target wins over Host (RFC 9112 §3.2.2).
+    std::string_view rest = target.substr(target.find("://") + 3);
+    size_t slash = rest.find_first_of("/?");
+    authority_in_target = rest.substr(0, slash);
+    target = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+    if (!target.empty() && target.front() == '?') {
+      co_return co_await local_reply(400, LocalReason::kBadRequest, "invalid request target\n", true);
+    }
+  } else if (target != "*" && (target.empty() || target.front() != '/')) {
+    co_return co_await local_reply(400, LocalReason::kBadRequest, "invalid request target\n", true);
+  }
+  size_t question = target.find('?');
+  req.path = target.substr(0, question);
+  req.query = question == std::string_view::npos ? std::string_view{} : target.substr(question + 1);
+
+  int host_headers = 0;
+  std::string_view host;
+  std::string_view request_id;
+  for (const auto& h : headers_) {
+    if (http::iequals(h.name, "host")) {
+      ++host_headers;
+      host = h.value;
+    } else if (http::iequals(h.name, "x-request-id") && request_id.empty()) {
+      request_id = h.value;
+    } else if (http::iequals(h.name, "expect")) {
+      if (!http::iequals(h.value, "100-continue")) {
+        co_return co_await local_reply(400, LocalReason::kBadRequest, "unsupported Expect header\n", true);
+      }
+      info.expect_continue = !info.http10;
+    }
+  }
+  if (host_headers > 1) {
+    co_return co_await local_reply(400, LocalReason::kBadRequest, "more than one Host header\n", true);
+  }
+  if (host_headers == 0 && !info.http10 && authority_in_target.empty()) {
+    co_return co_await local_reply(400, LocalReason::kBadRequest, "missing Host header\n", true);
+  }
+  req.authority = authority_in_target.empty() ? host : authority_in_target;
+  info.request_id = request_id.empty() ? http::make_request_id() : std::string(request_id);
+
+  const auto& spec = listener.spec;
+  if (spec.max_request_body_bytes > 0 && parser_.has_content_length() &&
+      parser_.content_length() > spec.max_request_body_bytes) {
+    co_return co_await local_reply(413, LocalReason::kBodyTooLarge, "request body too large\n", true,
+                                   info.request_id);
+  }
+
+  const router::VirtualHost* vhost = listener.routes.find_virtual_host(req.authority);
+  if (!vhost) {
+    co_return co_await local_reply(404, LocalReason::kNoRoute,
+                                   "no virtual host matches the request's Host\n", info.has_body,
+                                   info.request_id);
+  }
+  const router::Route* route = vhost->match(req);
+  if (!route) {
+    co_return co_await local_reply(404, LocalReason::kNoRoute,
+                                   fmt::format("no route matches the request in virtual host '{}'\n",
+                                               vhost->name()),
+                                   info.has_body, info.request_id);
+  }
+  bool keep_open = co_await proxy(view, listener, *route, req, info);
+  co_return keep_open;
+}
+
+awaitable<bool> DownstreamConnection::proxy(const server::WorkerView& view,
+                                            const server::ListenerInfo& listener,
+                                            const router::Route& route,
+                                            const http::RequestView& req, const RequestInfo& info) {
+  const auto& action = route.action();
+  const upstream::ClusterInfo& cluster = view.snapshot->clusters[action.cluster_index];
+  const auto& binding = view.clusters[action.cluster_index];
+
+  std::string rewritten;
+  std::string_view path = req.path;
+  if (action.prefix_rewrite) {
+    rewritten = route.rewritten_path(req.path);
+    path = rewritten;
+  }
+  http::UpstreamRequestInput head;
+  head.method = req.method;
+  head.path = path;
+  head.query = req.query;
+  head.host = action.host_rewrite ? std::string_view(*action.host_rewrite) : req.authority;
+  head.original_host = req.authority;
+  head.client_address = client_address_;
+  head.forwarded_proto = "http";
+  bool had_request_id = false;
+  for (const auto& h : req.headers) had_request_id |= http::iequals(h.name, "x-request-id");
+  if (!had_request_id) head.generated_request_id = info.request_id;
+  head.chunked_body = info.chunked;
+  head.headers = req.headers;
+  http::build_upstream_request_head(head, head_parts_);
+
+  bool continue_sent = false;
+  for (int attempt = 0;; ++attempt) {
+    std::string connect_error;
+    Lease lease = co_await acquire(cluster, binding, connect_error);
+    if (!lease) {
+      co_return co_await local_reply(
+          503, LocalReason::kConnectFailure,
+          fmt::format("upstream connect error: {} (cluster '{}')\n", connect_error, cluster.name()),
+          body_unread_, info.request_id);
+    }
+    if (info.expect_continue && !continue_sent) {
+      // Sluice asks for the body itself (and drops Expect upstream), like nginx: the body then
+      // streams without waiting on the backend's interim response.
+      out_.clear();
+      out_.emplace_back(kContinue.data(), kContinue.size());
+      if (!co_await write_downstream(idle_timeout_)) {
+        release(lease, false);
+        co_return false;
+      }
+      continue_sent = true;
+    }
+    SendStatus sent = co_await send_request(lease, listener.spec, info);
+    if (sent == SendStatus::kDownstreamGone) {
+      release(lease, false);
+      co_return false;
+    }
+    if (sent == SendStatus::kBadBody) {
+      release(lease, false);
+      co_return co_await local_reply(400, LocalReason::kBadRequest, "malformed request body\n", true,
+                                     info.request_id);
+    }
+    if (sent == SendStatus::kBodyTooLarge) {
+      release(lease, false);
+      co_return co_await local_reply(413, LocalReason::kBodyTooLarge, "request body too large\n", true,
+                                     info.request_id);
+    }
+    // A pooled connection the backend closed just as we reused it fails before any response
+    // byte. Without a body the request can be sent again, once, on a fresh connection.
+    const bool may_retry = lease.reused && !info.has_body && attempt == 0;
+    if (sent == SendStatus::kUpstreamFailed) {
+      release(lease, false);
+      if (may_retry) continue;
+      co_return co_await local_reply(502, LocalReason::kUpstreamReset,
+                                     "upstream connection failed while sending the request\n",
+                                     body_unread_, info.request_id);
+    }
+    bool keep_alive = false;
+    RelayStatus relayed = co_await relay_response(lease, info, action.timeout, listener.spec, keep_alive);
+    std::string endpoint = lease.endpoint ? lease.endpoint->key : "";
+    switch (relayed) {
+      case RelayStatus::kDone:
+        log_exchange(lease.conn->parser.status_code(), LocalReason::kNone, cluster.name(), endpoint);
+        // llhttp's keep-alive answer is false for bodies delimited by the end of the stream.
+        release(lease, lease.conn->socket.is_open() && lease.conn->parser.keep_alive() &&
+                           lease.conn->in.size() == 0);
+        co_return keep_alive;
+      case RelayStatus::kClosedBeforeResponse:
+        release(lease, false);
+        if (may_retry) continue;
+        co_return co_await local_reply(502, LocalReason::kUpstreamReset,
+                                       "upstream closed the connection before responding\n", false,
+                                       info.request_id);
+      case RelayStatus::kUpstreamReset:
+        release(lease, false);
+        co_return co_await local_reply(502, LocalReason::kUpstreamReset,
+                                       "upstream reset the connection before the response headers\n",
+                                       false, info.request_id);
+      case RelayStatus::kInvalidResponse:
+        release(lease, false);
+        co_return co_await local_reply(502, LocalReason::kUpstreamReset,
+                                       "invalid response from upstream\n", false, info.request_id);
+      case RelayStatus::kTimeout:
+        release(lease, false);
+        co_return co_await local_reply(504, LocalReason::kTimeout, "upstream request timeout\n", false,
+                                       info.request_id);
+      case RelayStatus::kFailedAfterHead:
+        log::debug("{}: upstream {} failed mid-response; closing the downstream connection",
+                   method_and_path_, endpoint);
+        release(lease, false);
+        co_return false;
+      case RelayStatus::kDownstreamGone:
+        release(lease, false);
+        co_return false;
+    }
+  }
+}
+
+awaitable<DownstreamConnection::Lease> DownstreamConnection::acquire(
+    const upstream::ClusterInfo& cluster, const server::WorkerView::ClusterBinding& binding,
+    std::string& error) {
+  const size_t n = cluster.endpoints.size();
+  auto now = upstream::Clock::now();
+  // Try each endpoint at most once: nothing has been sent, so a failed connect is safe to retry.
+  for (size_t tries = 0; tries < n; ++tries) {
+    size_t index = binding.state->next_pick++ % n;
+    Lease lease;
+    lease.pool = binding.pools[index];
+    lease.endpoint = &cluster.endpoints[index];
+    if (auto conn = lease.pool->take(now, cluster.spec.idle_timeout)) {
+      lease.conn = std::move(conn);
+      lease.reused = true;
+      ++lease.pool->active;
+      co_return lease;
+    }
+    auto conn = std::make_unique<upstream::UpstreamConnection>(socket_.get_executor());
+    error_code ec;
+    up_deadline_.arm(conn->socket, cluster.spec.connect_timeout, shared_from_this());
+    co_await conn->socket.async_connect(lease.endpoint->address,
+                                        asio::redirect_error(asio::use_awaitable, ec));
+    bool timed_out = up_deadline_.expired();
+    up_deadline_.disarm();
+    if (!ec) {
+      conn->socket.set_option(tcp::no_delay(true), ec);
+      lease.conn = std::move(conn);
+      ++lease.pool->active;
+      co_return lease;
+    }
+    error = timed_out ? fmt::format("connection to {} timed out after {}ms", lease.endpoint->key,
+                                    cluster.spec.connect_timeout.count())
+                      : fmt::format("{}: {}", lease.endpoint->key, ec.message());
+    log::debug("cluster '{}': {}", cluster.name(), error);
+  }
+  co_return Lease{};
+}
+
+void DownstreamConnection::release(Lease& lease, bool reusable) {
+  if (!lease.conn) return;
+  --lease.pool->active;
+  if (reusable && !worker_.draining()) {
+    lease.conn->parser.set_skip_body(false);
+    lease.pool->give_back(std::move(lease.conn), upstream::Clock::now(), 64);
+  } else {
+    error_code ignored;
+    lease.conn->socket.close(ignored);
+    lease.conn.reset();
+  }
+}
+
+void DownstreamConnection::append_body(const std::vector<std::span<const char>>& body, bool chunked,
+                                       bool last) {
+  size_t total = 0;
+  for (const auto& s : body) total += s.size();
+  if (chunked && total > 0) {
+    auto r = fmt::format_to_n(chunk_head_.data(), chunk_head_.size(), "{:x}\r\n", total);
+    out_.emplace_back(chunk_head_.data(), static_cast<size_t>(r.out - chunk_head_.data()));
+  }
+  for (const auto& s : body) {
+    if (!s.empty()) out_.emplace_back(s.data(), s.size());
+  }
+  if (chunked && total > 0) out_.emplace_back(kCrlf.data(), kCrlf.size());
+  if (chunked && last) out_.emplace_back(kLastChunk.data(), kLastChunk.size());
+}
+
+awaitable<DownstreamConnection::SendStatus> DownstreamConnection::send_request(
+    Lease& lease, const config::Listener& spec, const RequestInfo& info) {
+  auto& up = *lease.conn;
+  auto self = shared_from_this();
+  out_.clear();
+  out_.emplace_back(head_parts_.prefix.data(), head_parts_.prefix.size());
+  for (auto v : head_parts_.middle) out_.emplace_back(v.data(), v.size());
+  out_.emplace_back(head_parts_.suffix.data(), head_parts_.suffix.size());
+
+  size_t pos = head_end_;
+  uint64_t body_bytes = 0;
+  while (true) {
+    bool complete = !info.has_body;
+    if (info.has_body && pos < in_.end()) {
+      http::Parser::Step step = parser_.execute(in_.data(), pos, in_.end());
+      if (step.error) co_return SendStatus::kBadBody;
+      pos += step.consumed;
+      for (const auto& s : parser_.body()) body_bytes += s.size();
+      if (spec.max_request_body_bytes > 0 && body_bytes > spec.max_request_body_bytes) {
+        co_return SendStatus::kBodyTooLarge;
+      }
+      complete = step.message_complete;
+      append_body(parser_.body(), info.chunked, complete);
+    }
+    if (!out_.empty()) {
+      error_code ec;
+      up_deadline_.arm(up.socket, idle_timeout_, self);
+      co_await asio::async_write(up.socket, out_, asio::redirect_error(asio::use_awaitable, ec));
+      up_deadline_.disarm();
+      out_.clear();
+      if (ec) co_return SendStatus::kUpstreamFailed;
+    }
+    if (complete) {
+      in_.consume_to(pos);
+      body_unread_ = false;
+      co_return SendStatus::kSent;
+    }
+    // Everything read so far went upstream: reuse the buffer for the next part of the body.
+    in_.consume_to(pos);
+    in_.compact();
+    pos = in_.begin();
+    error_code ec;
+    down_deadline_.arm(socket_, idle_timeout_, self);
+    size_t n = co_await socket_.async_read_some(asio::buffer(in_.write_ptr(), in_.writable()),
+                                                asio::redirect_error(asio::use_awaitable, ec));
+    down_deadline_.disarm();
+    if (ec) co_return SendStatus::kDownstreamGone;
+    in_.commit(n);
+  }
+}
+
+awaitable<DownstreamConnection::RelayStatus> DownstreamConnection::relay_response(
+    Lease& lease, const RequestInfo& info, config::Duration route_timeout,
+    const config::Listener& spec, bool& keep_alive) {
+  (void)spec;
+  auto& up = *lease.conn;
+  auto self = shared_from_this();
+  up.parser.set_skip_body(info.is_head);
+  // The route timeout covers the whole response, from the end of the request (like Envoy's).
+  up_deadline_.arm(up.socket, route_timeout, self);
+  bool received_any = false;
+  bool head_sent = false;
+  bool interim = false;
+  bool chunked_down = false;
+  size_t parse_pos = up.in.begin();
+  keep_alive = false;
+
+  while (true) {
+    if (parse_pos == up.in.end()) {
+      if (up_deadline_.expired()) co_return head_sent ? RelayStatus::kFailedAfterHead : RelayStatus::kTimeout;
+      if (up.in.writable() == 0) {
+        if (head_sent || up.in.capacity() >= kMaxUpstreamHeadBytes) co_return RelayStatus::kInvalidResponse;
+        up.in.grow(std::min(kMaxUpstreamHeadBytes, up.in.capacity() * 2));
+      }
+      error_code ec;
+      size_t n = co_await up.socket.async_read_some(asio::buffer(up.in.write_ptr(), up.in.writable()),
+                                                    asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) {
+        if (up_deadline_.expired()) {
+          co_return head_sent ? RelayStatus::kFailedAfterHead : RelayStatus::kTimeout;
+        }
+        if (ec == asio::error::eof && head_sent) {
+          // A body delimited by the end of the stream ends here; anything else was cut short.
+          http::Parser::Step step = up.parser.finish();
+          if (!step.error && step.message_complete) {
+            error_code ignored;
+            up.socket.close(ignored);
+            out_.clear();
+            if (chunked_down) out_.emplace_back(kLastChunk.data(), kLastChunk.size());
+            up_deadline_.disarm();
+            if (!out_.empty() && !co_await write_downstream(idle_timeout_)) co_return RelayStatus::kDownstreamGone;
+            co_return RelayStatus::kDone;
+          }
+        }
+        up_deadline_.disarm();
+        if (!received_any) co_return RelayStatus::kClosedBeforeResponse;
+        co_return head_sent ? RelayStatus::kFailedAfterHead : RelayStatus::kUpstreamReset;
+      }
+      received_any = true;
+      up.in.commit(n);
+    }
+
+    http::Parser::Step step = up.parser.execute(up.in.data(), parse_pos, up.in.end());
+    if (step.error) {
+      up_deadline_.disarm();
+      log::debug("invalid response from upstream {}: {}", lease.endpoint->key, step.reason);
+      co_return head_sent ? RelayStatus::kFailedAfterHead : RelayStatus::kInvalidResponse;
+    }
+    parse_pos += step.consumed;
+    out_.clear();
+    if (step.headers_complete) {
+      int status = up.parser.status_code();
+      if (status < 200) {
+        // 1xx interim responses are dropped: Sluice already answered Expect itself.
+        interim = true;
+      } else {
+        const char* base = up.in.data();
+        headers_.clear();
+        for (const auto& h : up.parser.headers()) headers_.push_back({h.name.in(base), h.value.in(base)});
+        bool no_body = info.is_head || status == 204 || status == 304;
+        bool sized = up.parser.has_content_length();
+        chunked_down = !no_body && !sized && !info.http10;
+        // An HTTP/1.0 client gets an unsized body delimited by closing the connection.
+        bool close_delimited = !no_body && !sized && info.http10;
+        keep_alive = info.keep_alive && !worker_.draining() && !close_delimited;
+        http::DownstreamResponseInput in;
+        in.status = status;
+        in.reason = up.parser.status_text().in(base);
+        in.request_id = info.request_id;
+        in.chunked_body = chunked_down;
+        in.close = !keep_alive;
+        in.headers = headers_;
+        http::build_downstream_response_head(in, head_parts_);
+        out_.emplace_back(head_parts_.prefix.data(), head_parts_.prefix.size());
+        for (auto v : head_parts_.middle) out_.emplace_back(v.data(), v.size());
+        out_.emplace_back(head_parts_.suffix.data(), head_parts_.suffix.size());
+      }
+    }
+    if (!interim) append_body(up.parser.body(), chunked_down, step.message_complete);
+    if (!out_.empty()) {
+      if (!co_await write_downstream(idle_timeout_)) {
+        up_deadline_.disarm();
+        co_return RelayStatus::kDownstreamGone;
+      }
+      head_sent = true;
+    }
+    if (step.message_complete) {
+      if (interim) {
+        interim = false;
+        continue;
+      }
+      up.in.consume_to(parse_pos);
+      up_deadline_.disarm();
+      co_return RelayStatus::kDone;
+    }
+    if (head_sent || interim) {
+      // Body bytes already went downstream: recycle the buffer.
+      up.in.consume_to(parse_pos);
+      up.in.compact();
+      parse_pos = up.in.begin();
+    }
+  }
+}
+
+}  // namespace sluice::proxy

@@ -1,0 +1,72 @@
+#include "sluice/router/matchers.h"
+
+#include <strings.h>
+
+namespace sluice::http {
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+}  // namespace sluice::http
+
+namespace sluice::router {
+
+PathMatcher::PathMatcher(const config::Route& route) : kind_(route.path_kind), value_(route.path) {
+  if (kind_ == config::Route::PathKind::kRegex) {
+    // Validated by the config loader, so construction cannot fail here.
+    regex_ = std::make_unique<re2::RE2>(value_, re2::RE2::Quiet);
+  }
+}
+
+bool PathMatcher::matches(std::string_view path) const {
+  switch (kind_) {
+    case config::Route::PathKind::kPath: return path == value_;
+    case config::Route::PathKind::kPrefix: return path.substr(0, value_.size()) == value_;
+    case config::Route::PathKind::kRegex:
+      return re2::RE2::FullMatch(re2::StringPiece(path.data(), path.size()), *regex_);
+  }
+  return false;
+}
+
+HeaderMatcher::HeaderMatcher(const config::HeaderMatch& spec) : spec_(spec) {
+  if (spec_.kind == config::HeaderMatch::Kind::kRegex) {
+    regex_ = std::make_unique<re2::RE2>(spec_.value, re2::RE2::Quiet);
+  }
+}
+
+bool HeaderMatcher::matches(const http::RequestView& request) const {
+  bool seen = false;
+  for (const auto& h : request.headers) {
+    if (!http::iequals(h.name, spec_.name)) continue;
+    seen = true;
+    switch (spec_.kind) {
+      case config::HeaderMatch::Kind::kPresent:
+        return spec_.present;
+      case config::HeaderMatch::Kind::kExact:
+        if (h.value == spec_.value) return true;
+        break;
+      case config::HeaderMatch::Kind::kRegex:
+        if (re2::RE2::FullMatch(re2::StringPiece(h.value.data(), h.value.size()), *regex_)) return true;
+        break;
+    }
+  }
+  return !seen && spec_.kind == config::HeaderMatch::Kind::kPresent && !spec_.present;
+}
+
+bool QueryMatcher::matches(std::string_view query) const {
+  bool seen = false;
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    size_t eq = pair.find('=');
+    std::string_view name = pair.substr(0, eq);
+    if (name != spec_.name) continue;
+    seen = true;
+    std::string_view value = eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+    if (spec_.kind == config::QueryMatch::Kind::kPresent) return spec_.present;
+    if (value == spec_.value) return true;
+  }
+  return !seen && spec_.kind == config::QueryMatch::Kind::kPresent && !spec_.present;
+}
+
+}  // namespace sluice::router

@@ -1,0 +1,116 @@
+#include "sluice/router/route_table.h"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+
+namespace sluice::router {
+
+Route::Route(const config::Route& spec, size_t cluster_index) : name_(spec.name), path_(spec) {
+  for (const auto& h : spec.headers) headers_.emplace_back(h);
+  for (const auto& q : spec.query) query_.emplace_back(q);
+  action_.cluster_index = cluster_index;
+  action_.cluster_name = spec.cluster;
+  action_.timeout = spec.timeout;
+  action_.prefix_rewrite = spec.prefix_rewrite;
+  action_.host_rewrite = spec.host_rewrite;
+}
+
+bool Route::matches(const http::RequestView& request) const {
+  if (!path_.matches(request.path)) return false;
+  for (const auto& h : headers_) {
+    if (!h.matches(request)) return false;
+  }
+  for (const auto& q : query_) {
+    if (!q.matches(request.query)) return false;
+  }
+  return true;
+}
+
+std::string Route::rewritten_path(std::string_view path) const {
+  if (!action_.prefix_rewrite) return std::string(path);
+  // A prefix or exact-path match: the matched part is path_.value().
+  std::string out = *action_.prefix_rewrite;
+  out.append(path.substr(std::min(path.size(), path_.value().size())));
+  return out;
+}
+
+VirtualHost::VirtualHost(const config::VirtualHost& spec, const std::vector<config::Cluster>& clusters)
+    : name_(spec.name) {
+  routes_.reserve(spec.routes.size());
+  for (const auto& r : spec.routes) {
+    size_t idx = 0;
+    for (; idx < clusters.size(); ++idx) {
+      if (clusters[idx].name == r.cluster) break;
+    }
+    routes_.emplace_back(r, idx);
+  }
+}
+
+const Route* VirtualHost::match(const http::RequestView& request) const {
+  for (const auto& r : routes_) {
+    if (r.matches(request)) return &r;
+  }
+  return nullptr;
+}
+
+std::string_view host_without_port(std::string_view authority) {
+  if (!authority.empty() && authority.front() == '[') {
+    auto close = authority.find(']');
+    return close == std::string_view::npos ? authority : authority.substr(0, close + 1);
+  }
+  auto colon = authority.rfind(':');
+  return colon == std::string_view::npos ? authority : authority.substr(0, colon);
+}
+
+RouteTable::RouteTable(const config::Listener& spec, const std::vector<config::Cluster>& clusters) {
+  for (const auto& vh_spec : spec.virtual_hosts) {
+    hosts_.push_back(std::make_unique<VirtualHost>(vh_spec, clusters));
+    const VirtualHost* vh = hosts_.back().get();
+    for (const auto& d : vh_spec.domains) {
+      if (d == "*") {
+        default_ = vh;
+      } else if (d.rfind("*", 0) == 0) {
+        suffixes_.emplace_back(d.substr(1), vh);
+      } else if (d.size() > 1 && d.back() == '*') {
+        prefixes_.emplace_back(d.substr(0, d.size() - 1), vh);
+      } else {
+        exact_.emplace(d, vh);
+      }
+    }
+  }
+  auto longest_first = [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); };
+  std::stable_sort(suffixes_.begin(), suffixes_.end(), longest_first);
+  std::stable_sort(prefixes_.begin(), prefixes_.end(), longest_first);
+}
+
+const VirtualHost* RouteTable::find_virtual_host(std::string_view authority) const {
+  std::string_view host = host_without_port(authority);
+  // Lower-case into a stack buffer: no allocation for any sane host name.
+  std::array<char, 256> buf;
+  std::string heap;
+  std::string_view lowered;
+  if (host.size() <= buf.size()) {
+    for (size_t i = 0; i < host.size(); ++i) {
+      buf[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(host[i])));
+    }
+    lowered = std::string_view(buf.data(), host.size());
+  } else {
+    heap.assign(host);
+    for (char& c : heap) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    lowered = heap;
+  }
+  if (auto it = exact_.find(lowered); it != exact_.end()) return it->second;
+  for (const auto& [suffix, vh] : suffixes_) {
+    if (lowered.size() > suffix.size() &&
+        lowered.compare(lowered.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      return vh;
+    }
+  }
+  for (const auto& [prefix, vh] : prefixes_) {
+    if (lowered.size() > prefix.size() && lowered.compare(0, prefix.size(), prefix) == 0) return vh;
+  }
+  return default_;
+}
+
+}  // namespace sluice::router

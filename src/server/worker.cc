@@ -1,0 +1,129 @@
+#include "sluice/server/worker.h"
+
+#include <fmt/core.h>
+
+#include "sluice/common/log.h"
+#include "sluice/proxy/downstream_connection.h"
+
+namespace sluice::server {
+
+namespace {
+constexpr auto kSweepInterval = std::chrono::seconds(1);
+}
+
+Worker::Worker(size_t index)
+    : index_(index), work_(asio::make_work_guard(context_)), sweep_timer_(context_) {}
+
+Worker::~Worker() {
+  if (thread_.joinable()) {
+    context_.stop();
+    thread_.join();
+  }
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] {
+    log::set_thread_name(fmt::format("worker {}", index_));
+    schedule_sweep();
+    context_.run();
+    finished_.store(true);
+  });
+}
+
+void Worker::publish(SnapshotPtr snapshot) {
+  asio::post(context_, [this, s = std::move(snapshot)]() mutable { swap_snapshot(std::move(s)); });
+}
+
+void Worker::swap_snapshot(SnapshotPtr snapshot) {
+  auto view = std::make_shared<WorkerView>();
+  for (const auto& cluster : snapshot->clusters) {
+    auto& state = cluster_states_[cluster.name()];
+    if (!state) state = std::make_shared<ClusterState>();
+    WorkerView::ClusterBinding binding;
+    binding.state = state;
+    for (const auto& ep : cluster.endpoints) {
+      auto& pool = state->pools[ep.key];
+      if (!pool) pool = std::make_shared<upstream::EndpointPool>();
+      binding.pools.push_back(pool);
+    }
+    view->clusters.push_back(std::move(binding));
+  }
+  view->snapshot = std::move(snapshot);
+  view_ = std::move(view);
+}
+
+void Worker::adopt_acceptor(std::string listener_name, tcp::acceptor acceptor) {
+  auto holder = std::make_shared<tcp::acceptor>(std::move(acceptor));
+  asio::post(context_, [this, name = std::move(listener_name), holder]() mutable {
+    auto& slot = acceptors_[name];
+    slot = std::make_unique<tcp::acceptor>(std::move(*holder));
+    asio::co_spawn(context_, accept_loop(name, *slot), asio::detached);
+  });
+}
+
+awaitable<void> Worker::accept_loop(std::string listener_name, tcp::acceptor& acceptor) {
+  while (acceptor.is_open()) {
+    error_code ec;
+    tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
+      // EMFILE and friends: log, back off briefly, keep accepting.
+      log::warn("accept on listener '{}' failed: {}", listener_name, ec.message());
+      asio::steady_timer pause(context_, std::chrono::milliseconds(50));
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    if (draining_) break;
+    auto conn = std::make_shared<proxy::DownstreamConnection>(*this, listener_name, std::move(socket));
+    conn->start();
+  }
+}
+
+void Worker::schedule_sweep() {
+  sweep_timer_.expires_after(kSweepInterval);
+  sweep_timer_.async_wait([this](error_code ec) {
+    if (ec || draining_ || !view_) {
+      if (!ec && !draining_) schedule_sweep();
+      return;
+    }
+    auto now = upstream::Clock::now();
+    for (size_t i = 0; i < view_->clusters.size(); ++i) {
+      auto idle_timeout = view_->snapshot->clusters[i].spec.idle_timeout;
+      for (auto& pool : view_->clusters[i].pools) pool->sweep(now, idle_timeout);
+    }
+    schedule_sweep();
+  });
+}
+
+void Worker::drain() {
+  asio::post(context_, [this] {
+    draining_ = true;
+    for (auto& [name, acceptor] : acceptors_) {
+      error_code ignored;
+      acceptor->close(ignored);
+    }
+    sweep_timer_.cancel();
+    for (auto& [name, state] : cluster_states_) {
+      for (auto& [key, pool] : state->pools) pool->close_all();
+    }
+    // Copy: drain() may remove connections from the set.
+    std::vector<proxy::DownstreamConnection*> conns(connections_.begin(), connections_.end());
+    for (auto* c : conns) c->drain();
+    // Without the guard, run() returns once the last connection has finished.
+    work_.reset();
+  });
+}
+
+void Worker::join(std::chrono::steady_clock::time_point deadline) {
+  if (!thread_.joinable()) return;
+  while (!finished_.load() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (!finished_.load()) {
+    log::warn("worker {}: drain timeout reached with requests in flight; closing them", index_);
+    context_.stop();
+  }
+  thread_.join();
+}
+
+}  // namespace sluice::server
