@@ -364,10 +364,13 @@ awaitable<DownstreamConnection::RelayStatus> DownstreamConnection::relay_respons
   bool interim = false;
   bool chunked_down = false;
   size_t parse_pos = up.in.begin();
+  // After the parser pauses at the end of a head, it must run once more even with no new bytes:
+  // that is how a body-less message (204, 304, Content-Length: 0) reaches its end.
+  bool step_again = false;
   keep_alive = false;
 
   while (true) {
-    if (parse_pos == up.in.end()) {
+    if (parse_pos == up.in.end() && !step_again) {
       if (up_deadline_.expired()) co_return head_sent ? RelayStatus::kFailedAfterHead : RelayStatus::kTimeout;
       if (up.in.writable() == 0) {
         if (head_sent || up.in.capacity() >= kMaxUpstreamHeadBytes) co_return RelayStatus::kInvalidResponse;
@@ -408,6 +411,7 @@ awaitable<DownstreamConnection::RelayStatus> DownstreamConnection::relay_respons
       co_return head_sent ? RelayStatus::kFailedAfterHead : RelayStatus::kInvalidResponse;
     }
     parse_pos += step.consumed;
+    step_again = step.headers_complete && !step.message_complete;
     out_.clear();
     if (step.headers_complete) {
       int status = up.parser.status_code();

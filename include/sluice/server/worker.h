@@ -70,6 +70,9 @@ class Worker {
   void schedule_sweep();
 
   size_t index_;
+  // Declared before context_ so it outlives it: connections destroyed while the io_context is torn
+  // down (after a drain timeout) still unregister themselves.
+  std::unordered_set<proxy::DownstreamConnection*> connections_;
   asio::io_context context_{1};
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   std::thread thread_;
@@ -77,7 +80,6 @@ class Worker {
   std::shared_ptr<WorkerView> view_;
   std::unordered_map<std::string, std::shared_ptr<ClusterState>> cluster_states_;
   std::map<std::string, std::unique_ptr<tcp::acceptor>> acceptors_;
-  std::unordered_set<proxy::DownstreamConnection*> connections_;
   asio::steady_timer sweep_timer_;
   bool draining_ = false;
 };

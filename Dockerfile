@@ -1,0 +1,28 @@
+# Multi-stage build on Debian 12, mirroring scripts/bootstrap (build dependencies) and the
+# runtime libraries those packages pull in.
+FROM debian:bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends \
+      build-essential cmake ninja-build pkg-config \
+      libboost-dev libboost-system-dev libssl-dev libre2-dev libyaml-cpp-dev libfmt-dev \
+      node-llhttp libgtest-dev libgmock-dev libbenchmark-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY CMakeLists.txt ./
+COPY include include
+COPY src src
+COPY tests tests
+COPY bench bench
+RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSLUICE_BUILD_TESTS=OFF -DSLUICE_BUILD_BENCH=OFF \
+    && ninja -C build sluice
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends \
+      libssl3 libre2-9 libyaml-cpp0.7 libfmt9 ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --no-create-home --shell /usr/sbin/nologin sluice
+COPY --from=build /src/build/sluice /usr/local/bin/sluice
+COPY config/sluice.yaml /etc/sluice/sluice.yaml
+USER sluice
+EXPOSE 10000
+ENTRYPOINT ["/usr/local/bin/sluice"]
+CMD ["--config", "/etc/sluice/sluice.yaml"]
