@@ -88,6 +88,8 @@ void build_upstream_request_head(const UpstreamRequestInput& in, HeadParts& out)
         iequals(h.name, "x-forwarded-proto") || iequals(h.name, "x-forwarded-host")) {
       continue;
     }
+    // A generated id replaces an empty one the client sent.
+    if (!in.generated_request_id.empty() && iequals(h.name, "x-request-id")) continue;
     if (iequals(h.name, "x-forwarded-for")) {
       if (!forwarded_for.empty()) forwarded_for += ", ";
       forwarded_for.append(h.value);
@@ -127,6 +129,7 @@ void build_downstream_response_head(const DownstreamResponseInput& in, HeadParts
   }
   if (in.chunked_body) out.suffix.append("transfer-encoding: chunked\r\n");
   if (in.close) out.suffix.append("connection: close\r\n");
+  else if (in.keep_alive_header) out.suffix.append("connection: keep-alive\r\n");
   out.suffix.append(kCrlf);
 }
 

@@ -28,21 +28,6 @@ const char* reason_phrase(int status) {
 
 }  // namespace
 
-const char* to_string(LocalReason reason) {
-  switch (reason) {
-    case LocalReason::kNone: return "none";
-    case LocalReason::kBadRequest: return "bad_request";
-    case LocalReason::kHeadersTooLarge: return "headers_too_large";
-    case LocalReason::kRequestTimeout: return "request_timeout";
-    case LocalReason::kBodyTooLarge: return "body_too_large";
-    case LocalReason::kNoRoute: return "no_route";
-    case LocalReason::kConnectFailure: return "connect_failure";
-    case LocalReason::kUpstreamReset: return "upstream_reset";
-    case LocalReason::kTimeout: return "timeout";
-  }
-  return "unknown";
-}
-
 DownstreamConnection::DownstreamConnection(server::Worker& worker, std::string listener_name,
                                            tcp::socket socket)
     : worker_(worker),
@@ -60,10 +45,21 @@ DownstreamConnection::DownstreamConnection(server::Worker& worker, std::string l
   out_.reserve(16);
 }
 
-DownstreamConnection::~DownstreamConnection() { worker_.remove_connection(this); }
+DownstreamConnection::~DownstreamConnection() {
+  if (listener_stats_) listener_stats_->connections_active.add(-1);
+  worker_.remove_connection(this);
+}
 
 void DownstreamConnection::start() {
   worker_.add_connection(this);
+  if (const auto& view = worker_.view()) {
+    if (const auto* l = view->snapshot->find_listener(listener_name_)) {
+      // Listener stats are keyed by name, so this pointer stays valid across reloads.
+      listener_stats_ = view->listeners[static_cast<size_t>(l - view->snapshot->listeners.data())].stats;
+      listener_stats_->connections_total.add();
+      listener_stats_->connections_active.add(1);
+    }
+  }
   asio::co_spawn(socket_.get_executor(),
                  [self = shared_from_this()]() -> awaitable<void> { co_await self->run(); },
                  asio::detached);
@@ -85,26 +81,27 @@ awaitable<void> DownstreamConnection::run() {
     idle_timeout_ = spec.idle_timeout;
     parser_.set_max_headers(spec.max_request_headers_count);
     body_unread_ = false;
+    request_keep_alive_ = true;
 
     HeadStatus status = co_await read_head(spec);
     if (status == HeadStatus::kClosed) break;
-    if (status == HeadStatus::kTimeout) {
-      co_await local_reply(408, LocalReason::kRequestTimeout, "request headers not received in time\n", true);
-      break;
-    }
-    if (status == HeadStatus::kBad) {
-      co_await local_reply(400, LocalReason::kBadRequest, "malformed request\n", true);
-      break;
-    }
-    if (status == HeadStatus::kTooLarge) {
-      co_await local_reply(431, LocalReason::kHeadersTooLarge, "request headers too large\n", true);
-      break;
-    }
     // The newest snapshot routes this request, also on a long-lived keep-alive connection.
     view = worker_.view();
     listener = view->snapshot->find_listener(listener_name_);
     if (!listener) break;
-    bool keep_open = co_await serve(*view, *listener);
+    listener_index_ = static_cast<size_t>(listener - view->snapshot->listeners.data());
+    open_exchange(view);
+    bool keep_open = false;
+    if (status == HeadStatus::kTimeout) {
+      co_await local_reply(408, LocalReason::kRequestTimeout, "request headers not received in time\n", true);
+    } else if (status == HeadStatus::kBad) {
+      co_await local_reply(400, LocalReason::kBadRequest, "malformed request\n", true);
+    } else if (status == HeadStatus::kTooLarge) {
+      co_await local_reply(431, LocalReason::kHeadersTooLarge, "request headers too large\n", true);
+    } else {
+      keep_open = co_await serve(*view, *listener);
+    }
+    finish_exchange();
     if (!keep_open) break;
   }
   co_await close_gracefully();
@@ -117,6 +114,8 @@ awaitable<DownstreamConnection::HeadStatus> DownstreamConnection::read_head(cons
   size_t parse_pos = in_.begin();
   const size_t head_start = parse_pos;
   idle_ = in_.size() == 0;
+  // Pipelined bytes already buffered: this request started when they arrived (close enough).
+  if (!idle_) head_start_ = std::chrono::steady_clock::now();
   auto self = shared_from_this();
   down_deadline_.arm(socket_, idle_ ? spec.idle_timeout : spec.request_headers_timeout, self);
   while (true) {
@@ -135,7 +134,6 @@ awaitable<DownstreamConnection::HeadStatus> DownstreamConnection::read_head(cons
       if (step.headers_complete) {
         down_deadline_.disarm();
         head_end_ = parse_pos;
-        request_start_ = std::chrono::steady_clock::now();
         co_return HeadStatus::kOk;
       }
     }
@@ -161,6 +159,7 @@ awaitable<DownstreamConnection::HeadStatus> DownstreamConnection::read_head(cons
       co_return HeadStatus::kClosed;
     }
     in_.commit(n);
+    if (idle_ || parse_pos == head_start) head_start_ = std::chrono::steady_clock::now();
     if (idle_) {
       // The first byte of a request starts the header timeout (slowloris defence).
       idle_ = false;
@@ -180,14 +179,15 @@ awaitable<bool> DownstreamConnection::write_downstream(config::Duration idle_tim
 
 awaitable<bool> DownstreamConnection::local_reply(int status, LocalReason reason, std::string_view body,
                                                   bool close, std::string_view request_id) {
-  if (worker_.draining()) close = true;
+  if (worker_.draining() || !request_keep_alive_) close = true;
   std::string msg = fmt::format("HTTP/1.1 {} {}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n",
                                 status, reason_phrase(status), body.size());
   if (!request_id.empty()) msg += fmt::format("x-request-id: {}\r\n", request_id);
   if (close) msg += "connection: close\r\n";
   msg += "\r\n";
   msg.append(body);
-  log_exchange(status, reason);
+  record_.status = status;
+  record_.local = reason;
   out_.clear();
   out_.emplace_back(msg.data(), msg.size());
   bool ok = co_await write_downstream(idle_timeout_);
@@ -214,13 +214,38 @@ awaitable<void> DownstreamConnection::close_gracefully() {
   socket_.close(ec);
 }
 
-void DownstreamConnection::log_exchange(int status, LocalReason reason, std::string_view cluster,
-                                        std::string_view endpoint) {
-  if (!log::enabled(log::Level::kDebug)) return;
-  auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - request_start_);
-  log::debug("{} {} -> {}{}{} cluster={} endpoint={} {:.1f}ms", client_address_, method_and_path_,
-             status, reason == LocalReason::kNone ? "" : " local=", reason == LocalReason::kNone ? "" : to_string(reason),
-             cluster, endpoint, ms.count());
+void DownstreamConnection::open_exchange(std::shared_ptr<server::WorkerView> view) {
+  record_ = ExchangeRecord{};
+  record_.open = true;
+  record_.start = head_start_;
+  record_.route_stats = view->listeners[listener_index_].unrouted;
+  record_.view = std::move(view);
+  if (listener_stats_) listener_stats_->requests_total.add();
+  method_and_path_.clear();
+}
+
+void DownstreamConnection::finish_exchange() {
+  if (!record_.open) return;
+  using namespace std::chrono;
+  auto now = steady_clock::now();
+  stats::RouteStats& rs = *record_.route_stats;
+  rs.requests[stats::code_class_index(record_.status)].add();
+  rs.duration.observe_seconds(duration<double>(now - record_.start).count());
+  if (record_.upstream_end > record_.upstream_start) {
+    rs.upstream_duration.observe_seconds(
+        duration<double>(record_.upstream_end - record_.upstream_start).count());
+  }
+  rs.received_bytes.add(record_.received_bytes);
+  rs.sent_bytes.add(record_.sent_bytes);
+  if (record_.local) rs.local_replies[static_cast<size_t>(*record_.local)].add();
+  if (log::enabled(log::Level::kDebug)) {
+    log::debug("{} {} -> {}{}{} cluster={} endpoint={} {:.1f}ms", client_address_, method_and_path_,
+               record_.status, record_.local ? " local=" : "",
+               record_.local ? stats::to_string(*record_.local) : "", record_.cluster,
+               record_.endpoint ? std::string_view(record_.endpoint->key) : std::string_view("-"),
+               duration<double, std::milli>(now - record_.start).count());
+  }
+  record_ = ExchangeRecord{};
 }
 
 }  // namespace sluice::proxy

@@ -36,6 +36,7 @@ awaitable<bool> DownstreamConnection::serve(const server::WorkerView& view,
   info.chunked = parser_.chunked();
   info.has_body = info.chunked || parser_.content_length() > 0;
   info.is_head = parser_.method() == HTTP_HEAD;
+  request_keep_alive_ = info.keep_alive;
   body_unread_ = info.has_body;
   if (!info.has_body) {
     // Let the parser step over the end of a body-less message (consumes nothing).
@@ -91,7 +92,9 @@ awaitable<bool> DownstreamConnection::serve(const server::WorkerView& view,
     co_return co_await local_reply(400, LocalReason::kBadRequest, "missing Host header\n", true);
   }
   req.authority = authority_in_target.empty() ? host : authority_in_target;
+  // An empty x-request-id counts as absent: Sluice generates one and replaces the empty header.
   info.request_id = request_id.empty() ? http::make_request_id() : std::string(request_id);
+  info.request_id_generated = request_id.empty();
 
   const auto& spec = listener.spec;
   if (spec.max_request_body_bytes > 0 && parser_.has_content_length() &&
@@ -107,6 +110,10 @@ awaitable<bool> DownstreamConnection::serve(const server::WorkerView& view,
                                    info.request_id);
   }
   const router::Route* route = vhost->match(req);
+  if (route) {
+    record_.route_stats = view.route_stats(listener_index_, vhost, route);
+    record_.route_stats->active.add(1);
+  }
   if (!route) {
     co_return co_await local_reply(404, LocalReason::kNoRoute,
                                    fmt::format("no route matches the request in virtual host '{}'\n",
@@ -114,6 +121,7 @@ awaitable<bool> DownstreamConnection::serve(const server::WorkerView& view,
                                    info.has_body, info.request_id);
   }
   bool keep_open = co_await proxy(view, listener, *route, req, info);
+  record_.route_stats->active.add(-1);
   co_return keep_open;
 }
 
@@ -124,6 +132,7 @@ awaitable<bool> DownstreamConnection::proxy(const server::WorkerView& view,
   const auto& action = route.action();
   const upstream::ClusterInfo& cluster = view.snapshot->clusters[action.cluster_index];
   const auto& binding = view.clusters[action.cluster_index];
+  record_.cluster = cluster.name();
 
   std::string rewritten;
   std::string_view path = req.path;
@@ -139,9 +148,7 @@ awaitable<bool> DownstreamConnection::proxy(const server::WorkerView& view,
   head.original_host = req.authority;
   head.client_address = client_address_;
   head.forwarded_proto = "http";
-  bool had_request_id = false;
-  for (const auto& h : req.headers) had_request_id |= http::iequals(h.name, "x-request-id");
-  if (!had_request_id) head.generated_request_id = info.request_id;
+  if (info.request_id_generated) head.generated_request_id = info.request_id;
   head.chunked_body = info.chunked;
   head.headers = req.headers;
   http::build_upstream_request_head(head, head_parts_);
@@ -149,7 +156,8 @@ awaitable<bool> DownstreamConnection::proxy(const server::WorkerView& view,
   bool continue_sent = false;
   for (int attempt = 0;; ++attempt) {
     std::string connect_error;
-    Lease lease = co_await acquire(cluster, binding, connect_error);
+    // A retry goes to a freshly opened connection, never to another pooled one.
+    Lease lease = co_await acquire(cluster, binding, /*fresh_only=*/attempt > 0, connect_error);
     if (!lease) {
       co_return co_await local_reply(
           503, LocalReason::kConnectFailure,
@@ -193,11 +201,14 @@ awaitable<bool> DownstreamConnection::proxy(const server::WorkerView& view,
                                      body_unread_, info.request_id);
     }
     bool keep_alive = false;
+    record_.upstream_start = std::chrono::steady_clock::now();
     RelayStatus relayed = co_await relay_response(lease, info, action.timeout, listener.spec, keep_alive);
-    std::string endpoint = lease.endpoint ? lease.endpoint->key : "";
+    record_.upstream_end = std::chrono::steady_clock::now();
+    std::string_view endpoint = lease.endpoint->key;
     switch (relayed) {
       case RelayStatus::kDone:
-        log_exchange(lease.conn->parser.status_code(), LocalReason::kNone, cluster.name(), endpoint);
+        record_.status = lease.conn->parser.status_code();
+        binding.stats->upstream_requests[stats::code_class_index(record_.status)].add();
         // llhttp's keep-alive answer is false for bodies delimited by the end of the stream.
         release(lease, lease.conn->socket.is_open() && lease.conn->parser.keep_alive() &&
                            lease.conn->in.size() == 0);
@@ -222,6 +233,7 @@ awaitable<bool> DownstreamConnection::proxy(const server::WorkerView& view,
         co_return co_await local_reply(504, LocalReason::kTimeout, "upstream request timeout\n", false,
                                        info.request_id);
       case RelayStatus::kFailedAfterHead:
+        record_.status = lease.conn->parser.status_code();
         log::debug("{}: upstream {} failed mid-response; closing the downstream connection",
                    method_and_path_, endpoint);
         release(lease, false);
@@ -235,22 +247,28 @@ awaitable<bool> DownstreamConnection::proxy(const server::WorkerView& view,
 
 awaitable<DownstreamConnection::Lease> DownstreamConnection::acquire(
     const upstream::ClusterInfo& cluster, const server::WorkerView::ClusterBinding& binding,
-    std::string& error) {
+    bool fresh_only, std::string& error) {
   const size_t n = cluster.endpoints.size();
   auto now = upstream::Clock::now();
-  // Try each endpoint at most once: nothing has been sent, so a failed connect is safe to retry.
+  // Try each endpoint at most once, in round-robin order from this request's own starting
+  // point (other requests move the shared cursor while this one waits on a connect). Nothing
+  // has been sent yet, so a failed connect is safe to retry elsewhere.
+  const size_t start = binding.state->next_pick++;
   for (size_t tries = 0; tries < n; ++tries) {
-    size_t index = binding.state->next_pick++ % n;
+    size_t index = (start + tries) % n;
     Lease lease;
     lease.pool = binding.pools[index];
     lease.endpoint = &cluster.endpoints[index];
-    if (auto conn = lease.pool->take(now, cluster.spec.idle_timeout)) {
+    lease.max_idle = cluster.spec.max_idle_connections;
+    if (auto conn = fresh_only ? nullptr : lease.pool->take(now, cluster.spec.idle_timeout)) {
       lease.conn = std::move(conn);
       lease.reused = true;
-      ++lease.pool->active;
+      lease.pool->cluster_stats()->connection_reuse.add();
+      start_endpoint_request(lease);
       co_return lease;
     }
-    auto conn = std::make_unique<upstream::UpstreamConnection>(socket_.get_executor());
+    auto conn = std::make_unique<upstream::UpstreamConnection>(
+        socket_.get_executor(), lease.pool->cluster_stats(), lease.pool->endpoint_stats());
     error_code ec;
     up_deadline_.arm(conn->socket, cluster.spec.connect_timeout, shared_from_this());
     co_await conn->socket.async_connect(lease.endpoint->address,
@@ -260,9 +278,12 @@ awaitable<DownstreamConnection::Lease> DownstreamConnection::acquire(
     if (!ec) {
       conn->socket.set_option(tcp::no_delay(true), ec);
       lease.conn = std::move(conn);
-      ++lease.pool->active;
+      lease.pool->cluster_stats()->connections_total.add();
+      start_endpoint_request(lease);
       co_return lease;
     }
+    lease.pool->cluster_stats()->connect_failures.add();
+    lease.pool->endpoint_stats()->connect_failures.add();
     error = timed_out ? fmt::format("connection to {} timed out after {}ms", lease.endpoint->key,
                                     cluster.spec.connect_timeout.count())
                       : fmt::format("{}: {}", lease.endpoint->key, ec.message());
@@ -271,12 +292,18 @@ awaitable<DownstreamConnection::Lease> DownstreamConnection::acquire(
   co_return Lease{};
 }
 
+void DownstreamConnection::start_endpoint_request(Lease& lease) {
+  record_.endpoint = lease.endpoint;
+  lease.pool->endpoint_stats()->requests_total.add();
+  lease.pool->endpoint_stats()->requests_active.add(1);
+}
+
 void DownstreamConnection::release(Lease& lease, bool reusable) {
   if (!lease.conn) return;
-  --lease.pool->active;
+  lease.pool->endpoint_stats()->requests_active.add(-1);
   if (reusable && !worker_.draining()) {
     lease.conn->parser.set_skip_body(false);
-    lease.pool->give_back(std::move(lease.conn), upstream::Clock::now(), 64);
+    lease.pool->give_back(std::move(lease.conn), upstream::Clock::now(), lease.max_idle);
   } else {
     error_code ignored;
     lease.conn->socket.close(ignored);
@@ -317,6 +344,7 @@ awaitable<DownstreamConnection::SendStatus> DownstreamConnection::send_request(
       if (step.error) co_return SendStatus::kBadBody;
       pos += step.consumed;
       for (const auto& s : parser_.body()) body_bytes += s.size();
+      record_.received_bytes = body_bytes;
       if (spec.max_request_body_bytes > 0 && body_bytes > spec.max_request_body_bytes) {
         co_return SendStatus::kBodyTooLarge;
       }
@@ -434,6 +462,7 @@ awaitable<DownstreamConnection::RelayStatus> DownstreamConnection::relay_respons
         in.request_id = info.request_id;
         in.chunked_body = chunked_down;
         in.close = !keep_alive;
+        in.keep_alive_header = keep_alive && info.http10;
         in.headers = headers_;
         http::build_downstream_response_head(in, head_parts_);
         out_.emplace_back(head_parts_.prefix.data(), head_parts_.prefix.size());
@@ -441,7 +470,10 @@ awaitable<DownstreamConnection::RelayStatus> DownstreamConnection::relay_respons
         out_.emplace_back(head_parts_.suffix.data(), head_parts_.suffix.size());
       }
     }
-    if (!interim) append_body(up.parser.body(), chunked_down, step.message_complete);
+    if (!interim) {
+      for (const auto& s : up.parser.body()) record_.sent_bytes += s.size();
+      append_body(up.parser.body(), chunked_down, step.message_complete);
+    }
     if (!out_.empty()) {
       if (!co_await write_downstream(idle_timeout_)) {
         up_deadline_.disarm();

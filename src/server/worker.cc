@@ -34,6 +34,16 @@ void Worker::publish(SnapshotPtr snapshot) {
   asio::post(context_, [this, s = std::move(snapshot)]() mutable { swap_snapshot(std::move(s)); });
 }
 
+stats::RouteStats* WorkerView::route_stats(size_t listener_index, const router::VirtualHost* vhost,
+                                           const router::Route* route) const {
+  const ListenerBinding& l = listeners[listener_index];
+  const auto& hosts = snapshot->listeners[listener_index].routes.virtual_hosts();
+  for (size_t v = 0; v < hosts.size(); ++v) {
+    if (hosts[v].get() == vhost) return l.routes[v][static_cast<size_t>(route - vhost->routes().data())];
+  }
+  return l.unrouted;
+}
+
 void Worker::swap_snapshot(SnapshotPtr snapshot) {
   auto view = std::make_shared<WorkerView>();
   for (const auto& cluster : snapshot->clusters) {
@@ -41,12 +51,27 @@ void Worker::swap_snapshot(SnapshotPtr snapshot) {
     if (!state) state = std::make_shared<ClusterState>();
     WorkerView::ClusterBinding binding;
     binding.state = state;
+    binding.stats = stats_.cluster(cluster.name());
     for (const auto& ep : cluster.endpoints) {
       auto& pool = state->pools[ep.key];
-      if (!pool) pool = std::make_shared<upstream::EndpointPool>();
+      if (!pool) {
+        pool = std::make_shared<upstream::EndpointPool>(binding.stats,
+                                                        stats_.endpoint({cluster.name(), ep.key}));
+      }
       binding.pools.push_back(pool);
     }
     view->clusters.push_back(std::move(binding));
+  }
+  for (const auto& listener : snapshot->listeners) {
+    WorkerView::ListenerBinding binding;
+    const std::string& name = listener.spec.name;
+    binding.stats = stats_.listener(name);
+    binding.unrouted = stats_.route({name, kUnroutedLabel, kUnroutedLabel});
+    for (const auto& vh : listener.routes.virtual_hosts()) {
+      auto& routes = binding.routes.emplace_back();
+      for (const auto& r : vh->routes()) routes.push_back(stats_.route({name, vh->name(), r.name()}));
+    }
+    view->listeners.push_back(std::move(binding));
   }
   view->snapshot = std::move(snapshot);
   view_ = std::move(view);

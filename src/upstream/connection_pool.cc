@@ -6,6 +6,22 @@
 
 namespace sluice::upstream {
 
+UpstreamConnection::UpstreamConnection(const asio::any_io_executor& ex,
+                                       stats::ClusterStats* cstats, stats::EndpointStats* estats)
+    : cluster_stats(cstats),
+      endpoint_stats(estats),
+      socket(ex),
+      in(32 * 1024),
+      parser(http::Parser::Kind::kResponse, 1000) {
+  cluster_stats->connections_active.add(1);
+  endpoint_stats->connections_active.add(1);
+}
+
+UpstreamConnection::~UpstreamConnection() {
+  cluster_stats->connections_active.add(-1);
+  endpoint_stats->connections_active.add(-1);
+}
+
 bool idle_socket_is_alive(tcp::socket& socket) {
   char byte;
   ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -19,6 +35,7 @@ std::unique_ptr<UpstreamConnection> EndpointPool::take(Clock::time_point now,
   while (!idle_.empty()) {
     std::unique_ptr<UpstreamConnection> conn = std::move(idle_.back());
     idle_.pop_back();
+    drop_idle(1);
     if (now - conn->idle_since >= idle_timeout || !idle_socket_is_alive(conn->socket)) {
       error_code ignored;
       conn->socket.close(ignored);
@@ -38,6 +55,7 @@ void EndpointPool::give_back(std::unique_ptr<UpstreamConnection> conn, Clock::ti
   }
   conn->idle_since = now;
   idle_.push_back(std::move(conn));
+  cluster_stats_->connections_idle.add(1);
 }
 
 void EndpointPool::sweep(Clock::time_point now, Clock::duration idle_timeout) {
@@ -49,6 +67,7 @@ void EndpointPool::sweep(Clock::time_point now, Clock::duration idle_timeout) {
     idle_[i]->socket.close(ignored);
   }
   idle_.erase(idle_.begin(), idle_.begin() + static_cast<ptrdiff_t>(expired));
+  drop_idle(expired);
 }
 
 void EndpointPool::close_all() {
@@ -56,6 +75,7 @@ void EndpointPool::close_all() {
     error_code ignored;
     c->socket.close(ignored);
   }
+  drop_idle(idle_.size());
   idle_.clear();
 }
 

@@ -44,6 +44,7 @@ struct DownstreamResponseInput {
   std::string_view request_id;  // added when the response has none
   bool chunked_body = false;     // Sluice frames the body as chunked
   bool close = false;            // add "connection: close"
+  bool keep_alive_header = false;  // add "connection: keep-alive" (HTTP/1.0 keep-alive clients)
   std::span<const HeaderView> headers;
 };
 

@@ -3,6 +3,8 @@
 // (route → pick → forward → reply), one at a time, so pipelined requests are answered in order.
 // It lives on the worker that accepted it and is kept alive by its own coroutine.
 #include <array>
+#include <chrono>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,22 +15,28 @@
 #include "sluice/http/head_builder.h"
 #include "sluice/http/parser.h"
 #include "sluice/server/worker.h"
+#include "sluice/stats/metrics.h"
 
 namespace sluice::proxy {
 
-// Why Sluice answered a request itself. A closed set: it becomes a stats label.
-enum class LocalReason {
-  kNone,
-  kBadRequest,
-  kHeadersTooLarge,
-  kRequestTimeout,
-  kBodyTooLarge,
-  kNoRoute,
-  kConnectFailure,
-  kUpstreamReset,
-  kTimeout,
+using stats::LocalReason;
+
+// What one exchange did, filled in as it goes and finished in one place (stats, logs).
+struct ExchangeRecord {
+  bool open = false;
+  std::chrono::steady_clock::time_point start;
+  std::chrono::steady_clock::time_point upstream_start;  // request head sent upstream
+  std::chrono::steady_clock::time_point upstream_end;    // upstream response complete
+  int status = 0;
+  std::optional<LocalReason> local;
+  stats::RouteStats* route_stats = nullptr;
+  const upstream::EndpointInfo* endpoint = nullptr;
+  stats::EndpointStats* endpoint_stats = nullptr;
+  std::string_view cluster;  // into the snapshot held by `view`
+  std::shared_ptr<server::WorkerView> view;  // keeps the names above alive
+  uint64_t received_bytes = 0;  // request body
+  uint64_t sent_bytes = 0;      // response body
 };
-const char* to_string(LocalReason reason);
 
 class DownstreamConnection : public std::enable_shared_from_this<DownstreamConnection> {
  public:
@@ -60,6 +68,7 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
     bool has_body = false;
     bool chunked = false;
     bool expect_continue = false;
+    bool request_id_generated = false;
     std::string request_id;
   };
 
@@ -69,6 +78,7 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
     std::unique_ptr<upstream::UpstreamConnection> conn;
     const upstream::EndpointInfo* endpoint = nullptr;
     bool reused = false;
+    size_t max_idle = 0;  // the cluster's max_idle_connections
     explicit operator bool() const { return conn != nullptr; }
   };
 
@@ -80,11 +90,13 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
                         const router::Route& route, const http::RequestView& request,
                         const RequestInfo& info);
   awaitable<Lease> acquire(const upstream::ClusterInfo& cluster,
-                           const server::WorkerView::ClusterBinding& binding, std::string& error);
+                           const server::WorkerView::ClusterBinding& binding, bool fresh_only,
+                           std::string& error);
   awaitable<SendStatus> send_request(Lease& lease, const config::Listener& spec, const RequestInfo& info);
   awaitable<RelayStatus> relay_response(Lease& lease, const RequestInfo& info,
                                         config::Duration route_timeout, const config::Listener& spec,
                                         bool& keep_alive);
+  void start_endpoint_request(Lease& lease);
   void release(Lease& lease, bool reusable);
   // A small text/plain reply; returns whether the connection stays open.
   awaitable<bool> local_reply(int status, LocalReason reason, std::string_view body, bool close,
@@ -92,8 +104,10 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
   awaitable<bool> write_downstream(config::Duration idle_timeout);
   awaitable<void> close_gracefully();
   void append_body(const std::vector<std::span<const char>>& body, bool chunked, bool last);
-  void log_exchange(int status, LocalReason reason, std::string_view cluster = {},
-                    std::string_view endpoint = {});
+  // Starts the record of the exchange whose head was just read (or failed to parse).
+  void open_exchange(std::shared_ptr<server::WorkerView> view);
+  // Counts the exchange in the stats and logs it; a no-op when none is open.
+  void finish_exchange();
 
   server::Worker& worker_;
   std::string listener_name_;
@@ -105,9 +119,13 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
   http::Parser parser_;
   size_t head_end_ = 0;       // offset just past the current request head
   bool body_unread_ = false;  // request body bytes may still be on the wire
+  bool request_keep_alive_ = true;  // the client allows another request on this connection
   bool idle_ = false;         // waiting for the first byte of a request
   config::Duration idle_timeout_{60000};
-  std::chrono::steady_clock::time_point request_start_;
+  std::chrono::steady_clock::time_point head_start_;  // first byte of the current request
+  size_t listener_index_ = 0;                        // in the view of the current exchange
+  stats::ListenerStats* listener_stats_ = nullptr;
+  ExchangeRecord record_;
 
   // Reused per request so the steady state allocates little.
   std::vector<http::HeaderView> headers_;

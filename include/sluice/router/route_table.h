@@ -43,6 +43,7 @@ class VirtualHost {
   VirtualHost(const config::VirtualHost& spec, const std::vector<config::Cluster>& clusters);
   const Route* match(const http::RequestView& request) const;
   const std::string& name() const { return name_; }
+  const std::vector<Route>& routes() const { return routes_; }
 
  private:
   std::string name_;
@@ -55,6 +56,7 @@ class RouteTable {
   // Exact domain, then the longest "*.suffix" wildcard, then the longest "prefix.*", then "*".
   // The port in `authority` is ignored; comparison is case-insensitive.
   const VirtualHost* find_virtual_host(std::string_view authority) const;
+  const std::vector<std::unique_ptr<VirtualHost>>& virtual_hosts() const { return hosts_; }
 
  private:
   struct StringHash {

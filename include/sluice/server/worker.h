@@ -13,6 +13,7 @@
 
 #include "sluice/common/asio.h"
 #include "sluice/server/snapshot.h"
+#include "sluice/stats/shard.h"
 #include "sluice/upstream/connection_pool.h"
 
 namespace sluice::proxy {
@@ -34,10 +35,24 @@ struct WorkerView {
   struct ClusterBinding {
     std::shared_ptr<ClusterState> state;
     std::vector<std::shared_ptr<upstream::EndpointPool>> pools;  // by endpoint index
+    stats::ClusterStats* stats = nullptr;
+  };
+  struct ListenerBinding {
+    stats::ListenerStats* stats = nullptr;
+    std::vector<std::vector<stats::RouteStats*>> routes;  // [virtual host][route]
+    stats::RouteStats* unrouted = nullptr;  // requests answered before a route was chosen
   };
   SnapshotPtr snapshot;
-  std::vector<ClusterBinding> clusters;  // by Snapshot::clusters index
+  std::vector<ClusterBinding> clusters;    // by Snapshot::clusters index
+  std::vector<ListenerBinding> listeners;  // by Snapshot::listeners index
+
+  // The stats cells of `route` in virtual host `vhost` of listener `listener_index`.
+  stats::RouteStats* route_stats(size_t listener_index, const router::VirtualHost* vhost,
+                                 const router::Route* route) const;
 };
+
+// The label used for the virtual host and route of requests answered before routing.
+inline constexpr const char* kUnroutedLabel = "-";
 
 class Worker {
  public:
@@ -60,6 +75,7 @@ class Worker {
 
   // --- Worker thread only. ---
   const std::shared_ptr<WorkerView>& view() const { return view_; }
+  stats::Shard& stats() { return stats_; }
   bool draining() const { return draining_; }
   void add_connection(proxy::DownstreamConnection* c) { connections_.insert(c); }
   void remove_connection(proxy::DownstreamConnection* c) { connections_.erase(c); }
@@ -73,6 +89,7 @@ class Worker {
   // Declared before context_ so it outlives it: connections destroyed while the io_context is torn
   // down (after a drain timeout) still unregister themselves.
   std::unordered_set<proxy::DownstreamConnection*> connections_;
+  stats::Shard stats_;  // read by the admin thread while the worker runs
   asio::io_context context_{1};
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   std::thread thread_;

@@ -8,14 +8,21 @@
 #include "sluice/common/asio.h"
 #include "sluice/common/byte_buffer.h"
 #include "sluice/http/parser.h"
+#include "sluice/stats/metrics.h"
 
 namespace sluice::upstream {
 
 using Clock = std::chrono::steady_clock;
 
 struct UpstreamConnection {
-  explicit UpstreamConnection(const asio::any_io_executor& ex)
-      : socket(ex), in(32 * 1024), parser(http::Parser::Kind::kResponse, 1000) {}
+  // Counts itself in the cluster's and endpoint's active-connection gauges for its lifetime.
+  UpstreamConnection(const asio::any_io_executor& ex, stats::ClusterStats* cluster_stats,
+                     stats::EndpointStats* endpoint_stats);
+  ~UpstreamConnection();
+  UpstreamConnection(const UpstreamConnection&) = delete;
+  UpstreamConnection& operator=(const UpstreamConnection&) = delete;
+  stats::ClusterStats* cluster_stats;
+  stats::EndpointStats* endpoint_stats;
   tcp::socket socket;
   ByteBuffer in;
   http::Parser parser;
@@ -25,6 +32,11 @@ struct UpstreamConnection {
 
 class EndpointPool {
  public:
+  EndpointPool(stats::ClusterStats* cluster_stats, stats::EndpointStats* endpoint_stats)
+      : cluster_stats_(cluster_stats), endpoint_stats_(endpoint_stats) {}
+  stats::ClusterStats* cluster_stats() const { return cluster_stats_; }
+  stats::EndpointStats* endpoint_stats() const { return endpoint_stats_; }
+
   // A live idle connection, or null. Connections idle for longer than `idle_timeout`, and those
   // the backend has closed (a FIN or stray bytes waiting on the socket), are dropped here, so a
   // request is never sent on a connection already known to be dead.
@@ -34,9 +46,12 @@ class EndpointPool {
   void sweep(Clock::time_point now, Clock::duration idle_timeout);
   void close_all();
   size_t idle() const { return idle_.size(); }
-  size_t active = 0;  // connections checked out by requests
 
  private:
+  void drop_idle(size_t n) { cluster_stats_->connections_idle.add(-static_cast<int64_t>(n)); }
+
+  stats::ClusterStats* cluster_stats_;
+  stats::EndpointStats* endpoint_stats_;
   std::vector<std::unique_ptr<UpstreamConnection>> idle_;
 };
 

@@ -1,0 +1,349 @@
+#include "sluice/stats/exposition.h"
+
+#include <dirent.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string_view>
+
+namespace sluice::stats {
+
+namespace {
+
+constexpr std::array<const char*, 5> kCodeClasses = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+
+// Writes one metric family at a time: HELP and TYPE once, then its samples.
+class PromWriter {
+ public:
+  void family(std::string_view name, std::string_view type, std::string_view help) {
+    fmt::format_to(std::back_inserter(out_), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  }
+  // labels: a pre-rendered `a="x",b="y"` list (may be empty).
+  template <typename T>
+  void sample(std::string_view name, std::string_view labels, T value) {
+    if (labels.empty()) {
+      fmt::format_to(std::back_inserter(out_), "{} {}\n", name, value);
+    } else {
+      fmt::format_to(std::back_inserter(out_), "{}{{{}}} {}\n", name, labels, value);
+    }
+  }
+  void histogram(std::string_view name, const std::string& labels, const HistogramValues& h) {
+    uint64_t cumulative = 0;
+    std::string sep = labels.empty() ? "" : ",";
+    for (size_t i = 0; i < h.buckets.size(); ++i) {
+      cumulative += h.buckets[i];
+      std::string le = i < kLatencyBuckets.size() ? fmt::format("{}", kLatencyBuckets[i]) : "+Inf";
+      fmt::format_to(std::back_inserter(out_), "{}_bucket{{{}{}le=\"{}\"}} {}\n", name, labels, sep,
+                     le, cumulative);
+    }
+    sample(fmt::format("{}_sum", name), labels, h.sum);
+    sample(fmt::format("{}_count", name), labels, h.count);
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+std::string route_labels(const RouteKey& k) {
+  return fmt::format("listener=\"{}\",vhost=\"{}\",route=\"{}\"", escape_label_value(k.listener),
+                     escape_label_value(k.vhost), escape_label_value(k.route));
+}
+std::string cluster_labels(const std::string& c) {
+  return fmt::format("cluster=\"{}\"", escape_label_value(c));
+}
+std::string endpoint_labels(const EndpointKey& k) {
+  return fmt::format("cluster=\"{}\",endpoint=\"{}\"", escape_label_value(k.cluster),
+                     escape_label_value(k.endpoint));
+}
+std::string listener_labels(const std::string& l) {
+  return fmt::format("listener=\"{}\"", escape_label_value(l));
+}
+
+}  // namespace
+
+void HistogramValues::add(const Histogram& h) {
+  for (size_t i = 0; i < buckets.size(); ++i) buckets[i] += h.bucket(i);
+  count += h.count();
+  sum += h.sum_seconds();
+}
+
+MergedStats MergedStats::collect(std::span<const Shard* const> shards) {
+  MergedStats m;
+  for (const Shard* shard : shards) {
+    shard->for_each_route([&](const RouteKey& k, const RouteStats& s) {
+      RouteValues& v = m.routes[k];
+      for (size_t i = 0; i < 5; ++i) v.requests[i] += s.requests[i].value();
+      v.active += s.active.value();
+      v.duration.add(s.duration);
+      v.upstream_duration.add(s.upstream_duration);
+      v.received_bytes += s.received_bytes.value();
+      v.sent_bytes += s.sent_bytes.value();
+      for (size_t i = 0; i < kLocalReasonCount; ++i) v.local_replies[i] += s.local_replies[i].value();
+    });
+    shard->for_each_cluster([&](const std::string& k, const ClusterStats& s) {
+      ClusterValues& v = m.clusters[k];
+      for (size_t i = 0; i < 5; ++i) v.upstream_requests[i] += s.upstream_requests[i].value();
+      v.connections_total += s.connections_total.value();
+      v.connections_active += s.connections_active.value();
+      v.connections_idle += s.connections_idle.value();
+      v.connect_failures += s.connect_failures.value();
+      v.connection_reuse += s.connection_reuse.value();
+    });
+    shard->for_each_endpoint([&](const EndpointKey& k, const EndpointStats& s) {
+      EndpointValues& v = m.endpoints[k];
+      v.connections_active += s.connections_active.value();
+      v.requests_active += s.requests_active.value();
+      v.requests_total += s.requests_total.value();
+      v.connect_failures += s.connect_failures.value();
+    });
+    shard->for_each_listener([&](const std::string& k, const ListenerStats& s) {
+      ListenerValues& v = m.listeners[k];
+      v.connections_total += s.connections_total.value();
+      v.connections_active += s.connections_active.value();
+      v.requests_total += s.requests_total.value();
+    });
+  }
+  return m;
+}
+
+std::string escape_label_value(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+std::string escape_json(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (unsigned char c : value) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
+        else out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+std::string render_prometheus(const MergedStats& m, const ServerValues& s) {
+  PromWriter w;
+  w.family("sluice_route_requests_total", "counter",
+           "Requests completed on a route, by response code class (local replies included).");
+  for (const auto& [k, v] : m.routes) {
+    for (size_t i = 0; i < 5; ++i) {
+      w.sample("sluice_route_requests_total", fmt::format("{},code_class=\"{}\"", route_labels(k), kCodeClasses[i]),
+               v.requests[i]);
+    }
+  }
+  w.family("sluice_route_requests_active", "gauge", "Requests on a route now in progress.");
+  for (const auto& [k, v] : m.routes) w.sample("sluice_route_requests_active", route_labels(k), v.active);
+  w.family("sluice_route_request_duration_seconds", "histogram",
+           "Time from the first byte of the request to the last byte of the response.");
+  for (const auto& [k, v] : m.routes) w.histogram("sluice_route_request_duration_seconds", route_labels(k), v.duration);
+  w.family("sluice_route_upstream_duration_seconds", "histogram",
+           "Time from sending the request upstream to the end of the upstream response.");
+  for (const auto& [k, v] : m.routes) {
+    w.histogram("sluice_route_upstream_duration_seconds", route_labels(k), v.upstream_duration);
+  }
+  w.family("sluice_route_received_bytes_total", "counter", "Request body bytes received from clients.");
+  for (const auto& [k, v] : m.routes) w.sample("sluice_route_received_bytes_total", route_labels(k), v.received_bytes);
+  w.family("sluice_route_sent_bytes_total", "counter", "Response body bytes sent to clients.");
+  for (const auto& [k, v] : m.routes) w.sample("sluice_route_sent_bytes_total", route_labels(k), v.sent_bytes);
+  w.family("sluice_route_local_replies_total", "counter", "Replies Sluice generated itself, by reason.");
+  for (const auto& [k, v] : m.routes) {
+    for (size_t i = 0; i < kLocalReasonCount; ++i) {
+      w.sample("sluice_route_local_replies_total",
+               fmt::format("{},reason=\"{}\"", route_labels(k), to_string(static_cast<LocalReason>(i))),
+               v.local_replies[i]);
+    }
+  }
+
+  w.family("sluice_cluster_upstream_requests_total", "counter",
+           "Responses received from a cluster's endpoints, by code class.");
+  for (const auto& [k, v] : m.clusters) {
+    for (size_t i = 0; i < 5; ++i) {
+      w.sample("sluice_cluster_upstream_requests_total",
+               fmt::format("{},code_class=\"{}\"", cluster_labels(k), kCodeClasses[i]), v.upstream_requests[i]);
+    }
+  }
+  w.family("sluice_cluster_upstream_connections_total", "counter", "Upstream connections opened.");
+  for (const auto& [k, v] : m.clusters) w.sample("sluice_cluster_upstream_connections_total", cluster_labels(k), v.connections_total);
+  w.family("sluice_cluster_upstream_connections_active", "gauge", "Upstream connections open now (in use or idle).");
+  for (const auto& [k, v] : m.clusters) w.sample("sluice_cluster_upstream_connections_active", cluster_labels(k), v.connections_active);
+  w.family("sluice_cluster_upstream_connections_idle", "gauge", "Upstream connections idle in the pools.");
+  for (const auto& [k, v] : m.clusters) w.sample("sluice_cluster_upstream_connections_idle", cluster_labels(k), v.connections_idle);
+  w.family("sluice_cluster_connect_failures_total", "counter", "Upstream connection attempts that failed or timed out.");
+  for (const auto& [k, v] : m.clusters) w.sample("sluice_cluster_connect_failures_total", cluster_labels(k), v.connect_failures);
+  w.family("sluice_cluster_upstream_connection_reuse_total", "counter", "Requests sent on a pooled (reused) connection.");
+  for (const auto& [k, v] : m.clusters) w.sample("sluice_cluster_upstream_connection_reuse_total", cluster_labels(k), v.connection_reuse);
+  w.family("sluice_cluster_endpoints", "gauge", "Endpoints of a cluster by health state.");
+  for (const auto& [k, v] : s.cluster_endpoints) {
+    w.sample("sluice_cluster_endpoints", fmt::format("{},state=\"healthy\"", cluster_labels(k)), v.healthy);
+    w.sample("sluice_cluster_endpoints", fmt::format("{},state=\"unhealthy\"", cluster_labels(k)), v.unhealthy);
+  }
+  w.family("sluice_endpoint_requests_total", "counter", "Requests sent to an endpoint.");
+  for (const auto& [k, v] : m.endpoints) w.sample("sluice_endpoint_requests_total", endpoint_labels(k), v.requests_total);
+  w.family("sluice_endpoint_requests_active", "gauge", "Requests in progress on an endpoint.");
+  for (const auto& [k, v] : m.endpoints) w.sample("sluice_endpoint_requests_active", endpoint_labels(k), v.requests_active);
+  w.family("sluice_endpoint_connections_active", "gauge", "Open connections to an endpoint (in use or idle).");
+  for (const auto& [k, v] : m.endpoints) w.sample("sluice_endpoint_connections_active", endpoint_labels(k), v.connections_active);
+  w.family("sluice_endpoint_connect_failures_total", "counter", "Failed connection attempts to an endpoint.");
+  for (const auto& [k, v] : m.endpoints) w.sample("sluice_endpoint_connect_failures_total", endpoint_labels(k), v.connect_failures);
+
+  w.family("sluice_listener_downstream_connections_total", "counter", "Client connections accepted.");
+  for (const auto& [k, v] : m.listeners) w.sample("sluice_listener_downstream_connections_total", listener_labels(k), v.connections_total);
+  w.family("sluice_listener_downstream_connections_active", "gauge", "Client connections open now.");
+  for (const auto& [k, v] : m.listeners) w.sample("sluice_listener_downstream_connections_active", listener_labels(k), v.connections_active);
+  w.family("sluice_listener_requests_total", "counter", "Requests received on a listener (heads parsed, bad ones included).");
+  for (const auto& [k, v] : m.listeners) w.sample("sluice_listener_requests_total", listener_labels(k), v.requests_total);
+
+  w.family("sluice_server_uptime_seconds", "gauge", "Seconds since the process started.");
+  w.sample("sluice_server_uptime_seconds", "", s.uptime_seconds);
+  w.family("sluice_server_workers", "gauge", "Worker threads.");
+  w.sample("sluice_server_workers", "", s.workers);
+  w.family("sluice_server_reloads_total", "counter", "Configuration reloads by result.");
+  w.sample("sluice_server_reloads_total", "result=\"success\"", s.reloads_success);
+  w.sample("sluice_server_reloads_total", "result=\"failed\"", s.reloads_failed);
+  w.family("sluice_server_config_info", "gauge", "The configuration now serving: version and SHA-256 of its file.");
+  w.sample("sluice_server_config_info",
+           fmt::format("version=\"{}\",sha256=\"{}\"", s.config_version, escape_label_value(s.config_sha256)), 1);
+  w.family("sluice_server_resident_memory_bytes", "gauge", "Resident set size of the process.");
+  w.sample("sluice_server_resident_memory_bytes", "", s.resident_memory_bytes);
+  w.family("sluice_server_open_fds", "gauge", "Open file descriptors of the process.");
+  w.sample("sluice_server_open_fds", "", s.open_fds);
+  return w.take();
+}
+
+std::string render_text(const MergedStats& m, const ServerValues& s) {
+  std::string out;
+  auto line = [&](std::string_view name, auto value) { fmt::format_to(std::back_inserter(out), "{}: {}\n", name, value); };
+  line("server.uptime_seconds", fmt::format("{:.0f}", s.uptime_seconds));
+  line("server.workers", s.workers);
+  line("server.config_version", s.config_version);
+  line("server.config_sha256", s.config_sha256);
+  line("server.reloads.success", s.reloads_success);
+  line("server.reloads.failed", s.reloads_failed);
+  line("server.resident_memory_bytes", s.resident_memory_bytes);
+  line("server.open_fds", s.open_fds);
+  for (const auto& [k, v] : m.listeners) {
+    std::string p = "listener." + k;
+    line(p + ".downstream_connections_total", v.connections_total);
+    line(p + ".downstream_connections_active", v.connections_active);
+    line(p + ".requests_total", v.requests_total);
+  }
+  for (const auto& [k, v] : m.routes) {
+    std::string p = fmt::format("route.{}.{}.{}", k.listener, k.vhost, k.route);
+    for (size_t i = 0; i < 5; ++i) {
+      if (v.requests[i]) line(p + ".requests." + kCodeClasses[i], v.requests[i]);
+    }
+    line(p + ".requests_active", v.active);
+    line(p + ".received_bytes", v.received_bytes);
+    line(p + ".sent_bytes", v.sent_bytes);
+    line(p + ".duration_seconds.count", v.duration.count);
+    line(p + ".duration_seconds.sum", fmt::format("{:.6f}", v.duration.sum));
+    for (size_t i = 0; i < kLocalReasonCount; ++i) {
+      if (v.local_replies[i]) line(p + ".local_replies." + to_string(static_cast<LocalReason>(i)), v.local_replies[i]);
+    }
+  }
+  for (const auto& [k, v] : m.clusters) {
+    std::string p = "cluster." + k;
+    for (size_t i = 0; i < 5; ++i) {
+      if (v.upstream_requests[i]) line(p + ".upstream_requests." + kCodeClasses[i], v.upstream_requests[i]);
+    }
+    line(p + ".connections_total", v.connections_total);
+    line(p + ".connections_active", v.connections_active);
+    line(p + ".connections_idle", v.connections_idle);
+    line(p + ".connect_failures", v.connect_failures);
+    line(p + ".connection_reuse", v.connection_reuse);
+  }
+  return out;
+}
+
+std::string render_json(const MergedStats& m, const ServerValues& s) {
+  std::string out;
+  auto o = std::back_inserter(out);
+  auto classes = [](const std::array<uint64_t, 5>& a) {
+    return fmt::format("{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{}}}", a[0], a[1], a[2], a[3], a[4]);
+  };
+  fmt::format_to(o,
+                 "{{\"server\":{{\"uptime_seconds\":{:.3f},\"workers\":{},\"config_version\":{},"
+                 "\"config_sha256\":\"{}\",\"reloads\":{{\"success\":{},\"failed\":{}}},"
+                 "\"resident_memory_bytes\":{},\"open_fds\":{}}}",
+                 s.uptime_seconds, s.workers, s.config_version, escape_json(s.config_sha256),
+                 s.reloads_success, s.reloads_failed, s.resident_memory_bytes, s.open_fds);
+  out += ",\"listeners\":[";
+  bool first = true;
+  for (const auto& [k, v] : m.listeners) {
+    fmt::format_to(o, "{}{{\"listener\":\"{}\",\"downstream_connections_total\":{},"
+                      "\"downstream_connections_active\":{},\"requests_total\":{}}}",
+                   first ? "" : ",", escape_json(k), v.connections_total, v.connections_active, v.requests_total);
+    first = false;
+  }
+  out += "],\"routes\":[";
+  first = true;
+  for (const auto& [k, v] : m.routes) {
+    std::string local;
+    for (size_t i = 0; i < kLocalReasonCount; ++i) {
+      fmt::format_to(std::back_inserter(local), "{}\"{}\":{}", i ? "," : "",
+                     to_string(static_cast<LocalReason>(i)), v.local_replies[i]);
+    }
+    fmt::format_to(o,
+                   "{}{{\"listener\":\"{}\",\"vhost\":\"{}\",\"route\":\"{}\",\"requests\":{},"
+                   "\"requests_active\":{},\"received_bytes\":{},\"sent_bytes\":{},"
+                   "\"duration_seconds\":{{\"count\":{},\"sum\":{:.6f}}},"
+                   "\"upstream_duration_seconds\":{{\"count\":{},\"sum\":{:.6f}}},\"local_replies\":{{{}}}}}",
+                   first ? "" : ",", escape_json(k.listener), escape_json(k.vhost), escape_json(k.route),
+                   classes(v.requests), v.active, v.received_bytes, v.sent_bytes, v.duration.count,
+                   v.duration.sum, v.upstream_duration.count, v.upstream_duration.sum, local);
+    first = false;
+  }
+  out += "],\"clusters\":[";
+  first = true;
+  for (const auto& [k, v] : m.clusters) {
+    auto eps = s.cluster_endpoints.count(k) ? s.cluster_endpoints.at(k) : ServerValues::ClusterEndpoints{};
+    fmt::format_to(o,
+                   "{}{{\"cluster\":\"{}\",\"upstream_requests\":{},\"connections_total\":{},"
+                   "\"connections_active\":{},\"connections_idle\":{},\"connect_failures\":{},"
+                   "\"connection_reuse\":{},\"endpoints\":{{\"healthy\":{},\"unhealthy\":{}}}}}",
+                   first ? "" : ",", escape_json(k), classes(v.upstream_requests), v.connections_total,
+                   v.connections_active, v.connections_idle, v.connect_failures, v.connection_reuse,
+                   eps.healthy, eps.unhealthy);
+    first = false;
+  }
+  out += "]}\n";
+  return out;
+}
+
+uint64_t read_resident_memory_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  uint64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+uint64_t count_open_fds() {
+  uint64_t n = 0;
+  if (DIR* d = ::opendir("/proc/self/fd")) {
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] != '.') ++n;
+    }
+    ::closedir(d);
+    if (n > 0) --n;  // the descriptor opendir itself holds
+  }
+  return n;
+}
+
+}  // namespace sluice::stats
