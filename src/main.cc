@@ -6,7 +6,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 
+#include "sluice/admin/admin_server.h"
 #include "sluice/common/asio.h"
 #include "sluice/common/log.h"
 #include "sluice/config/loader.h"
@@ -108,15 +110,25 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (options.workers) loaded.config.workers = *options.workers;
+  const std::string config_path = options.config_path;
   auto drain_timeout = loaded.config.drain_timeout;
+  auto admin_address = loaded.config.admin.address;
 
-  auto created = server::Server::create(std::move(loaded.config));
+  auto created = server::Server::create(std::move(loaded.config), loaded.sha256);
   if (!created) {
     log::error("{}", created.error().message);
     return 1;
   }
   auto& srv = *created;
+
+  asio::io_context control;
+  auto admin = admin::AdminServer::create(control, *srv, admin_address);
+  if (!admin) {
+    log::error("{}", admin.error().message);
+    return 1;
+  }
   srv->start();
+  (*admin)->start();
 
   std::string listeners;
   for (const auto& l : srv->snapshot()->listeners) {
@@ -125,27 +137,54 @@ int main(int argc, char** argv) {
     a.port = srv->listener_port(l.spec.name);
     listeners += fmt::format("{}={}", l.spec.name, a.to_string());
   }
-  log::info("sluice {} started: {} worker(s), listeners: {}", SLUICE_VERSION, srv->worker_count(), listeners);
+  auto admin_shown = admin_address;
+  admin_shown.port = (*admin)->port();
+  log::info("sluice {} started: {} worker(s), listeners: {}, admin: {}, config version 1 ({})",
+            SLUICE_VERSION, srv->worker_count(), listeners, admin_shown.to_string(), config_path);
 
-  asio::io_context control;
+  // The control thread handles signals; the data path never sees them.
   asio::signal_set stop_signals(control, SIGTERM, SIGINT);
+  std::thread drain_waiter;
   stop_signals.async_wait([&](error_code ec, int signal) {
     if (ec) return;
     log::info("received {}; draining for up to {}ms", signal == SIGTERM ? "SIGTERM" : "SIGINT",
               drain_timeout.count());
-    control.stop();
+    // Workers drain while the admin server keeps answering (/ready says 503 "draining").
+    srv->begin_drain();
+    drain_waiter = std::thread([&] {
+      srv->join(std::chrono::steady_clock::now() + drain_timeout);
+      control.stop();
+    });
   });
-  // SIGHUP must not kill the process; configuration reload is not implemented in this version.
-  asio::signal_set hup(control, SIGHUP);
+
+  asio::signal_set reload_signal(control, SIGHUP);
   std::function<void(error_code, int)> on_hup = [&](error_code ec, int) {
     if (ec) return;
-    log::warn("SIGHUP received: configuration reload is not supported yet; still serving the loaded config");
-    hup.async_wait(on_hup);
+    auto result = srv->reload(config_path);
+    if (result) {
+      log::info("reload: configuration version {} applied ({})", srv->reload_state().version,
+                srv->reload_state().sha256);
+    } else {
+      std::string_view text = result.error().message;
+      while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+      log::error("reload failed; still serving configuration version {}:\n{}",
+                 srv->reload_state().version, text);
+    }
+    reload_signal.async_wait(on_hup);
   };
-  hup.async_wait(on_hup);
-  control.run();
+  reload_signal.async_wait(on_hup);
 
-  srv->stop(drain_timeout);
+  asio::signal_set reopen_signal(control, SIGUSR1);
+  std::function<void(error_code, int)> on_usr1 = [&](error_code ec, int) {
+    if (ec) return;
+    srv->reopen_access_logs();
+    reopen_signal.async_wait(on_usr1);
+  };
+  reopen_signal.async_wait(on_usr1);
+
+  control.run();
+  if (drain_waiter.joinable()) drain_waiter.join();
+  srv->stop(std::chrono::milliseconds(0));  // no-op after a drain; ends the workers otherwise
   log::info("stopped");
   return 0;
 }

@@ -1,6 +1,7 @@
 #include "sluice/config/loader.h"
 
 #include <fmt/core.h>
+#include <openssl/evp.h>
 #include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
@@ -111,6 +112,11 @@ Result<Address> parse_address(std::string_view text) {
     }
     host = text.substr(0, colon);
     port = text.substr(colon + 1);
+    // "::1:80" could be the address ::1:80 or ::1 port 80; only the bracketed form is unambiguous.
+    if (host.find(':') != std::string_view::npos) {
+      return Error{fmt::format("'{}' is not an address (write an IPv6 address in brackets, e.g. "
+                               "[::1]:80)", text)};
+    }
   }
   uint64_t p = 0;
   if (!parse_uint(port, p) || p > 65535) {
@@ -303,7 +309,7 @@ class Loader {
     Listener l;
     if (!expect_map(n, path, {"name", "address", "virtual_hosts", "max_request_headers_size",
                               "max_request_headers_count", "max_request_body_size",
-                              "request_headers_timeout", "idle_timeout"})) {
+                              "request_headers_timeout", "idle_timeout", "access_log"})) {
       return l;
     }
     if (n["name"]) non_empty_string(n["name"], join(path, "name"), l.name);
@@ -326,6 +332,7 @@ class Loader {
       duration_field(v, join(path, "request_headers_timeout"), l.request_headers_timeout);
     }
     if (auto v = n["idle_timeout"]) duration_field(v, join(path, "idle_timeout"), l.idle_timeout);
+    if (auto v = n["access_log"]) l.access_log = read_access_log(v, join(path, "access_log"));
     std::string vpath = join(path, "virtual_hosts");
     if (auto v = n["virtual_hosts"]) {
       sequence(v, vpath, [&](const YAML::Node& vh, const std::string& p) {
@@ -339,6 +346,7 @@ class Loader {
     std::set<std::string> domains;
     if (auto v = n["virtual_hosts"]; v && v.IsSequence()) {
       for (size_t i = 0; i < v.size() && i < l.virtual_hosts.size(); ++i) {
+        if (!v[i].IsMap()) continue;  // reported by read_virtual_host; a scalar has no keys
         auto dn = v[i]["domains"];
         if (!dn || !dn.IsSequence()) continue;
         for (size_t j = 0; j < dn.size() && j < l.virtual_hosts[i].domains.size(); ++j) {
@@ -360,6 +368,27 @@ class Loader {
     }
     check_unique_names(n["virtual_hosts"], vpath, l.virtual_hosts, "virtual host");
     return l;
+  }
+
+  std::optional<AccessLog> read_access_log(const YAML::Node& n, const std::string& path) {
+    if (!expect_map(n, path, {"path", "format"})) return std::nullopt;
+    AccessLog log;
+    if (!n["path"]) {
+      add(n.Mark(), join(path, "path"), "missing required key (stdout, stderr or a file path)");
+      return std::nullopt;
+    }
+    if (!non_empty_string(n["path"], join(path, "path"), log.path)) return std::nullopt;
+    if (auto f = n["format"]) {
+      std::string s;
+      if (!scalar(f, join(path, "format"), s)) return std::nullopt;
+      if (s == "json") log.format = AccessLog::Format::kJson;
+      else if (s == "text") log.format = AccessLog::Format::kText;
+      else {
+        add(f.Mark(), join(path, "format"), fmt::format("unknown format '{}' (json or text)", s));
+        return std::nullopt;
+      }
+    }
+    return log;
   }
 
   template <typename T>
@@ -578,8 +607,11 @@ class Loader {
     auto ls = root["listeners"];
     if (!ls || !ls.IsSequence()) return;
     for (size_t i = 0; i < c.listeners.size() && i < ls.size(); ++i) {
+      // Entries that are not maps were reported already, and operator[] on a scalar throws.
+      if (!ls[i].IsMap()) continue;
       auto vhs = ls[i]["virtual_hosts"];
       for (size_t j = 0; j < c.listeners[i].virtual_hosts.size(); ++j) {
+        if (!vhs[j].IsMap()) continue;
         auto routes = vhs[j]["routes"];
         const auto& vh = c.listeners[i].virtual_hosts[j];
         for (size_t k = 0; k < vh.routes.size(); ++k) {
@@ -621,7 +653,14 @@ LoadResult load_file(const std::string& path) {
   }
   std::ostringstream ss;
   ss << in.rdbuf();
-  return load_string(ss.str(), path);
+  std::string text = ss.str();
+  LoadResult result = load_string(text, path);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr) == 1) {
+    for (unsigned int i = 0; i < length; ++i) result.sha256 += fmt::format("{:02x}", digest[i]);
+  }
+  return result;
 }
 
 }  // namespace sluice::config

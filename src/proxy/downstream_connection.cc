@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include "sluice/accesslog/format.h"
 #include "sluice/common/log.h"
 
 namespace sluice::proxy {
@@ -24,6 +25,23 @@ const char* reason_phrase(int status) {
     case 504: return "Gateway Timeout";
     default: return "Error";
   }
+}
+
+// Access-log flags, after Envoy's response flags where one exists.
+const char* flag_for(LocalReason reason) {
+  switch (reason) {
+    case LocalReason::kNoRoute: return "NR";
+    case LocalReason::kNoHealthyUpstream: return "UH";
+    case LocalReason::kConnectFailure: return "UF";
+    case LocalReason::kUpstreamReset: return "UC";
+    case LocalReason::kTimeout: return "UT";
+    case LocalReason::kBadRequest: return "DPE";
+    case LocalReason::kHeadersTooLarge: return "DPE";
+    case LocalReason::kBodyTooLarge: return "RTL";
+    case LocalReason::kRequestTimeout: return "DT";
+    case LocalReason::kCount: break;
+  }
+  return "-";
 }
 
 }  // namespace
@@ -188,6 +206,7 @@ awaitable<bool> DownstreamConnection::local_reply(int status, LocalReason reason
   msg.append(body);
   record_.status = status;
   record_.local = reason;
+  if (!record_.flags) record_.flags = flag_for(reason);
   out_.clear();
   out_.emplace_back(msg.data(), msg.size());
   bool ok = co_await write_downstream(idle_timeout_);
@@ -219,15 +238,54 @@ void DownstreamConnection::open_exchange(std::shared_ptr<server::WorkerView> vie
   record_.open = true;
   record_.start = head_start_;
   record_.route_stats = view->listeners[listener_index_].unrouted;
+  record_.log = view->snapshot->listeners[listener_index_].spec.access_log.has_value();
+  if (record_.log) {
+    auto now = std::chrono::steady_clock::now();
+    record_.start_wall = std::chrono::system_clock::now() -
+                         std::chrono::duration_cast<std::chrono::system_clock::duration>(now - head_start_);
+  }
   record_.view = std::move(view);
   if (listener_stats_) listener_stats_->requests_total.add();
   method_and_path_.clear();
+}
+
+void DownstreamConnection::write_access_log(std::chrono::steady_clock::time_point now) {
+  using namespace std::chrono;
+  const auto& spec = *record_.view->snapshot->listeners[listener_index_].spec.access_log;
+  accesslog::Entry e;
+  e.start = record_.start_wall;
+  e.request_id = record_.request_id;
+  e.client_address = client_address_;
+  e.method = record_.method;
+  e.authority = record_.authority;
+  e.path = record_.target;
+  e.protocol = record_.protocol;
+  e.status = record_.status;
+  e.received_bytes = record_.received_bytes;
+  e.sent_bytes = record_.sent_bytes;
+  e.duration_ms = duration<double, std::milli>(now - record_.start).count();
+  if (record_.endpoint) e.upstream_endpoint = record_.endpoint->key;
+  if (record_.upstream_end > record_.upstream_start) {
+    e.upstream_ms = duration<double, std::milli>(record_.upstream_end - record_.upstream_start).count();
+  }
+  e.route = record_.route_name;
+  e.cluster = record_.cluster;
+  e.flags = record_.flags ? record_.flags : "-";
+  std::string& out = worker_.access_log().buffer(spec.path);
+  if (spec.format == config::AccessLog::Format::kJson) accesslog::append_json(out, e);
+  else accesslog::append_text(out, e);
+  worker_.access_log().committed(spec.path);
 }
 
 void DownstreamConnection::finish_exchange() {
   if (!record_.open) return;
   using namespace std::chrono;
   auto now = steady_clock::now();
+  // The client went away before a response was sent: counted as 499, like nginx.
+  if (record_.status == 0) {
+    record_.status = 499;
+    if (!record_.flags) record_.flags = "DC";
+  }
   stats::RouteStats& rs = *record_.route_stats;
   rs.requests[stats::code_class_index(record_.status)].add();
   rs.duration.observe_seconds(duration<double>(now - record_.start).count());
@@ -238,6 +296,7 @@ void DownstreamConnection::finish_exchange() {
   rs.received_bytes.add(record_.received_bytes);
   rs.sent_bytes.add(record_.sent_bytes);
   if (record_.local) rs.local_replies[static_cast<size_t>(*record_.local)].add();
+  if (record_.log) write_access_log(now);
   if (log::enabled(log::Level::kDebug)) {
     log::debug("{} {} -> {}{}{} cluster={} endpoint={} {:.1f}ms", client_address_, method_and_path_,
                record_.status, record_.local ? " local=" : "",

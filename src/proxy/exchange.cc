@@ -96,6 +96,13 @@ awaitable<bool> DownstreamConnection::serve(const server::WorkerView& view,
   info.request_id = request_id.empty() ? http::make_request_id() : std::string(request_id);
   info.request_id_generated = request_id.empty();
 
+  if (record_.log) {
+    record_.method = req.method;
+    record_.authority = req.authority;
+    record_.target = parser_.url().in(base);
+    record_.request_id = info.request_id;
+    record_.protocol = info.http10 ? "HTTP/1.0" : "HTTP/1.1";
+  }
   const auto& spec = listener.spec;
   if (spec.max_request_body_bytes > 0 && parser_.has_content_length() &&
       parser_.content_length() > spec.max_request_body_bytes) {
@@ -111,6 +118,7 @@ awaitable<bool> DownstreamConnection::serve(const server::WorkerView& view,
   }
   const router::Route* route = vhost->match(req);
   if (route) {
+    record_.route_name = route->name();
     record_.route_stats = view.route_stats(listener_index_, vhost, route);
     record_.route_stats->active.add(1);
   }
@@ -225,6 +233,7 @@ awaitable<bool> DownstreamConnection::proxy(const server::WorkerView& view,
                                        "upstream reset the connection before the response headers\n",
                                        false, info.request_id);
       case RelayStatus::kInvalidResponse:
+        record_.flags = "UPE";
         release(lease, false);
         co_return co_await local_reply(502, LocalReason::kUpstreamReset,
                                        "invalid response from upstream\n", false, info.request_id);
@@ -234,11 +243,14 @@ awaitable<bool> DownstreamConnection::proxy(const server::WorkerView& view,
                                        info.request_id);
       case RelayStatus::kFailedAfterHead:
         record_.status = lease.conn->parser.status_code();
+        record_.flags = "UC";
         log::debug("{}: upstream {} failed mid-response; closing the downstream connection",
                    method_and_path_, endpoint);
         release(lease, false);
         co_return false;
       case RelayStatus::kDownstreamGone:
+        if (record_.status == 0) record_.status = lease.conn->parser.status_code();
+        record_.flags = "DC";
         release(lease, false);
         co_return false;
     }

@@ -11,8 +11,11 @@ namespace {
 constexpr auto kSweepInterval = std::chrono::seconds(1);
 }
 
-Worker::Worker(size_t index)
-    : index_(index), work_(asio::make_work_guard(context_)), sweep_timer_(context_) {}
+Worker::Worker(size_t index, accesslog::Writer* access_log)
+    : index_(index),
+      work_(asio::make_work_guard(context_)),
+      sweep_timer_(context_),
+      access_log_(context_, access_log) {}
 
 Worker::~Worker() {
   if (thread_.joinable()) {
@@ -26,6 +29,7 @@ void Worker::start() {
     log::set_thread_name(fmt::format("worker {}", index_));
     schedule_sweep();
     context_.run();
+    access_log_.flush();
     finished_.store(true);
   });
 }
@@ -81,8 +85,25 @@ void Worker::adopt_acceptor(std::string listener_name, tcp::acceptor acceptor) {
   auto holder = std::make_shared<tcp::acceptor>(std::move(acceptor));
   asio::post(context_, [this, name = std::move(listener_name), holder]() mutable {
     auto& slot = acceptors_[name];
+    if (slot) {
+      error_code ignored;
+      slot->close(ignored);
+      retired_acceptors_.push_back(std::move(slot));
+    }
     slot = std::make_unique<tcp::acceptor>(std::move(*holder));
     asio::co_spawn(context_, accept_loop(name, *slot), asio::detached);
+  });
+}
+
+void Worker::close_acceptor(std::string listener_name) {
+  asio::post(context_, [this, name = std::move(listener_name)] {
+    auto it = acceptors_.find(name);
+    if (it == acceptors_.end()) return;
+    error_code ignored;
+    it->second->close(ignored);
+    // The accept loop still refers to the acceptor until its cancelled accept completes.
+    retired_acceptors_.push_back(std::move(it->second));
+    acceptors_.erase(it);
   });
 }
 

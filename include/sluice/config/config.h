@@ -53,6 +53,12 @@ struct VirtualHost {
   std::vector<Route> routes;
 };
 
+struct AccessLog {
+  enum class Format { kJson, kText };
+  std::string path;  // "stdout", "stderr" or a file path
+  Format format = Format::kJson;
+};
+
 struct Listener {
   std::string name;
   Address address;
@@ -62,6 +68,7 @@ struct Listener {
   uint64_t max_request_body_bytes = 0;  // 0 = unlimited
   Duration request_headers_timeout{std::chrono::seconds(10)};
   Duration idle_timeout{std::chrono::seconds(60)};
+  std::optional<AccessLog> access_log;  // none: no access log
 };
 
 struct Endpoint {

@@ -22,6 +22,7 @@ struct LoadError {
 struct LoadResult {
   Config config;
   std::vector<LoadError> errors;
+  std::string sha256;  // of the file's bytes (load_file only), lower-case hex
   bool ok() const { return errors.empty(); }
   std::string error_text() const;  // all errors, one per line
 };

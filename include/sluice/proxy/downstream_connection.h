@@ -36,6 +36,13 @@ struct ExchangeRecord {
   std::shared_ptr<server::WorkerView> view;  // keeps the names above alive
   uint64_t received_bytes = 0;  // request body
   uint64_t sent_bytes = 0;      // response body
+  const char* flags = nullptr;  // access-log flags, e.g. "UF"; null when none
+  std::string_view route_name = "-";
+  // Copied from the head only when the listener writes an access log.
+  bool log = false;
+  std::chrono::system_clock::time_point start_wall;
+  std::string method = "-", authority, target, request_id;
+  const char* protocol = "HTTP/1.1";
 };
 
 class DownstreamConnection : public std::enable_shared_from_this<DownstreamConnection> {
@@ -108,6 +115,7 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
   void open_exchange(std::shared_ptr<server::WorkerView> view);
   // Counts the exchange in the stats and logs it; a no-op when none is open.
   void finish_exchange();
+  void write_access_log(std::chrono::steady_clock::time_point now);
 
   server::Worker& worker_;
   std::string listener_name_;

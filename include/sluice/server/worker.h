@@ -11,6 +11,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "sluice/accesslog/writer.h"
 #include "sluice/common/asio.h"
 #include "sluice/server/snapshot.h"
 #include "sluice/stats/shard.h"
@@ -56,7 +57,8 @@ inline constexpr const char* kUnroutedLabel = "-";
 
 class Worker {
  public:
-  explicit Worker(size_t index);
+  // `access_log` outlives the worker.
+  Worker(size_t index, accesslog::Writer* access_log);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -68,6 +70,7 @@ class Worker {
   void start();
   void publish(SnapshotPtr snapshot);
   void adopt_acceptor(std::string listener_name, tcp::acceptor acceptor);
+  void close_acceptor(std::string listener_name);
   // Stop accepting, close idle connections; in-flight requests finish with "connection: close".
   void drain();
   // Waits for the thread to finish on its own until `deadline`, then stops the loop.
@@ -76,6 +79,8 @@ class Worker {
   // --- Worker thread only. ---
   const std::shared_ptr<WorkerView>& view() const { return view_; }
   stats::Shard& stats() { return stats_; }
+  accesslog::Batcher& access_log() { return access_log_; }
+  const stats::Shard& stats() const { return stats_; }
   bool draining() const { return draining_; }
   void add_connection(proxy::DownstreamConnection* c) { connections_.insert(c); }
   void remove_connection(proxy::DownstreamConnection* c) { connections_.erase(c); }
@@ -97,7 +102,9 @@ class Worker {
   std::shared_ptr<WorkerView> view_;
   std::unordered_map<std::string, std::shared_ptr<ClusterState>> cluster_states_;
   std::map<std::string, std::unique_ptr<tcp::acceptor>> acceptors_;
+  std::vector<std::unique_ptr<tcp::acceptor>> retired_acceptors_;  // closed; freed with the worker
   asio::steady_timer sweep_timer_;
+  accesslog::Batcher access_log_;
   bool draining_ = false;
 };
 

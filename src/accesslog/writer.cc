@@ -1,0 +1,96 @@
+#include "sluice/accesslog/writer.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "sluice/common/log.h"
+
+namespace sluice::accesslog {
+
+namespace {
+constexpr size_t kBatchBytes = 32 * 1024;
+constexpr auto kBatchDelay = std::chrono::milliseconds(100);
+}  // namespace
+
+Writer::Writer() : work_(asio::make_work_guard(context_)) {
+  thread_ = std::thread([this] {
+    log::set_thread_name("access-log");
+    context_.run();
+  });
+}
+
+Writer::~Writer() {
+  work_.reset();  // run() returns once every queued batch is written
+  thread_.join();
+  for (auto& [path, fd] : files_) {
+    if (fd > 2) ::close(fd);
+  }
+}
+
+int Writer::descriptor(const std::string& path) {
+  if (path == "stdout") return STDOUT_FILENO;
+  if (path == "stderr") return STDERR_FILENO;
+  auto it = files_.find(path);
+  if (it != files_.end()) return it->second;
+  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    log::error("access log: cannot open {}: {}", path, std::strerror(errno));
+    return -1;  // not cached: the next batch tries again
+  }
+  files_[path] = fd;
+  return fd;
+}
+
+void Writer::write(std::string path, std::string batch) {
+  asio::post(context_, [this, path = std::move(path), batch = std::move(batch)] {
+    int fd = descriptor(path);
+    if (fd < 0) return;
+    size_t done = 0;
+    while (done < batch.size()) {
+      ssize_t n = ::write(fd, batch.data() + done, batch.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        log::error("access log: writing {} failed: {}", path, std::strerror(errno));
+        return;
+      }
+      done += static_cast<size_t>(n);
+    }
+  });
+}
+
+void Writer::reopen() {
+  asio::post(context_, [this] {
+    for (auto& [path, fd] : files_) {
+      if (fd > 2) ::close(fd);
+    }
+    files_.clear();
+    log::info("access log: files reopened");
+  });
+}
+
+void Batcher::committed(const std::string& path) {
+  if (pending_[path].size() >= kBatchBytes) {
+    flush();
+    return;
+  }
+  if (timer_armed_) return;
+  timer_armed_ = true;
+  timer_.expires_after(kBatchDelay);
+  timer_.async_wait([this](error_code ec) {
+    timer_armed_ = false;
+    if (!ec) flush();
+  });
+}
+
+void Batcher::flush() {
+  for (auto& [path, batch] : pending_) {
+    if (batch.empty()) continue;
+    writer_->write(path, std::move(batch));
+    batch = std::string();
+  }
+}
+
+}  // namespace sluice::accesslog

@@ -1,0 +1,201 @@
+#include "sluice/admin/admin_server.h"
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "sluice/common/log.h"
+#include "sluice/config/dump.h"
+#include "sluice/stats/exposition.h"
+
+namespace sluice::admin {
+
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+
+namespace {
+
+constexpr const char* kEndpointList =
+    "admin endpoints:\n"
+    "  GET  /stats/prometheus    metrics in the Prometheus text format\n"
+    "  GET  /stats               the same numbers as text (?format=json for JSON)\n"
+    "  GET  /ready               200 when serving, 503 before start, while draining or after /healthcheck/fail\n"
+    "  GET  /server_info         version, uptime, workers, config version and hash, last reload\n"
+    "  GET  /config_dump         the effective configuration as JSON\n"
+    "  GET  /clusters            every endpoint with its state and activity (?format=json)\n"
+    "  POST /healthcheck/fail    make /ready answer 503 (drain this instance)\n"
+    "  POST /healthcheck/ok      undo /healthcheck/fail\n";
+
+std::string rfc3339(std::chrono::system_clock::time_point t) {
+  if (t.time_since_epoch().count() == 0) return "";
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() % 1000;
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03}Z", fmt::gmtime(std::chrono::system_clock::to_time_t(t)), ms);
+}
+
+std::string json(std::string_view s) { return fmt::format("\"{}\"", stats::escape_json(s)); }
+
+}  // namespace
+
+AdminServer::AdminServer(asio::io_context& context, server::Server& server)
+    : context_(context), server_(server), acceptor_(context) {}
+
+Result<std::unique_ptr<AdminServer>> AdminServer::create(asio::io_context& context,
+                                                          server::Server& server,
+                                                          const config::Address& address) {
+  std::unique_ptr<AdminServer> admin(new AdminServer(context, server));
+  tcp::endpoint endpoint(asio::ip::make_address(address.ip), address.port);
+  error_code ec;
+  admin->acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) admin->acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) admin->acceptor_.bind(endpoint, ec);
+  if (!ec) admin->acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Error{fmt::format("admin: cannot listen on {}: {}", address.to_string(), ec.message())};
+  }
+  admin->port_ = admin->acceptor_.local_endpoint().port();
+  return admin;
+}
+
+void AdminServer::start() { asio::co_spawn(context_, accept_loop(), asio::detached); }
+
+awaitable<void> AdminServer::accept_loop() {
+  while (acceptor_.is_open()) {
+    error_code ec;
+    tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted) break;
+      continue;
+    }
+    asio::co_spawn(context_, serve_connection(std::move(socket)), asio::detached);
+  }
+}
+
+awaitable<void> AdminServer::serve_connection(tcp::socket socket) {
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  while (true) {
+    http::request_parser<http::empty_body> parser;
+    parser.header_limit(16 * 1024);
+    error_code ec;
+    stream.expires_after(std::chrono::seconds(30));
+    co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) break;
+    auto& req = parser.get();
+    Response r = handle(std::string_view(req.method_string().data(), req.method_string().size()),
+                        std::string_view(req.target().data(), req.target().size()));
+    http::response<http::string_body> res{static_cast<http::status>(r.status), req.version()};
+    res.set(http::field::content_type, r.content_type);
+    res.set(http::field::cache_control, "no-store");
+    res.keep_alive(req.keep_alive());
+    res.body() = std::move(r.body);
+    res.prepare_payload();
+    co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec || !req.keep_alive()) break;
+  }
+  error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+AdminServer::Response AdminServer::handle(std::string_view method, std::string_view target) {
+  std::string_view path = target.substr(0, target.find('?'));
+  std::string_view query = target.size() > path.size() ? target.substr(path.size() + 1) : std::string_view{};
+  bool want_json = query.find("format=json") != std::string_view::npos;
+  auto method_is = [&](std::string_view m) { return method == m; };
+  auto not_allowed = [&](std::string_view allowed) {
+    return Response{405, "text/plain; charset=utf-8", fmt::format("{} {}: use {}\n", method, path, allowed)};
+  };
+
+  const auto& snapshot = server_.snapshot();
+  const auto& reload = server_.reload_state();
+  auto server_values = [&] {
+    stats::ServerValues v;
+    v.uptime_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - server_.start_time()).count();
+    v.workers = server_.worker_count();
+    v.reloads_success = reload.success;
+    v.reloads_failed = reload.failed;
+    v.config_version = reload.version;
+    v.config_sha256 = reload.sha256;
+    v.resident_memory_bytes = stats::read_resident_memory_bytes();
+    v.open_fds = stats::count_open_fds();
+    // Health checking arrives with load balancing; until then every endpoint counts as healthy.
+    for (const auto& c : snapshot->clusters) v.cluster_endpoints[c.name()] = {c.endpoints.size(), 0};
+    return v;
+  };
+  auto merged = [&] {
+    auto shards = server_.stats_shards();
+    return stats::MergedStats::collect(shards);
+  };
+
+  if (path == "/stats/prometheus") {
+    if (!method_is("GET") && !method_is("HEAD")) return not_allowed("GET");
+    return {200, "text/plain; version=0.0.4; charset=utf-8", stats::render_prometheus(merged(), server_values())};
+  }
+  if (path == "/stats") {
+    if (!method_is("GET") && !method_is("HEAD")) return not_allowed("GET");
+    if (want_json) return {200, "application/json", stats::render_json(merged(), server_values())};
+    return {200, "text/plain; charset=utf-8", stats::render_text(merged(), server_values())};
+  }
+  if (path == "/ready") {
+    if (!method_is("GET") && !method_is("HEAD")) return not_allowed("GET");
+    if (!server_.started()) return {503, "text/plain; charset=utf-8", "starting\n"};
+    if (server_.draining()) return {503, "text/plain; charset=utf-8", "draining\n"};
+    if (health_check_failed_) return {503, "text/plain; charset=utf-8", "failing (POST /healthcheck/fail)\n"};
+    return {200, "text/plain; charset=utf-8", "ready\n"};
+  }
+  if (path == "/server_info") {
+    if (!method_is("GET") && !method_is("HEAD")) return not_allowed("GET");
+    auto v = server_values();
+    std::string state = !server_.started() ? "starting" : server_.draining() ? "draining"
+                        : health_check_failed_ ? "failing" : "serving";
+    return {200, "application/json",
+            fmt::format("{{\"version\":{},\"state\":{},\"uptime_seconds\":{:.3f},\"workers\":{},"
+                        "\"config\":{{\"path\":{},\"version\":{},\"sha256\":{},\"applied_at\":{}}},"
+                        "\"last_reload\":{{\"time\":{},\"result\":{},\"error\":{}}},"
+                        "\"reloads\":{{\"success\":{},\"failed\":{}}}}}\n",
+                        json(SLUICE_VERSION), json(state), v.uptime_seconds, v.workers, json(reload.path),
+                        reload.version, json(reload.sha256), json(rfc3339(reload.applied_at)),
+                        reload.last_attempt_at.time_since_epoch().count() ? json(rfc3339(reload.last_attempt_at)) : "null",
+                        reload.last_attempt_at.time_since_epoch().count() ? json(reload.last_ok ? "success" : "failed") : "null",
+                        reload.last_error.empty() ? "null" : json(reload.last_error), reload.success,
+                        reload.failed)};
+  }
+  if (path == "/config_dump") {
+    if (!method_is("GET") && !method_is("HEAD")) return not_allowed("GET");
+    return {200, "application/json", config::to_json(snapshot->config)};
+  }
+  if (path == "/clusters") {
+    if (!method_is("GET") && !method_is("HEAD")) return not_allowed("GET");
+    auto m = merged();
+    std::string text, js;
+    for (const auto& c : snapshot->clusters) {
+      for (const auto& e : c.endpoints) {
+        stats::EndpointValues ev;
+        if (auto it = m.endpoints.find({c.name(), e.key}); it != m.endpoints.end()) ev = it->second;
+        text += fmt::format("{}::{}::state::healthy\n{}::{}::weight::{}\n{}::{}::connections_active::{}\n"
+                            "{}::{}::requests_active::{}\n{}::{}::requests_total::{}\n"
+                            "{}::{}::connect_failures::{}\n",
+                            c.name(), e.key, c.name(), e.key, e.weight, c.name(), e.key,
+                            ev.connections_active, c.name(), e.key, ev.requests_active, c.name(), e.key,
+                            ev.requests_total, c.name(), e.key, ev.connect_failures);
+        js += fmt::format("{}{{\"cluster\":{},\"endpoint\":{},\"state\":\"healthy\",\"weight\":{},"
+                          "\"connections_active\":{},\"requests_active\":{},\"requests_total\":{},"
+                          "\"connect_failures\":{}}}",
+                          js.empty() ? "" : ",", json(c.name()), json(e.key), e.weight, ev.connections_active,
+                          ev.requests_active, ev.requests_total, ev.connect_failures);
+      }
+    }
+    if (want_json) return {200, "application/json", fmt::format("{{\"endpoints\":[{}]}}\n", js)};
+    return {200, "text/plain; charset=utf-8", text};
+  }
+  if (path == "/healthcheck/fail" || path == "/healthcheck/ok") {
+    if (!method_is("POST")) return not_allowed("POST");
+    health_check_failed_ = path == "/healthcheck/fail";
+    log::info("admin: health check {}", health_check_failed_ ? "failing on request (/ready answers 503)" : "restored");
+    return {200, "text/plain; charset=utf-8", health_check_failed_ ? "failing\n" : "ok\n"};
+  }
+  return {404, "text/plain; charset=utf-8", fmt::format("no admin endpoint at {}\n\n{}", path, kEndpointList)};
+}
+
+}  // namespace sluice::admin
