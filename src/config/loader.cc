@@ -351,6 +351,7 @@ class Loader {
         if (!dn || !dn.IsSequence()) continue;
         for (size_t j = 0; j < dn.size() && j < l.virtual_hosts[i].domains.size(); ++j) {
           const std::string& d = l.virtual_hosts[i].domains[j];
+          if (d.empty()) continue;  // not a string, or empty: reported already, nothing to compare
           std::string dp = index(join(index(vpath, i), "domains"), j);
           if (!domains.insert(d).second) {
             add(dn[j].Mark(), dp, fmt::format("domain '{}' is already used in this listener", d));

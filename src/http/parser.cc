@@ -1,6 +1,18 @@
 #include "sluice/http/parser.h"
 
+#include <cstring>
+
 namespace sluice::http {
+namespace {
+
+// RFC 9110 §5.6.2 tchar. llhttp's loose mode also accepts a space in a field name, which lets
+// "Host : x" through (RFC 9112 §5.1 requires a 400 for it).
+bool is_tchar(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  return c != 0 && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+}
+
+}  // namespace
 
 Parser::Parser(Kind kind, uint32_t max_headers) : kind_(kind), max_headers_(max_headers) {
   llhttp_settings_init(&settings_);
@@ -25,12 +37,34 @@ void Parser::extend(Span& span, const char* base, const char* at, size_t len) {
   span.length += static_cast<uint32_t>(len);
 }
 
+void Parser::fail(const char* reason) {
+  failed_ = reason;  // later execute() calls report it again: the connection cannot be trusted
+}
+
+const char* Parser::check_head_bytes(const char* data, size_t len) {
+  for (size_t i = 0; i < len; ++i) {
+    char c = data[i];
+    char before = i > 0 ? data[i - 1] : prev_head_byte_;
+    if (c == '\n' && before != '\r') return "Bare LF in message head (lines must end with CRLF)";
+    // llhttp joins a line that starts with white space to the previous header value.
+    if ((c == ' ' || c == '\t') && before == '\n') return "Obsolete line folding in message head";
+  }
+  if (len > 0) prev_head_byte_ = data[len - 1];
+  return nullptr;
+}
+
 Parser::Step Parser::execute(const char* buffer, size_t begin, size_t end) {
   base_ = buffer;
   body_.clear();
   headers_complete_ = false;
   message_complete_ = false;
   Step step;
+  if (failed_) {
+    step.error = true;
+    step.reason = failed_;
+    return step;
+  }
+  const bool in_head = head_pending_;
   const char* start = buffer + begin;
   llhttp_errno_t err = llhttp_execute(&parser_, start, end - begin);
   if (err == HPE_OK) {
@@ -42,6 +76,21 @@ Parser::Step Parser::execute(const char* buffer, size_t begin, size_t end) {
     step.error = true;
     step.too_many_headers = too_many_headers_;
     step.reason = llhttp_get_error_reason(&parser_) ? llhttp_get_error_reason(&parser_) : "invalid";
+  }
+  if (!step.error && in_head) {
+    // Everything consumed in this step up to the end of the head (where llhttp pauses) is head.
+    if (const char* reason = check_head_bytes(start, step.consumed)) {
+      fail(reason);
+      Step bad;
+      bad.error = true;
+      bad.reason = reason;
+      return bad;
+    }
+  }
+  if (headers_complete_) head_pending_ = false;
+  if (message_complete_) {
+    head_pending_ = true;
+    prev_head_byte_ = 0;
   }
   step.headers_complete = headers_complete_;
   step.message_complete = message_complete_;
@@ -87,6 +136,12 @@ int Parser::on_status(llhttp_t* p, const char* at, size_t len) {
 
 int Parser::on_header_field(llhttp_t* p, const char* at, size_t len) {
   auto* self = static_cast<Parser*>(p->data);
+  for (size_t i = 0; i < len; ++i) {
+    if (!is_tchar(at[i])) {
+      llhttp_set_error_reason(p, "Invalid header token");
+      return HPE_USER;
+    }
+  }
   if (!self->in_head_) return 0;  // trailers are not forwarded
   if (self->headers_.empty() || self->last_was_value_) {
     if (self->headers_.size() >= self->max_headers_) {
@@ -113,6 +168,15 @@ int Parser::on_headers_complete(llhttp_t* p) {
   self->in_head_ = false;
   self->headers_complete_ = true;
   self->content_length_ = p->content_length;
+  // llhttp drops the white space before a value but keeps the white space after it; a field
+  // value has neither (RFC 9110 §5.5), or "x-canary: 1 " would not match exact "1".
+  for (auto& h : self->headers_) {
+    while (h.value.length > 0) {
+      char last = self->base_[h.value.offset + h.value.length - 1];
+      if (last != ' ' && last != '\t') break;
+      --h.value.length;
+    }
+  }
   if (self->kind_ == Kind::kResponse) {
     // 1 tells llhttp the message has no body (a response to HEAD); then pause at its end.
     return self->skip_body_ ? 1 : HPE_PAUSED;

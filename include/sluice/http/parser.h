@@ -78,6 +78,10 @@ class Parser {
   static int on_body(llhttp_t* p, const char* at, size_t len);
   static int on_message_complete(llhttp_t* p);
   static void extend(Span& span, const char* base, const char* at, size_t len);
+  // Rejects what llhttp 8 (loose mode) lets through in a head: a bare LF as a line end and
+  // obsolete line folding. Returns the reason, or nullptr when the bytes are fine.
+  const char* check_head_bytes(const char* data, size_t len);
+  void fail(const char* reason);
 
   llhttp_settings_t settings_{};
   llhttp_t parser_{};
@@ -89,6 +93,9 @@ class Parser {
   bool too_many_headers_ = false;
   bool headers_complete_ = false;
   bool message_complete_ = false;
+  bool head_pending_ = true;      // the next bytes belong to a head (or the empty lines before it)
+  char prev_head_byte_ = 0;       // the last head byte of the previous execute(), for CRLF checks
+  const char* failed_ = nullptr;  // sticky error found by Sluice's own checks
   uint64_t content_length_ = 0;
   const char* base_ = nullptr;
   Span url_;

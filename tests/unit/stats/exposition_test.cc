@@ -1,0 +1,125 @@
+#include "sluice/stats/exposition.h"
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+namespace sluice::stats {
+namespace {
+
+std::vector<std::string> lines_with(const std::string& text, std::string_view needle) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find(needle) != std::string::npos) out.push_back(line);
+  }
+  return out;
+}
+
+TEST(Histogram, ObservationsLandInTheFirstBucketWhoseBoundIsNotBelowThem) {
+  Histogram h;
+  h.observe_seconds(0.0001);  // below the first bound
+  h.observe_seconds(0.0005);  // exactly on the first bound: le="0.0005" includes it
+  h.observe_seconds(0.3);     // between 0.25 and 0.5
+  h.observe_seconds(120);     // above 60 s: only +Inf
+  EXPECT_EQ(h.bucket(0), 2u);
+  EXPECT_EQ(h.bucket(9), 1u);  // kLatencyBuckets[9] == 0.5
+  EXPECT_EQ(h.bucket(Histogram::kBuckets - 1), 1u);
+  EXPECT_EQ(h.count(), 4u);
+  EXPECT_NEAR(h.sum_seconds(), 120.3006, 1e-6);
+}
+
+TEST(MergedStats, SumsEveryShard) {
+  Shard a, b;
+  RouteKey key{"public", "app", "api"};
+  a.route(key)->requests[1].add(3);
+  b.route(key)->requests[1].add(4);
+  b.route(key)->requests[4].add();
+  a.route(key)->duration.observe_seconds(0.002);
+  b.route(key)->duration.observe_seconds(0.002);
+  a.cluster("jetty")->connections_active.add(2);
+  b.cluster("jetty")->connections_active.add(-1);
+  b.listener("public")->requests_total.add(9);
+  std::vector<const Shard*> shards{&a, &b};
+  MergedStats m = MergedStats::collect(shards);
+  ASSERT_EQ(m.routes.size(), 1u);
+  EXPECT_EQ(m.routes.at(key).requests[1], 7u);
+  EXPECT_EQ(m.routes.at(key).requests[4], 1u);
+  EXPECT_EQ(m.routes.at(key).duration.count, 2u);
+  EXPECT_EQ(m.clusters.at("jetty").connections_active, 1);
+  EXPECT_EQ(m.listeners.at("public").requests_total, 9u);
+}
+
+TEST(Exposition, HistogramBucketsAreCumulativeAndEndWithCount) {
+  Shard s;
+  RouteKey key{"public", "app", "api"};
+  for (double v : {0.0004, 0.003, 0.003, 0.7, 90.0}) s.route(key)->duration.observe_seconds(v);
+  std::vector<const Shard*> shards{&s};
+  std::string text = render_prometheus(MergedStats::collect(shards), ServerValues{});
+  auto buckets = lines_with(text, "sluice_route_request_duration_seconds_bucket{");
+  ASSERT_EQ(buckets.size(), Histogram::kBuckets);
+  uint64_t previous = 0;
+  for (const auto& line : buckets) {
+    uint64_t v = std::stoull(line.substr(line.rfind(' ') + 1));
+    EXPECT_GE(v, previous) << line;
+    previous = v;
+  }
+  EXPECT_NE(buckets.front().find("le=\"0.0005\"} 1"), std::string::npos) << buckets.front();
+  EXPECT_NE(buckets[3].find("le=\"0.005\"} 3"), std::string::npos) << buckets[3];
+  EXPECT_NE(buckets.back().find("le=\"+Inf\"} 5"), std::string::npos) << buckets.back();
+  auto count = lines_with(text, "sluice_route_request_duration_seconds_count{");
+  ASSERT_EQ(count.size(), 1u);
+  EXPECT_EQ(count[0], "sluice_route_request_duration_seconds_count{listener=\"public\",vhost=\"app\",route=\"api\"} 5");
+  auto sum = lines_with(text, "sluice_route_request_duration_seconds_sum{");
+  ASSERT_EQ(sum.size(), 1u);
+  EXPECT_NEAR(std::stod(sum[0].substr(sum[0].rfind(' ') + 1)), 90.7064, 1e-6);
+}
+
+TEST(Exposition, EachFamilyHasOneHelpAndOneTypeLine) {
+  Shard s;
+  s.route({"l", "v", "r"})->requests[1].add();
+  s.cluster("c")->connect_failures.add();
+  std::vector<const Shard*> shards{&s};
+  std::string text = render_prometheus(MergedStats::collect(shards), ServerValues{});
+  EXPECT_EQ(lines_with(text, "# TYPE sluice_route_requests_total counter").size(), 1u);
+  EXPECT_EQ(lines_with(text, "# HELP sluice_route_requests_total ").size(), 1u);
+  EXPECT_EQ(lines_with(text, "# TYPE sluice_route_request_duration_seconds histogram").size(), 1u);
+  EXPECT_EQ(lines_with(text, "# TYPE sluice_server_reloads_total counter").size(), 1u);
+  // Every code class is present, also those still at zero, so rate() never starts from nothing.
+  EXPECT_EQ(lines_with(text, "sluice_route_requests_total{listener=\"l\",vhost=\"v\",route=\"r\",code_class=").size(), 5u);
+  EXPECT_EQ(lines_with(text, "sluice_cluster_connect_failures_total{cluster=\"c\"} 1").size(), 1u);
+}
+
+TEST(Exposition, LabelValuesAreEscaped) {
+  EXPECT_EQ(escape_label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+  Shard s;
+  s.route({"pub\"lic", "v\\h", "line\nbreak"})->requests[1].add();
+  std::vector<const Shard*> shards{&s};
+  std::string text = render_prometheus(MergedStats::collect(shards), ServerValues{});
+  EXPECT_EQ(lines_with(text, "listener=\"pub\\\"lic\",vhost=\"v\\\\h\",route=\"line\\nbreak\",code_class=\"2xx\"} 1").size(), 1u)
+      << text;
+}
+
+TEST(Exposition, ServerValuesAppear) {
+  ServerValues v;
+  v.workers = 3;
+  v.reloads_success = 4;
+  v.reloads_failed = 2;
+  v.config_version = 5;
+  v.config_sha256 = "abc";
+  v.cluster_endpoints["jetty"] = {2, 1};
+  std::string text = render_prometheus(MergedStats{}, v);
+  EXPECT_EQ(lines_with(text, "sluice_server_workers 3").size(), 1u);
+  EXPECT_EQ(lines_with(text, "sluice_server_reloads_total{result=\"success\"} 4").size(), 1u);
+  EXPECT_EQ(lines_with(text, "sluice_server_reloads_total{result=\"failed\"} 2").size(), 1u);
+  EXPECT_EQ(lines_with(text, "sluice_server_config_info{version=\"5\",sha256=\"abc\"} 1").size(), 1u);
+  EXPECT_EQ(lines_with(text, "sluice_cluster_endpoints{cluster=\"jetty\",state=\"healthy\"} 2").size(), 1u);
+  EXPECT_EQ(lines_with(text, "sluice_cluster_endpoints{cluster=\"jetty\",state=\"unhealthy\"} 1").size(), 1u);
+}
+
+TEST(Exposition, JsonEscapesControlCharacters) {
+  EXPECT_EQ(escape_json("a\"b\\c\n\x01"), "a\\\"b\\\\c\\n\\u0001");
+}
+
+}  // namespace
+}  // namespace sluice::stats
