@@ -120,6 +120,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   auto& srv = *created;
+  if (options.workers) srv->set_workers_overridden();
 
   asio::io_context control;
   auto admin = admin::AdminServer::create(control, *srv, admin_address);
@@ -131,7 +132,7 @@ int main(int argc, char** argv) {
   (*admin)->start();
 
   std::string listeners;
-  for (const auto& l : srv->snapshot()->listeners) {
+  for (const auto& l : srv->snapshot()->listeners()) {
     if (!listeners.empty()) listeners += ", ";
     auto a = l.spec.address;
     a.port = srv->listener_port(l.spec.name);
@@ -147,6 +148,8 @@ int main(int argc, char** argv) {
   std::thread drain_waiter;
   stop_signals.async_wait([&](error_code ec, int signal) {
     if (ec) return;
+    // The drain timeout of the configuration now serving (a reload may have changed it).
+    drain_timeout = srv->snapshot()->config().drain_timeout;
     log::info("received {}; draining for up to {}ms", signal == SIGTERM ? "SIGTERM" : "SIGINT",
               drain_timeout.count());
     // Workers drain while the admin server keeps answering (/ready says 503 "draining").

@@ -39,7 +39,7 @@ void append_text(std::string& out, const Entry& e) {
   auto clean = [](std::string_view s) {
     std::string r(s);
     for (char& c : r) {
-      if (static_cast<unsigned char>(c) < 0x20 || c == '"') c = '?';
+      if (static_cast<unsigned char>(c) <= 0x20 || c == '"') c = '?';
     }
     return r;
   };
@@ -49,7 +49,7 @@ void append_text(std::string& out, const Entry& e) {
                  e.status, dash(e.flags), e.received_bytes, e.sent_bytes, e.duration_ms,
                  e.upstream_ms ? fmt::format("{:.3f}", *e.upstream_ms) : std::string("-"),
                  dash(e.route), dash(e.cluster), dash(e.upstream_endpoint), clean(dash(e.authority)),
-                 dash(e.request_id));
+                 clean(dash(e.request_id)));
 }
 
 }  // namespace sluice::accesslog

@@ -76,8 +76,10 @@ awaitable<void> AdminServer::serve_connection(tcp::socket socket) {
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   while (true) {
-    http::request_parser<http::empty_body> parser;
+    // A body is accepted (and ignored) so `curl -X POST -d …` gets an answer too.
+    http::request_parser<http::string_body> parser;
     parser.header_limit(16 * 1024);
+    parser.body_limit(64 * 1024);
     error_code ec;
     stream.expires_after(std::chrono::seconds(30));
     co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
@@ -89,8 +91,12 @@ awaitable<void> AdminServer::serve_connection(tcp::socket socket) {
     res.set(http::field::content_type, r.content_type);
     res.set(http::field::cache_control, "no-store");
     res.keep_alive(req.keep_alive());
-    res.body() = std::move(r.body);
-    res.prepare_payload();
+    if (req.method() == http::verb::head) {
+      res.content_length(r.body.size());  // the length of the body a GET would get, and no body
+    } else {
+      res.body() = std::move(r.body);
+      res.prepare_payload();
+    }
     co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
     if (ec || !req.keep_alive()) break;
   }
@@ -119,8 +125,7 @@ AdminServer::Response AdminServer::handle(std::string_view method, std::string_v
     v.config_sha256 = reload.sha256;
     v.resident_memory_bytes = stats::read_resident_memory_bytes();
     v.open_fds = stats::count_open_fds();
-    // Health checking arrives with load balancing; until then every endpoint counts as healthy.
-    for (const auto& c : snapshot->clusters) v.cluster_endpoints[c.name()] = {c.endpoints.size(), 0};
+    for (const auto& c : snapshot->clusters) v.cluster_endpoints[c->name()] = {c->healthy_count, c->endpoints.size() - c->healthy_count};
     return v;
   };
   auto merged = [&] {
@@ -163,27 +168,30 @@ AdminServer::Response AdminServer::handle(std::string_view method, std::string_v
   }
   if (path == "/config_dump") {
     if (!method_is("GET") && !method_is("HEAD")) return not_allowed("GET");
-    return {200, "application/json", config::to_json(snapshot->config)};
+    return {200, "application/json", config::to_json(snapshot->config())};
   }
   if (path == "/clusters") {
     if (!method_is("GET") && !method_is("HEAD")) return not_allowed("GET");
     auto m = merged();
     std::string text, js;
     for (const auto& c : snapshot->clusters) {
-      for (const auto& e : c.endpoints) {
+      for (const auto& e : c->endpoints) {
         stats::EndpointValues ev;
-        if (auto it = m.endpoints.find({c.name(), e.key}); it != m.endpoints.end()) ev = it->second;
-        text += fmt::format("{}::{}::state::healthy\n{}::{}::weight::{}\n{}::{}::connections_active::{}\n"
-                            "{}::{}::requests_active::{}\n{}::{}::requests_total::{}\n"
-                            "{}::{}::connect_failures::{}\n",
-                            c.name(), e.key, c.name(), e.key, e.weight, c.name(), e.key,
-                            ev.connections_active, c.name(), e.key, ev.requests_active, c.name(), e.key,
-                            ev.requests_total, c.name(), e.key, ev.connect_failures);
-        js += fmt::format("{}{{\"cluster\":{},\"endpoint\":{},\"state\":\"healthy\",\"weight\":{},"
+        if (auto it = m.endpoints.find({c->name(), e.key}); it != m.endpoints.end()) ev = it->second;
+        const char* state = e.healthy ? "healthy" : "unhealthy";
+        const std::string& cn = c->name();
+        text += fmt::format("{}::{}::state::{}\n{}::{}::weight::{}\n{}::{}::hostname::{}\n"
+                            "{}::{}::connections_active::{}\n{}::{}::requests_active::{}\n"
+                            "{}::{}::requests_total::{}\n{}::{}::connect_failures::{}\n",
+                            cn, e.key, state, cn, e.key, e.weight, cn, e.key, e.hostname.empty() ? "-" : e.hostname,
+                            cn, e.key, ev.connections_active, cn, e.key, ev.requests_active, cn, e.key,
+                            ev.requests_total, cn, e.key, ev.connect_failures);
+        js += fmt::format("{}{{\"cluster\":{},\"endpoint\":{},\"hostname\":{},\"state\":\"{}\",\"weight\":{},"
                           "\"connections_active\":{},\"requests_active\":{},\"requests_total\":{},"
-                          "\"connect_failures\":{}}}",
-                          js.empty() ? "" : ",", json(c.name()), json(e.key), e.weight, ev.connections_active,
-                          ev.requests_active, ev.requests_total, ev.connect_failures);
+                          "\"connect_failures\":{},\"panic\":{}}}",
+                          js.empty() ? "" : ",", json(cn), json(e.key),
+                          e.hostname.empty() ? "null" : json(e.hostname), state, e.weight, ev.connections_active,
+                          ev.requests_active, ev.requests_total, ev.connect_failures, c->panic);
       }
     }
     if (want_json) return {200, "application/json", fmt::format("{{\"endpoints\":[{}]}}\n", js)};

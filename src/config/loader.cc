@@ -5,6 +5,8 @@
 #include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
+#include "sluice/upstream/maglev.h"
+
 #include <algorithm>
 #include <boost/asio/ip/address.hpp>
 #include <cctype>
@@ -129,6 +131,49 @@ Result<Address> parse_address(std::string_view text) {
                              "write a literal IPv4 or [IPv6] address)", host)};
   }
   return Address{ip.to_string(), static_cast<uint16_t>(p)};
+}
+
+std::string Endpoint::to_string() const {
+  if (hostname.empty()) return address.to_string();
+  return fmt::format("{}:{}", hostname, address.port);
+}
+
+Result<Endpoint> parse_endpoint(std::string_view text) {
+  Endpoint ep;
+  auto literal = parse_address(text);
+  if (literal) {
+    if (literal->port == 0) return Error{fmt::format("'{}': an endpoint needs a port (1-65535)", text)};
+    ep.address = *literal;
+    return ep;
+  }
+  // Not a literal address: maybe "host.name:port".
+  auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || text.front() == '[') return literal.error();
+  std::string_view host = text.substr(0, colon);
+  uint64_t port = 0;
+  if (!parse_uint(text.substr(colon + 1), port) || port == 0 || port > 65535) {
+    return Error{fmt::format("'{}' has an invalid port (expected 1-65535)", text)};
+  }
+  // RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
+  bool valid = !host.empty() && host.size() <= 253 && host.find(':') == std::string_view::npos;
+  size_t label = 0;
+  for (size_t i = 0; valid && i <= host.size(); ++i) {
+    char c = i < host.size() ? host[i] : '.';
+    if (c == '.') {
+      valid = label > 0 && label <= 63 && host[i - 1] != '-';
+      label = 0;
+    } else if (std::isalnum(static_cast<unsigned char>(c)) || (c == '-' && label > 0)) {
+      ++label;
+    } else {
+      valid = false;
+    }
+  }
+  if (!valid) {
+    return Error{fmt::format("'{}' is neither an IP address nor a host name with a port", text)};
+  }
+  ep.hostname = lower(host);
+  ep.address.port = static_cast<uint16_t>(port);
+  return ep;
 }
 
 namespace {
@@ -559,17 +604,40 @@ class Loader {
 
   Cluster read_cluster(const YAML::Node& n, const std::string& path) {
     Cluster c;
-    if (!expect_map(n, path, {"name", "lb", "connect_timeout", "idle_timeout",
-                              "max_idle_connections", "endpoints"})) {
+    if (!expect_map(n, path, {"name", "lb", "hash_on", "maglev_table_size", "connect_timeout",
+                              "idle_timeout", "max_idle_connections", "endpoints", "dns_refresh",
+                              "health_check", "panic_threshold"})) {
       return c;
     }
     if (n["name"]) non_empty_string(n["name"], join(path, "name"), c.name);
     else add(n.Mark(), join(path, "name"), "missing required key");
     if (auto v = n["lb"]) {
       std::string s;
-      if (scalar(v, join(path, "lb"), s) && s != "round_robin") {
-        add(v.Mark(), join(path, "lb"),
-            fmt::format("unknown load balancer '{}' (supported: round_robin)", s));
+      if (scalar(v, join(path, "lb"), s)) {
+        if (s == "round_robin") c.lb = Cluster::LbPolicy::kRoundRobin;
+        else if (s == "least_request") c.lb = Cluster::LbPolicy::kLeastRequest;
+        else if (s == "random") c.lb = Cluster::LbPolicy::kRandom;
+        else if (s == "maglev") c.lb = Cluster::LbPolicy::kMaglev;
+        else {
+          add(v.Mark(), join(path, "lb"),
+              fmt::format("unknown load balancer '{}' (round_robin, least_request, random, maglev)", s));
+        }
+      }
+    }
+    if (auto v = n["hash_on"]) {
+      read_hash_on(v, join(path, "hash_on"), c.hash_on);
+      if (c.lb != Cluster::LbPolicy::kMaglev && c.hash_on.kind != HashOn::Kind::kNone) {
+        add(v.Mark(), join(path, "hash_on"), "only used with 'lb: maglev'");
+      }
+    } else if (c.lb == Cluster::LbPolicy::kMaglev && n["lb"]) {
+      add(n["lb"].Mark(), join(path, "hash_on"),
+          "'lb: maglev' needs 'hash_on' (header, cookie, source_ip or path)");
+    }
+    if (auto v = n["maglev_table_size"]) {
+      uint_field(v, join(path, "maglev_table_size"), c.maglev_table_size, 1, 5000011);
+      if (!upstream::is_prime(c.maglev_table_size)) {
+        add(v.Mark(), join(path, "maglev_table_size"),
+            fmt::format("{} is not a prime number (e.g. 65537, 131071, 5000011)", c.maglev_table_size));
       }
     }
     if (auto v = n["connect_timeout"]) {
@@ -580,24 +648,115 @@ class Loader {
     if (auto v = n["max_idle_connections"]) {
       uint_field(v, join(path, "max_idle_connections"), c.max_idle_connections, 0, 100000);
     }
+    if (auto v = n["dns_refresh"]) {
+      duration_field(v, join(path, "dns_refresh"), c.dns_refresh);
+      if (c.dns_refresh.count() < 1000) add(v.Mark(), join(path, "dns_refresh"), "must be at least 1s");
+    }
+    if (auto v = n["panic_threshold"]) uint_field(v, join(path, "panic_threshold"), c.panic_threshold, 0, 100);
+    if (auto v = n["health_check"]) c.health_check = read_health_check(v, join(path, "health_check"));
     std::string epath = join(path, "endpoints");
     if (auto e = n["endpoints"]) {
       sequence(e, epath, [&](const YAML::Node& en, const std::string& p) {
         Endpoint ep;
         if (en.IsScalar()) {
-          address_field(en, p, ep.address);
+          endpoint_field(en, p, ep);
         } else if (expect_map(en, p, {"address", "weight"})) {
-          if (en["address"]) address_field(en["address"], join(p, "address"), ep.address);
+          if (en["address"]) endpoint_field(en["address"], join(p, "address"), ep);
           else add(en.Mark(), join(p, "address"), "missing required key");
           if (en["weight"]) uint_field(en["weight"], join(p, "weight"), ep.weight, 1, 1000);
         }
         c.endpoints.push_back(ep);
       });
       if (e.IsSequence() && e.size() == 0) add(e.Mark(), epath, "needs at least one endpoint");
+      // The same endpoint twice would double its share silently; say so.
+      std::set<std::string> seen;
+      for (size_t i = 0; e.IsSequence() && i < c.endpoints.size() && i < e.size(); ++i) {
+        std::string key = c.endpoints[i].to_string();
+        if (key != ":0" && !seen.insert(key).second) {
+          add(e[i].Mark(), index(epath, i), fmt::format("endpoint {} is listed twice (use weight instead)", key));
+        }
+      }
     } else {
       add(n.Mark(), epath, "missing required key");
     }
     return c;
+  }
+
+  void endpoint_field(const YAML::Node& n, const std::string& path, Endpoint& out) {
+    std::string s;
+    if (!scalar(n, path, s, "an endpoint (IP:port or host:port)")) return;
+    auto ep = parse_endpoint(s);
+    if (!ep) return add(n.Mark(), path, ep.error().message);
+    ep->weight = out.weight;
+    out = *ep;
+  }
+
+  void read_hash_on(const YAML::Node& n, const std::string& path, HashOn& out) {
+    if (!expect_map(n, path, {"header", "cookie", "source_ip", "path"})) return;
+    if (n.size() != 1) {
+      add(n.Mark(), path, "takes exactly one of 'header', 'cookie', 'source_ip' or 'path'");
+      return;
+    }
+    if (auto v = n["header"]) {
+      if (non_empty_string(v, join(path, "header"), out.name)) {
+        out.kind = HashOn::Kind::kHeader;
+        out.name = lower(out.name);
+      }
+    } else if (auto v = n["cookie"]) {
+      if (non_empty_string(v, join(path, "cookie"), out.name)) out.kind = HashOn::Kind::kCookie;
+    } else {
+      const char* key = n["source_ip"] ? "source_ip" : "path";
+      std::string s;
+      if (!scalar(n[key], join(path, key), s, "true")) return;
+      if (s != "true") return add(n[key].Mark(), join(path, key), "must be true");
+      out.kind = n["source_ip"] ? HashOn::Kind::kSourceIp : HashOn::Kind::kPath;
+    }
+  }
+
+  std::optional<HealthCheck> read_health_check(const YAML::Node& n, const std::string& path) {
+    if (!expect_map(n, path, {"path", "interval", "timeout", "healthy_threshold", "unhealthy_threshold",
+                              "expected_statuses", "host"})) {
+      return std::nullopt;
+    }
+    HealthCheck h;
+    if (auto v = n["path"]) {
+      if (scalar(v, join(path, "path"), h.path) && (h.path.empty() || h.path.front() != '/' ||
+                                                    h.path.find_first_of(" \r\n") != std::string::npos)) {
+        add(v.Mark(), join(path, "path"), "must start with '/' and contain no white space");
+      }
+    }
+    if (auto v = n["interval"]) {
+      duration_field(v, join(path, "interval"), h.interval);
+      if (h.interval.count() < 100) add(v.Mark(), join(path, "interval"), "must be at least 100ms");
+    }
+    if (auto v = n["timeout"]) {
+      duration_field(v, join(path, "timeout"), h.timeout);
+      if (h.timeout.count() == 0) add(v.Mark(), join(path, "timeout"), "must be greater than 0");
+    }
+    if (auto v = n["healthy_threshold"]) uint_field(v, join(path, "healthy_threshold"), h.healthy_threshold, 1, 100);
+    if (auto v = n["unhealthy_threshold"]) uint_field(v, join(path, "unhealthy_threshold"), h.unhealthy_threshold, 1, 100);
+    if (auto v = n["host"]) {
+      if (non_empty_string(v, join(path, "host"), h.host) && h.host.find_first_of(" \r\n") != std::string::npos) {
+        add(v.Mark(), join(path, "host"), "must not contain white space");
+      }
+    }
+    if (auto v = n["expected_statuses"]) {
+      h.expected_statuses.clear();
+      sequence(v, join(path, "expected_statuses"), [&](const YAML::Node& sn, const std::string& p) {
+        std::string s;
+        if (!scalar(sn, p, s, "a status or a range like 200-399")) return;
+        auto dash = s.find('-');
+        uint64_t lo = 0, hi = 0;
+        bool ok = dash == std::string::npos ? parse_uint(s, lo) && (hi = lo, true)
+                                            : parse_uint(s.substr(0, dash), lo) && parse_uint(s.substr(dash + 1), hi);
+        if (!ok || lo < 100 || hi > 599 || lo > hi) {
+          return add(sn.Mark(), p, fmt::format("'{}' is not a status (100-599) or a range like 200-399", s));
+        }
+        h.expected_statuses.emplace_back(static_cast<int>(lo), static_cast<int>(hi));
+      });
+      if (v.IsSequence() && v.size() == 0) add(v.Mark(), join(path, "expected_statuses"), "needs at least one status");
+    }
+    return h;
   }
 
   void cross_check(const YAML::Node& root, const Config& c) {

@@ -73,7 +73,7 @@ void DownstreamConnection::start() {
   if (const auto& view = worker_.view()) {
     if (const auto* l = view->snapshot->find_listener(listener_name_)) {
       // Listener stats are keyed by name, so this pointer stays valid across reloads.
-      listener_stats_ = view->listeners[static_cast<size_t>(l - view->snapshot->listeners.data())].stats;
+      listener_stats_ = view->listeners[static_cast<size_t>(l - view->snapshot->listeners().data())].stats;
       listener_stats_->connections_total.add();
       listener_stats_->connections_active.add(1);
     }
@@ -107,7 +107,7 @@ awaitable<void> DownstreamConnection::run() {
     view = worker_.view();
     listener = view->snapshot->find_listener(listener_name_);
     if (!listener) break;
-    listener_index_ = static_cast<size_t>(listener - view->snapshot->listeners.data());
+    listener_index_ = static_cast<size_t>(listener - view->snapshot->listeners().data());
     open_exchange(view);
     bool keep_open = false;
     if (status == HeadStatus::kTimeout) {
@@ -225,6 +225,7 @@ awaitable<void> DownstreamConnection::close_gracefully() {
     size_t dropped = 0;
     while (!ec && dropped < kLingerMaxBytes) {
       in_.consume_to(in_.end());
+      in_.compact();
       dropped += co_await socket_.async_read_some(asio::buffer(in_.write_ptr(), in_.writable()),
                                                   asio::redirect_error(asio::use_awaitable, ec));
     }
@@ -238,7 +239,7 @@ void DownstreamConnection::open_exchange(std::shared_ptr<server::WorkerView> vie
   record_.open = true;
   record_.start = head_start_;
   record_.route_stats = view->listeners[listener_index_].unrouted;
-  record_.log = view->snapshot->listeners[listener_index_].spec.access_log.has_value();
+  record_.log = view->snapshot->listeners()[listener_index_].spec.access_log.has_value();
   if (record_.log) {
     auto now = std::chrono::steady_clock::now();
     record_.start_wall = std::chrono::system_clock::now() -
@@ -251,7 +252,7 @@ void DownstreamConnection::open_exchange(std::shared_ptr<server::WorkerView> vie
 
 void DownstreamConnection::write_access_log(std::chrono::steady_clock::time_point now) {
   using namespace std::chrono;
-  const auto& spec = *record_.view->snapshot->listeners[listener_index_].spec.access_log;
+  const auto& spec = *record_.view->snapshot->listeners()[listener_index_].spec.access_log;
   accesslog::Entry e;
   e.start = record_.start_wall;
   e.request_id = record_.request_id;

@@ -8,6 +8,7 @@
 
 #include "sluice/common/log.h"
 #include "sluice/proxy/downstream_connection.h"
+#include "sluice/upstream/hash.h"
 
 namespace sluice::proxy {
 
@@ -39,8 +40,11 @@ awaitable<bool> DownstreamConnection::serve(const server::WorkerView& view,
   request_keep_alive_ = info.keep_alive;
   body_unread_ = info.has_body;
   if (!info.has_body) {
-    // Let the parser step over the end of a body-less message (consumes nothing).
+    // Let the parser step over the end of a body-less message (consumes nothing), and mark the
+    // head consumed: whatever answers it (upstream or a local reply), the next request starts
+    // after it. The bytes stay in place, so the views into them stay valid for this exchange.
     parser_.execute(in_.data(), head_end_, head_end_);
+    in_.consume_to(head_end_);
   }
 
   http::RequestView req;
@@ -138,7 +142,7 @@ awaitable<bool> DownstreamConnection::proxy(const server::WorkerView& view,
                                             const router::Route& route,
                                             const http::RequestView& req, const RequestInfo& info) {
   const auto& action = route.action();
-  const upstream::ClusterInfo& cluster = view.snapshot->clusters[action.cluster_index];
+  const upstream::ClusterInfo& cluster = *view.snapshot->clusters[action.cluster_index];
   const auto& binding = view.clusters[action.cluster_index];
   record_.cluster = cluster.name();
 
@@ -161,11 +165,19 @@ awaitable<bool> DownstreamConnection::proxy(const server::WorkerView& view,
   head.headers = req.headers;
   http::build_upstream_request_head(head, head_parts_);
 
+  std::optional<uint64_t> hash;
+  if (cluster.spec.lb == config::Cluster::LbPolicy::kMaglev) hash = request_hash(cluster.spec.hash_on, req);
+
   bool continue_sent = false;
   for (int attempt = 0;; ++attempt) {
     std::string connect_error;
     // A retry goes to a freshly opened connection, never to another pooled one.
-    Lease lease = co_await acquire(cluster, binding, /*fresh_only=*/attempt > 0, connect_error);
+    Lease lease = co_await acquire(cluster, binding, /*fresh_only=*/attempt > 0, hash, connect_error);
+    if (!lease && cluster.eligible.empty()) {
+      co_return co_await local_reply(503, LocalReason::kNoHealthyUpstream,
+                                     fmt::format("no healthy upstream (cluster '{}')\n", cluster.name()),
+                                     body_unread_, info.request_id);
+    }
     if (!lease) {
       co_return co_await local_reply(
           503, LocalReason::kConnectFailure,
@@ -259,15 +271,21 @@ awaitable<bool> DownstreamConnection::proxy(const server::WorkerView& view,
 
 awaitable<DownstreamConnection::Lease> DownstreamConnection::acquire(
     const upstream::ClusterInfo& cluster, const server::WorkerView::ClusterBinding& binding,
-    bool fresh_only, std::string& error) {
-  const size_t n = cluster.endpoints.size();
+    bool fresh_only, std::optional<uint64_t> hash, std::string& error) {
+  const size_t n = cluster.eligible.size();
   auto now = upstream::Clock::now();
-  // Try each endpoint at most once, in round-robin order from this request's own starting
-  // point (other requests move the shared cursor while this one waits on a connect). Nothing
-  // has been sent yet, so a failed connect is safe to retry elsewhere.
-  const size_t start = binding.state->next_pick++;
+  if (n == 0) {
+    error = "no endpoint";
+    co_return Lease{};
+  }
+  if (cluster.panic) binding.stats->lb_panic.add();
+  // The balancer chooses the first endpoint; after a connect failure the others follow in order,
+  // each tried at most once. Nothing has been sent yet, so that retry is always safe.
+  const size_t first = binding.balancer->pick(cluster, worker_.random(), hash, [&](uint32_t i) {
+    return binding.pools[i]->endpoint_stats()->requests_active.value();
+  });
   for (size_t tries = 0; tries < n; ++tries) {
-    size_t index = (start + tries) % n;
+    size_t index = cluster.eligible[(first + tries) % n];
     Lease lease;
     lease.pool = binding.pools[index];
     lease.endpoint = &cluster.endpoints[index];
@@ -296,12 +314,53 @@ awaitable<DownstreamConnection::Lease> DownstreamConnection::acquire(
     }
     lease.pool->cluster_stats()->connect_failures.add();
     lease.pool->endpoint_stats()->connect_failures.add();
+    if (cluster.spec.health_check) {
+      // Passive detection: the control thread takes the endpoint out before its next probe.
+      worker_.report_connect_failure(cluster.name(), lease.endpoint->key,
+                                     timed_out ? "connect timeout" : ec.message());
+    }
     error = timed_out ? fmt::format("connection to {} timed out after {}ms", lease.endpoint->key,
                                     cluster.spec.connect_timeout.count())
                       : fmt::format("{}: {}", lease.endpoint->key, ec.message());
     log::debug("cluster '{}': {}", cluster.name(), error);
   }
   co_return Lease{};
+}
+
+std::optional<uint64_t> DownstreamConnection::request_hash(const config::HashOn& on,
+                                                          const http::RequestView& req) const {
+  std::string_view key;
+  switch (on.kind) {
+    case config::HashOn::Kind::kNone: return std::nullopt;
+    case config::HashOn::Kind::kSourceIp: key = client_address_; break;
+    case config::HashOn::Kind::kPath: key = req.path; break;
+    case config::HashOn::Kind::kHeader:
+      for (const auto& h : req.headers) {
+        if (http::iequals(h.name, on.name)) {
+          key = h.value;
+          break;
+        }
+      }
+      break;
+    case config::HashOn::Kind::kCookie:
+      // Cookie: a=1; session=xyz — the first cookie of that name in any Cookie header.
+      for (const auto& h : req.headers) {
+        if (!http::iequals(h.name, "cookie")) continue;
+        std::string_view rest = h.value;
+        while (!rest.empty() && key.empty()) {
+          size_t semi = rest.find(';');
+          std::string_view pair = rest.substr(0, semi);
+          rest = semi == std::string_view::npos ? std::string_view{} : rest.substr(semi + 1);
+          while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+          size_t eq = pair.find('=');
+          if (eq != std::string_view::npos && pair.substr(0, eq) == on.name) key = pair.substr(eq + 1);
+        }
+        if (!key.empty()) break;
+      }
+      break;
+  }
+  if (key.empty()) return std::nullopt;
+  return upstream::hash64(key);
 }
 
 void DownstreamConnection::start_endpoint_request(Lease& lease) {
@@ -397,6 +456,7 @@ awaitable<DownstreamConnection::RelayStatus> DownstreamConnection::relay_respons
   auto& up = *lease.conn;
   auto self = shared_from_this();
   up.parser.set_skip_body(info.is_head);
+  up.in.compact();  // a pooled connection starts each response at the front of its buffer
   // The route timeout covers the whole response, from the end of the request (like Envoy's).
   up_deadline_.arm(up.socket, route_timeout, self);
   bool received_any = false;

@@ -1,12 +1,29 @@
 #include "sluice/server/server.h"
 
 #include <boost/asio/socket_base.hpp>
+#include <future>
 #include <thread>
 
 #include "sluice/common/log.h"
 #include "sluice/config/loader.h"
 
 namespace sluice::server {
+
+Server::Server() : control_work_(asio::make_work_guard(control_)) {
+  control_thread_ = std::thread([this] {
+    log::set_thread_name("control");
+    control_.run();
+  });
+  clusters_ = std::make_unique<upstream::ClusterManager>(control_, [this] { publish_clusters(); });
+}
+
+template <typename F>
+auto Server::on_control_thread(F&& f) -> decltype(f()) {
+  std::packaged_task<decltype(f())()> task(std::forward<F>(f));
+  auto result = task.get_future();
+  asio::post(control_, [&task] { task(); });
+  return result.get();
+}
 
 Result<std::unique_ptr<Server>> Server::create(config::Config config, std::string sha256) {
   std::unique_ptr<Server> server(new Server());
@@ -15,15 +32,28 @@ Result<std::unique_ptr<Server>> Server::create(config::Config config, std::strin
   server->reload_.path = config.source_path;
   server->reload_.sha256 = std::move(sha256);
   server->reload_.applied_at = std::chrono::system_clock::now();
-  server->snapshot_ = Snapshot::build(std::move(config), 1);
+  Server* s = server.get();
+  auto applied = s->on_control_thread([&] { return s->clusters_->apply(config.clusters); });
+  if (!applied) return applied.error();
+  auto snapshot = std::make_shared<Snapshot>();
+  snapshot->version = 1;
+  snapshot->routing = Routing::build(std::move(config));
+  snapshot->clusters = s->on_control_thread([&] { return s->clusters_->infos(); });
   for (size_t i = 0; i < workers; ++i) {
     server->workers_.push_back(std::make_unique<Worker>(i, server->access_log_.get()));
-    // Posted before the acceptors, so no connection can be served without a snapshot.
-    server->workers_.back()->publish(server->snapshot_);
+    server->workers_.back()->set_connect_failure_reporter(
+        [s](std::string cluster, std::string endpoint, std::string why) {
+          asio::post(s->control_, [s, cluster = std::move(cluster), endpoint = std::move(endpoint),
+                                   why = std::move(why)] {
+            s->clusters_->report_connect_failure(cluster, endpoint, why);
+          });
+        });
   }
-  for (const auto& listener : server->snapshot_->listeners) {
+  // Published before the acceptors are adopted, so no connection is served without a snapshot.
+  server->publish(std::move(snapshot));
+  for (const auto& listener : server->snapshot_->listeners()) {
     uint16_t port = 0;
-    auto acceptors = server->bind(listener.spec, port);
+    auto acceptors = server->bind(listener.spec, port, /*reloading=*/false);
     if (!acceptors) return acceptors.error();
     server->ports_[listener.spec.name] = port;
     server->adopt(listener.spec.name, std::move(*acceptors));
@@ -33,12 +63,70 @@ Result<std::unique_ptr<Server>> Server::create(config::Config config, std::strin
 
 Server::~Server() {
   if (started_ && !joined_) stop(std::chrono::milliseconds(0));
+  // Health checkers and DNS timers live on the control thread; end them there.
+  on_control_thread([this] { clusters_.reset(); });
+  control_work_.reset();
+  control_.stop();
+  control_thread_.join();
 }
 
-Result<std::vector<tcp::acceptor>> Server::bind(const config::Listener& listener, uint16_t& port) {
+void Server::publish(SnapshotPtr snapshot) {
+  for (auto& w : workers_) w->publish(snapshot);
+  std::lock_guard lock(mu_);
+  snapshot_ = std::move(snapshot);
+}
+
+void Server::publish_clusters() {
+  SnapshotPtr current = snapshot();
+  if (!current) return;
+  auto next = std::make_shared<Snapshot>(*current);
+  next->clusters = clusters_->infos();
+  publish(std::move(next));
+}
+
+SnapshotPtr Server::snapshot() const {
+  std::lock_guard lock(mu_);
+  return snapshot_;
+}
+
+ReloadState Server::reload_state() const {
+  std::lock_guard lock(mu_);
+  return reload_;
+}
+
+namespace {
+
+// SO_REUSEPORT lets any process of the same user join a port's group, so a second Sluice (or a
+// stale one) would silently share the traffic. A plain bind first makes "address in use" an
+// error, as operators expect.
+error_code check_address_free(const tcp::endpoint& endpoint) {
+  asio::io_context scratch;
+  tcp::acceptor probe(scratch);
+  error_code ec;
+  probe.open(endpoint.protocol(), ec);
+  if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) probe.bind(endpoint, ec);
+  return ec;
+}
+
+}  // namespace
+
+Result<std::vector<tcp::acceptor>> Server::bind(const config::Listener& listener, uint16_t& port,
+                                                 bool reloading) {
   const auto& a = listener.address;
   tcp::endpoint endpoint(asio::ip::make_address(a.ip), a.port);
   std::vector<tcp::acceptor> acceptors;
+  // A reload may give a new name to an address this process already listens on.
+  bool ours = false;
+  if (auto current = snapshot(); current && reloading) {
+    for (const auto& l : current->listeners()) ours |= l.spec.address.to_string() == a.to_string();
+  }
+  if (a.port != 0 && !ours) {
+    if (error_code ec = check_address_free(endpoint)) {
+      return Error{fmt::format("listener '{}': cannot listen on {}: {}", listener.name,
+                               a.to_string(), ec.message())};
+    }
+  }
   for (auto& worker : workers_) {
     // Each worker gets its own SO_REUSEPORT socket, so the kernel spreads new connections
     // across workers and no accept lock is shared (rule 1).
@@ -76,8 +164,14 @@ void Server::start() {
 }
 
 Result<void> Server::reload(const std::string& path) {
-  reload_.last_attempt_at = std::chrono::system_clock::now();
+  return on_control_thread([&] { return reload_on_control_thread(path); });
+}
+
+Result<void> Server::reload_on_control_thread(const std::string& path) {
+  auto attempt_at = std::chrono::system_clock::now();
   auto fail = [&](std::string error) -> Result<void> {
+    std::lock_guard lock(mu_);
+    reload_.last_attempt_at = attempt_at;
     reload_.last_ok = false;
     reload_.last_error = error;
     ++reload_.failed;
@@ -87,14 +181,14 @@ Result<void> Server::reload(const std::string& path) {
   config::LoadResult loaded = config::load_file(path);
   if (!loaded.ok()) return fail(loaded.error_text());
 
+  SnapshotPtr current_snapshot = snapshot();
   config::Config& next = loaded.config;
-  const config::Config& current = snapshot_->config;
+  const config::Config& current = current_snapshot->config();
   // Settings fixed at start keep their running value; say so rather than pretend.
-  uint32_t running_workers = current.workers;
-  if (next.workers != running_workers) {
+  if (next.workers != current.workers && !workers_overridden_) {
     log::warn("reload: 'workers' changes only at restart; keeping {} worker(s)", workers_.size());
-    next.workers = running_workers;
   }
+  next.workers = current.workers;
   if (next.admin.address.to_string() != current.admin.address.to_string()) {
     log::warn("reload: 'admin.address' changes only at restart; keeping {}", current.admin.address.to_string());
     next.admin = current.admin;
@@ -104,10 +198,10 @@ Result<void> Server::reload(const std::string& path) {
   // so a bind failure leaves everything as it was.
   std::map<std::string, std::pair<std::vector<tcp::acceptor>, uint16_t>> added;
   for (const auto& l : next.listeners) {
-    const ListenerInfo* old = snapshot_->find_listener(l.name);
+    const ListenerInfo* old = current_snapshot->find_listener(l.name);
     if (old && old->spec.address.to_string() == l.address.to_string()) continue;
     uint16_t port = 0;
-    auto acceptors = bind(l, port);
+    auto acceptors = bind(l, port, /*reloading=*/true);
     if (!acceptors) return fail(acceptors.error().message);
     added[l.name] = {std::move(*acceptors), port};
   }
@@ -119,25 +213,35 @@ Result<void> Server::reload(const std::string& path) {
     }
     if (!kept) removed.push_back(l.name);
   }
+  // Clusters last among the fallible steps: DNS names must resolve.
+  if (auto applied = clusters_->apply(next.clusters); !applied) return fail(applied.error().message);
 
-  auto snapshot = Snapshot::build(std::move(next), reload_.version + 1);
+  auto snapshot = std::make_shared<Snapshot>();
+  snapshot->version = current_snapshot->version + 1;
+  snapshot->routing = Routing::build(std::move(next));
+  snapshot->clusters = clusters_->infos();
   // Order per worker: retire old acceptors, publish, then adopt new ones, so a connection on a
   // new listener always finds it in the snapshot.
   for (const auto& name : removed) {
     for (auto& w : workers_) w->close_acceptor(name);
+    std::lock_guard lock(mu_);
     ports_.erase(name);
     log::info("reload: listener '{}' stops accepting; its connections finish their requests", name);
   }
-  for (auto& w : workers_) w->publish(snapshot);
+  publish(snapshot);
   for (auto& [name, entry] : added) {
-    ports_[name] = entry.second;
+    {
+      std::lock_guard lock(mu_);
+      ports_[name] = entry.second;
+    }
     adopt(name, std::move(entry.first));
     log::info("reload: listener '{}' listening on port {}", name, entry.second);
   }
-  snapshot_ = std::move(snapshot);
-  reload_.version = snapshot_->version;
+  std::lock_guard lock(mu_);
+  reload_.last_attempt_at = attempt_at;
+  reload_.version = snapshot->version;
   reload_.sha256 = loaded.sha256;
-  reload_.applied_at = reload_.last_attempt_at;
+  reload_.applied_at = attempt_at;
   reload_.path = path;
   reload_.last_ok = true;
   reload_.last_error.clear();
@@ -146,6 +250,7 @@ Result<void> Server::reload(const std::string& path) {
 }
 
 uint16_t Server::listener_port(const std::string& name) const {
+  std::lock_guard lock(mu_);
   auto it = ports_.find(name);
   return it == ports_.end() ? 0 : it->second;
 }

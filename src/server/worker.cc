@@ -2,6 +2,8 @@
 
 #include <fmt/core.h>
 
+#include <random>
+
 #include "sluice/common/log.h"
 #include "sluice/proxy/downstream_connection.h"
 
@@ -15,7 +17,8 @@ Worker::Worker(size_t index, accesslog::Writer* access_log)
     : index_(index),
       work_(asio::make_work_guard(context_)),
       sweep_timer_(context_),
-      access_log_(context_, access_log) {}
+      access_log_(context_, access_log),
+      random_(std::random_device{}() ^ (static_cast<uint64_t>(index) << 32)) {}
 
 Worker::~Worker() {
   if (thread_.joinable()) {
@@ -41,7 +44,7 @@ void Worker::publish(SnapshotPtr snapshot) {
 stats::RouteStats* WorkerView::route_stats(size_t listener_index, const router::VirtualHost* vhost,
                                            const router::Route* route) const {
   const ListenerBinding& l = listeners[listener_index];
-  const auto& hosts = snapshot->listeners[listener_index].routes.virtual_hosts();
+  const auto& hosts = snapshot->listeners()[listener_index].routes.virtual_hosts();
   for (size_t v = 0; v < hosts.size(); ++v) {
     if (hosts[v].get() == vhost) return l.routes[v][static_cast<size_t>(route - vhost->routes().data())];
   }
@@ -50,7 +53,8 @@ stats::RouteStats* WorkerView::route_stats(size_t listener_index, const router::
 
 void Worker::swap_snapshot(SnapshotPtr snapshot) {
   auto view = std::make_shared<WorkerView>();
-  for (const auto& cluster : snapshot->clusters) {
+  for (const auto& cluster_ptr : snapshot->clusters) {
+    const auto& cluster = *cluster_ptr;
     auto& state = cluster_states_[cluster.name()];
     if (!state) state = std::make_shared<ClusterState>();
     WorkerView::ClusterBinding binding;
@@ -64,9 +68,12 @@ void Worker::swap_snapshot(SnapshotPtr snapshot) {
       }
       binding.pools.push_back(pool);
     }
+    state->balancer = std::make_shared<upstream::LoadBalancer>(cluster, state->balancer.get());
+    binding.balancer = state->balancer;
     view->clusters.push_back(std::move(binding));
   }
-  for (const auto& listener : snapshot->listeners) {
+  retire_unused_pools(*snapshot);
+  for (const auto& listener : snapshot->listeners()) {
     WorkerView::ListenerBinding binding;
     const std::string& name = listener.spec.name;
     binding.stats = stats_.listener(name);
@@ -79,6 +86,27 @@ void Worker::swap_snapshot(SnapshotPtr snapshot) {
   }
   view->snapshot = std::move(snapshot);
   view_ = std::move(view);
+}
+
+void Worker::retire_unused_pools(const Snapshot& snapshot) {
+  std::unordered_map<std::string_view, std::unordered_set<std::string_view>> live;
+  for (const auto& c : snapshot.clusters) {
+    auto& keys = live[c->name()];
+    for (const auto& e : c->endpoints) keys.insert(e.key);
+  }
+  for (auto it = cluster_states_.begin(); it != cluster_states_.end();) {
+    auto found = live.find(it->first);
+    auto& pools = it->second->pools;
+    for (auto p = pools.begin(); p != pools.end();) {
+      if (found == live.end() || !found->second.count(p->first)) {
+        p->second->retire();
+        p = pools.erase(p);
+      } else {
+        ++p;
+      }
+    }
+    it = found == live.end() ? cluster_states_.erase(it) : std::next(it);
+  }
 }
 
 void Worker::adopt_acceptor(std::string listener_name, tcp::acceptor acceptor) {
@@ -134,7 +162,7 @@ void Worker::schedule_sweep() {
     }
     auto now = upstream::Clock::now();
     for (size_t i = 0; i < view_->clusters.size(); ++i) {
-      auto idle_timeout = view_->snapshot->clusters[i].spec.idle_timeout;
+      auto idle_timeout = view_->snapshot->clusters[i]->spec.idle_timeout;
       for (auto& pool : view_->clusters[i].pools) pool->sweep(now, idle_timeout);
     }
     schedule_sweep();

@@ -90,6 +90,7 @@ MergedStats MergedStats::collect(std::span<const Shard* const> shards) {
       v.connections_idle += s.connections_idle.value();
       v.connect_failures += s.connect_failures.value();
       v.connection_reuse += s.connection_reuse.value();
+      v.lb_panic += s.lb_panic.value();
     });
     shard->for_each_endpoint([&](const EndpointKey& k, const EndpointStats& s) {
       EndpointValues& v = m.endpoints[k];
@@ -189,6 +190,9 @@ std::string render_prometheus(const MergedStats& m, const ServerValues& s) {
   for (const auto& [k, v] : m.clusters) w.sample("sluice_cluster_connect_failures_total", cluster_labels(k), v.connect_failures);
   w.family("sluice_cluster_upstream_connection_reuse_total", "counter", "Requests sent on a pooled (reused) connection.");
   for (const auto& [k, v] : m.clusters) w.sample("sluice_cluster_upstream_connection_reuse_total", cluster_labels(k), v.connection_reuse);
+  w.family("sluice_cluster_lb_panic_total", "counter",
+           "Requests balanced over every endpoint because fewer than panic_threshold percent were healthy.");
+  for (const auto& [k, v] : m.clusters) w.sample("sluice_cluster_lb_panic_total", cluster_labels(k), v.lb_panic);
   w.family("sluice_cluster_endpoints", "gauge", "Endpoints of a cluster by health state.");
   for (const auto& [k, v] : s.cluster_endpoints) {
     w.sample("sluice_cluster_endpoints", fmt::format("{},state=\"healthy\"", cluster_labels(k)), v.healthy);
@@ -268,6 +272,7 @@ std::string render_text(const MergedStats& m, const ServerValues& s) {
     line(p + ".connections_idle", v.connections_idle);
     line(p + ".connect_failures", v.connect_failures);
     line(p + ".connection_reuse", v.connection_reuse);
+    line(p + ".lb_panic", v.lb_panic);
   }
   return out;
 }

@@ -48,7 +48,7 @@ std::unique_ptr<UpstreamConnection> EndpointPool::take(Clock::time_point now,
 
 void EndpointPool::give_back(std::unique_ptr<UpstreamConnection> conn, Clock::time_point now,
                              size_t max_idle) {
-  if (idle_.size() >= max_idle) {
+  if (retired_ || idle_.size() >= max_idle) {
     error_code ignored;
     conn->socket.close(ignored);
     return;

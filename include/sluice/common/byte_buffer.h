@@ -19,13 +19,18 @@ class ByteBuffer {
   char* write_ptr() { return data_.get() + end_; }
   size_t writable() const { return capacity_ - end_; }
   void commit(size_t n) { end_ += n; }
+  // Marks bytes before `offset` consumed. Offsets stay valid (nothing moves) until compact(),
+  // so views into consumed bytes can still be used by the exchange that parsed them.
   void consume_to(size_t offset) {
-    begin_ = offset;
-    if (begin_ == end_) begin_ = end_ = 0;
+    if (offset > begin_) begin_ = offset < end_ ? offset : end_;
   }
-  // Moves unconsumed bytes to the front.
+  // Moves unconsumed bytes to the front; invalidates offsets and views.
   void compact() {
     if (begin_ == 0) return;
+    if (begin_ == end_) {
+      begin_ = end_ = 0;
+      return;
+    }
     std::memmove(data_.get(), data_.get() + begin_, end_ - begin_);
     end_ -= begin_;
     begin_ = 0;

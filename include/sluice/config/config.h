@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace sluice::config {
@@ -72,14 +73,38 @@ struct Listener {
 };
 
 struct Endpoint {
-  Address address;
+  Address address;       // ip empty when `hostname` is set
+  std::string hostname;  // a DNS name, resolved at load and every dns_refresh
   uint32_t weight = 1;
+  std::string to_string() const;  // as written: "10.0.0.1:8080" or "app.internal:8080"
+};
+
+// Where Maglev finds the key of a request.
+struct HashOn {
+  enum class Kind { kNone, kHeader, kCookie, kSourceIp, kPath };
+  Kind kind = Kind::kNone;
+  std::string name;  // header (lower-case) or cookie name
+};
+
+struct HealthCheck {
+  std::string path = "/health";
+  Duration interval{std::chrono::seconds(5)};
+  Duration timeout{std::chrono::seconds(1)};
+  uint32_t healthy_threshold = 2;
+  uint32_t unhealthy_threshold = 2;
+  std::vector<std::pair<int, int>> expected_statuses{{200, 399}};  // inclusive ranges
+  std::string host;  // Host header of the probe; empty: the endpoint's address
 };
 
 struct Cluster {
-  enum class LbPolicy { kRoundRobin };
+  enum class LbPolicy { kRoundRobin, kLeastRequest, kRandom, kMaglev };
   std::string name;
   LbPolicy lb = LbPolicy::kRoundRobin;
+  HashOn hash_on;
+  uint32_t maglev_table_size = 65537;
+  Duration dns_refresh{std::chrono::seconds(30)};
+  std::optional<HealthCheck> health_check;
+  uint32_t panic_threshold = 50;  // percent healthy below which all endpoints are used
   Duration connect_timeout{std::chrono::seconds(1)};
   // Below Jetty's default 30 s idle timeout, so Sluice retires a pooled connection before the
   // backend closes it under our feet.

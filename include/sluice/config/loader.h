@@ -34,5 +34,6 @@ LoadResult load_string(std::string_view yaml, const std::string& file_name);
 Result<Duration> parse_duration(std::string_view text);  // "15s", "250ms", "2m", "1h", "0"
 Result<uint64_t> parse_size(std::string_view text);      // "64KiB", "10MiB", "1GiB", "512"
 Result<Address> parse_address(std::string_view text);    // literal IPv4/IPv6 and port
+Result<Endpoint> parse_endpoint(std::string_view text);  // literal address or host.name:port
 
 }  // namespace sluice::config

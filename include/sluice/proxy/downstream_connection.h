@@ -98,7 +98,9 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
                         const RequestInfo& info);
   awaitable<Lease> acquire(const upstream::ClusterInfo& cluster,
                            const server::WorkerView::ClusterBinding& binding, bool fresh_only,
-                           std::string& error);
+                           std::optional<uint64_t> hash, std::string& error);
+  // The Maglev key of a request (hash_on), or none when the request does not carry it.
+  std::optional<uint64_t> request_hash(const config::HashOn& on, const http::RequestView& req) const;
   awaitable<SendStatus> send_request(Lease& lease, const config::Listener& spec, const RequestInfo& info);
   awaitable<RelayStatus> relay_response(Lease& lease, const RequestInfo& info,
                                         config::Duration route_timeout, const config::Listener& spec,

@@ -2,7 +2,10 @@
 // The control side: builds snapshots, binds listeners, starts workers, applies reloads and drains.
 // Every member function runs on the control (main) thread.
 #include <chrono>
+#include <atomic>
 #include <map>
+#include <mutex>
+#include <thread>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,6 +15,7 @@
 #include "sluice/server/snapshot.h"
 #include "sluice/server/worker.h"
 #include "sluice/stats/shard.h"
+#include "sluice/upstream/cluster_manager.h"
 
 namespace sluice::server {
 
@@ -28,6 +32,9 @@ struct ReloadState {
   uint64_t failed = 0;
 };
 
+// Thread safety: the public functions may be called from any one thread (main's); the work that
+// changes what workers see (reload, health and DNS changes) runs on the server's own control
+// thread, and the getters return copies taken under a mutex.
 class Server {
  public:
   // Builds the first snapshot and binds every listener on every worker (SO_REUSEPORT), so an
@@ -36,6 +43,8 @@ class Server {
   ~Server();
 
   void start();
+  // The worker count came from the command line, not the file: reloads need not warn about it.
+  void set_workers_overridden() { workers_overridden_ = true; }
   // Re-reads `path`; on success the new snapshot is posted to every worker (requests in flight
   // finish on the old one) and listeners are added or removed. On failure nothing changes.
   Result<void> reload(const std::string& path);
@@ -49,8 +58,8 @@ class Server {
 
   uint16_t listener_port(const std::string& name) const;  // real port, also when configured as 0
   size_t worker_count() const { return workers_.size(); }
-  const SnapshotPtr& snapshot() const { return snapshot_; }
-  const ReloadState& reload_state() const { return reload_; }
+  SnapshotPtr snapshot() const;
+  ReloadState reload_state() const;
   bool started() const { return started_; }
   bool draining() const { return draining_; }
   std::vector<const stats::Shard*> stats_shards() const;
@@ -59,11 +68,24 @@ class Server {
   std::chrono::steady_clock::time_point start_time() const { return start_time_; }
 
  private:
-  Server() = default;
+  Server();
+  Result<void> reload_on_control_thread(const std::string& path);
+  // Publishes the current routing with the cluster manager's current clusters (control thread).
+  void publish_clusters();
+  void publish(SnapshotPtr snapshot);  // to every worker, and as snapshot()
+  // Runs `f` on the control thread and waits for its result.
+  template <typename F>
+  auto on_control_thread(F&& f) -> decltype(f());
   // One acceptor per worker for `listener`, all on the same port.
-  Result<std::vector<tcp::acceptor>> bind(const config::Listener& listener, uint16_t& port);
+  Result<std::vector<tcp::acceptor>> bind(const config::Listener& listener, uint16_t& port, bool reloading);
   void adopt(const std::string& name, std::vector<tcp::acceptor> acceptors);
 
+  asio::io_context control_{1};
+  asio::executor_work_guard<asio::io_context::executor_type> control_work_;
+  std::thread control_thread_;
+  std::unique_ptr<upstream::ClusterManager> clusters_;  // control thread only
+
+  mutable std::mutex mu_;  // guards snapshot_ and reload_ for the getters
   SnapshotPtr snapshot_;
   // Declared before the workers: it must outlive them (they flush into it when they stop).
   std::unique_ptr<accesslog::Writer> access_log_ = std::make_unique<accesslog::Writer>();
@@ -72,7 +94,8 @@ class Server {
   ReloadState reload_;
   std::chrono::steady_clock::time_point start_time_ = std::chrono::steady_clock::now();
   bool started_ = false;
-  bool draining_ = false;
+  std::atomic<bool> draining_{false};  // read by the control thread
+  bool workers_overridden_ = false;
   bool joined_ = false;
 };
 

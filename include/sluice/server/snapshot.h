@@ -1,6 +1,8 @@
 #pragma once
-// One immutable, fully built configuration (rule 2). Built on the control thread, published to
-// workers as shared_ptr<const Snapshot>; a request keeps the snapshot it was routed with.
+// One immutable configuration as workers see it (rule 2). Built on the control thread, published
+// to workers as shared_ptr<const Snapshot>; a request keeps the snapshot it was routed with.
+// Routing is built once per configuration and shared by the snapshots published after a
+// health or DNS change, which replace only the clusters.
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -16,15 +18,22 @@ struct ListenerInfo {
   router::RouteTable routes;
 };
 
-struct Snapshot {
-  uint64_t version = 0;
+// What a configuration load builds: the config itself and the route tables.
+struct Routing {
   config::Config config;
   std::vector<ListenerInfo> listeners;
-  std::vector<upstream::ClusterInfo> clusters;
-
-  const ListenerInfo* find_listener(std::string_view name) const;
   // `config` must have passed config::load_*; building cannot fail after that.
-  static std::shared_ptr<const Snapshot> build(config::Config config, uint64_t version);
+  static std::shared_ptr<const Routing> build(config::Config config);
+};
+
+struct Snapshot {
+  uint64_t version = 0;  // of the configuration (1, 2, 3 … per applied reload)
+  std::shared_ptr<const Routing> routing;
+  std::vector<upstream::ClusterInfoPtr> clusters;  // in config order
+
+  const config::Config& config() const { return routing->config; }
+  const std::vector<ListenerInfo>& listeners() const { return routing->listeners; }
+  const ListenerInfo* find_listener(std::string_view name) const;
 };
 
 using SnapshotPtr = std::shared_ptr<const Snapshot>;

@@ -16,6 +16,7 @@
 #include "sluice/server/snapshot.h"
 #include "sluice/stats/shard.h"
 #include "sluice/upstream/connection_pool.h"
+#include "sluice/upstream/load_balancer.h"
 
 namespace sluice::proxy {
 class DownstreamConnection;
@@ -26,8 +27,8 @@ namespace sluice::server {
 // Mutable per-worker state of a cluster, keyed by cluster name so it outlives a reload that keeps
 // the name (rule 4).
 struct ClusterState {
-  uint64_t next_pick = 0;
   std::unordered_map<std::string, std::shared_ptr<upstream::EndpointPool>> pools;  // by endpoint key
+  std::shared_ptr<upstream::LoadBalancer> balancer;  // for the newest view; carried over by key
 };
 
 // The snapshot as this worker uses it: the snapshot plus its clusters bound to worker state by
@@ -36,6 +37,7 @@ struct WorkerView {
   struct ClusterBinding {
     std::shared_ptr<ClusterState> state;
     std::vector<std::shared_ptr<upstream::EndpointPool>> pools;  // by endpoint index
+    std::shared_ptr<upstream::LoadBalancer> balancer;  // built for this view's ClusterInfo
     stats::ClusterStats* stats = nullptr;
   };
   struct ListenerBinding {
@@ -71,6 +73,9 @@ class Worker {
   void publish(SnapshotPtr snapshot);
   void adopt_acceptor(std::string listener_name, tcp::acceptor acceptor);
   void close_acceptor(std::string listener_name);
+  using ConnectFailureReporter = std::function<void(std::string cluster, std::string endpoint, std::string why)>;
+  // Before start(): where connect failures go (the control thread's passive health detection).
+  void set_connect_failure_reporter(ConnectFailureReporter r) { report_connect_failure_ = std::move(r); }
   // Stop accepting, close idle connections; in-flight requests finish with "connection: close".
   void drain();
   // Waits for the thread to finish on its own until `deadline`, then stops the loop.
@@ -80,6 +85,10 @@ class Worker {
   const std::shared_ptr<WorkerView>& view() const { return view_; }
   stats::Shard& stats() { return stats_; }
   accesslog::Batcher& access_log() { return access_log_; }
+  upstream::FastRandom& random() { return random_; }
+  void report_connect_failure(std::string cluster, std::string endpoint, std::string why) {
+    if (report_connect_failure_) report_connect_failure_(std::move(cluster), std::move(endpoint), std::move(why));
+  }
   const stats::Shard& stats() const { return stats_; }
   bool draining() const { return draining_; }
   void add_connection(proxy::DownstreamConnection* c) { connections_.insert(c); }
@@ -88,6 +97,7 @@ class Worker {
  private:
   awaitable<void> accept_loop(std::string listener_name, tcp::acceptor& acceptor);
   void swap_snapshot(SnapshotPtr snapshot);
+  void retire_unused_pools(const Snapshot& snapshot);
   void schedule_sweep();
 
   size_t index_;
@@ -105,6 +115,8 @@ class Worker {
   std::vector<std::unique_ptr<tcp::acceptor>> retired_acceptors_;  // closed; freed with the worker
   asio::steady_timer sweep_timer_;
   accesslog::Batcher access_log_;
+  upstream::FastRandom random_;
+  ConnectFailureReporter report_connect_failure_;
   bool draining_ = false;
 };
 

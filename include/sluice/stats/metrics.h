@@ -84,6 +84,7 @@ struct ClusterStats {
   Gauge connections_idle;
   Counter connect_failures;
   Counter connection_reuse;
+  Counter lb_panic;  // requests balanced over all endpoints because too few were healthy
 };
 
 struct EndpointStats {

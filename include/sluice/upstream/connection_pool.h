@@ -45,11 +45,18 @@ class EndpointPool {
   // Closes connections idle for longer than `idle_timeout`.
   void sweep(Clock::time_point now, Clock::duration idle_timeout);
   void close_all();
+  // The endpoint left the configuration: close idle connections now, and those in use when
+  // their request ends.
+  void retire() {
+    retired_ = true;
+    close_all();
+  }
   size_t idle() const { return idle_.size(); }
 
  private:
   void drop_idle(size_t n) { cluster_stats_->connections_idle.add(-static_cast<int64_t>(n)); }
 
+  bool retired_ = false;
   stats::ClusterStats* cluster_stats_;
   stats::EndpointStats* endpoint_stats_;
   std::vector<std::unique_ptr<UpstreamConnection>> idle_;

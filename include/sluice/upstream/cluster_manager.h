@@ -1,0 +1,50 @@
+#pragma once
+// The control thread's side of the upstreams: what workers cannot do themselves. It resolves
+// DNS endpoints (at load and every dns_refresh), runs one health checker per cluster, takes
+// passive connect failures from workers, and rebuilds a cluster's ClusterInfo whenever its
+// membership or health changes, then tells the owner to publish.
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sluice/common/asio.h"
+#include "sluice/common/result.h"
+#include "sluice/config/config.h"
+#include "sluice/upstream/cluster.h"
+#include "sluice/upstream/health_checker.h"
+
+namespace sluice::upstream {
+
+class ClusterManager {
+ public:
+  using ChangeFn = std::function<void()>;  // called on the control thread after a change
+
+  ClusterManager(asio::io_context& control, ChangeFn on_change);
+  ~ClusterManager();
+
+  // Control thread. Resolves every host name (blocking); on success these clusters become
+  // current: health of endpoints that stay is kept, checkers and DNS timers follow the new
+  // settings. On failure nothing changes. Does not call on_change: the caller publishes.
+  Result<void> apply(const std::vector<config::Cluster>& clusters);
+  // Current cluster views, in the order of the last applied config.
+  std::vector<ClusterInfoPtr> infos() const;
+  // Control thread: a worker could not connect to this endpoint.
+  void report_connect_failure(const std::string& cluster, const std::string& endpoint_key,
+                              const std::string& why);
+
+ private:
+  struct Runtime;
+  static Result<std::vector<tcp::endpoint>> resolve(const std::string& host, uint16_t port);
+  void rebuild(Runtime& r);
+  void schedule_dns_refresh(Runtime& r);
+  awaitable<void> refresh_dns(std::string cluster);
+
+  asio::io_context& control_;
+  ChangeFn on_change_;
+  std::map<std::string, std::unique_ptr<Runtime>> clusters_;
+  std::vector<std::string> order_;
+};
+
+}  // namespace sluice::upstream

@@ -1,0 +1,48 @@
+#pragma once
+// Active HTTP health checks for one cluster, for the whole process (not per worker). Each
+// endpoint is probed every `interval`: GET `path`, healthy when the status is expected and the
+// answer comes within `timeout`. `healthy_threshold` passes in a row bring an endpoint back,
+// `unhealthy_threshold` failures in a row take it out. Runs on the control thread.
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "sluice/common/asio.h"
+#include "sluice/config/config.h"
+
+namespace sluice::upstream {
+
+class HealthChecker {
+ public:
+  // Called on a transition, on the checker's thread.
+  using TransitionFn = std::function<void(const std::string& endpoint_key, bool healthy, const std::string& why)>;
+
+  HealthChecker(asio::io_context& context, std::string cluster, config::HealthCheck spec,
+                TransitionFn on_transition);
+  ~HealthChecker();
+  HealthChecker(const HealthChecker&) = delete;
+  HealthChecker& operator=(const HealthChecker&) = delete;
+
+  // Probes exactly these endpoints from now on (new ones start at once; removed ones stop).
+  // `healthy` is each endpoint's current state, kept for those already probed.
+  void set_endpoints(const std::map<std::string, std::pair<tcp::endpoint, bool>>& endpoints);
+  // A request could not connect: count it as a failed probe now (passive detection). Returns
+  // true when that made the endpoint unhealthy.
+  bool record_passive_failure(const std::string& endpoint_key, const std::string& why);
+  const config::HealthCheck& spec() const { return spec_; }
+
+ private:
+  struct Target;
+  awaitable<void> probe_loop(std::shared_ptr<Target> target);
+  awaitable<std::string> probe(Target& target);  // empty on success, else why it failed
+  void record(Target& target, const std::string& failure);
+
+  asio::io_context& context_;
+  std::string cluster_;
+  config::HealthCheck spec_;
+  TransitionFn on_transition_;
+  std::map<std::string, std::shared_ptr<Target>> targets_;
+};
+
+}  // namespace sluice::upstream

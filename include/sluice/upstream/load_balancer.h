@@ -1,0 +1,82 @@
+#pragma once
+// Per-worker endpoint choice for one cluster (nginx's peer lifecycle, reduced to pick()). The
+// immutable inputs come from ClusterInfo (eligible set, weights, Maglev table); the mutable
+// state (smooth round-robin weights, the RNG) belongs to one worker, so no pick locks anything.
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "sluice/upstream/cluster.h"
+
+namespace sluice::upstream {
+
+// splitmix64: small, fast, good enough to spread picks; one per worker.
+class FastRandom {
+ public:
+  explicit FastRandom(uint64_t seed) : state_(seed) {}
+  uint64_t next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  uint64_t below(uint64_t n) { return n == 0 ? 0 : next() % n; }
+
+ private:
+  uint64_t state_;
+};
+
+class LoadBalancer {
+ public:
+  // Carries smooth round-robin state over from `previous` (the balancer of the same cluster
+  // in the worker's previous view) by endpoint key, so a reload does not reset the rotation.
+  LoadBalancer(const ClusterInfo& cluster, const LoadBalancer* previous);
+
+  // The position in cluster.eligible to try first. `active_requests(i)` gives endpoint i's
+  // in-flight requests on this worker (least_request); `hash` is the request's key (maglev).
+  template <typename ActiveFn>
+  size_t pick(const ClusterInfo& cluster, FastRandom& rng, std::optional<uint64_t> hash, ActiveFn&& active_requests);
+
+ private:
+  size_t pick_round_robin(const ClusterInfo& cluster);
+  static size_t pick_weighted_random(const ClusterInfo& cluster, FastRandom& rng);
+
+  bool equal_weights_ = true;
+  uint64_t cursor_ = 0;                // equal weights: plain rotation
+  std::vector<int64_t> current_;       // smooth weighted round robin, by eligible position
+  std::vector<std::string> keys_;      // endpoint key of each eligible position
+};
+
+template <typename ActiveFn>
+size_t LoadBalancer::pick(const ClusterInfo& cluster, FastRandom& rng, std::optional<uint64_t> hash,
+                          ActiveFn&& active_requests) {
+  const size_t n = cluster.eligible.size();
+  if (n <= 1) return 0;
+  switch (cluster.spec.lb) {
+    case config::Cluster::LbPolicy::kRoundRobin:
+      return pick_round_robin(cluster);
+    case config::Cluster::LbPolicy::kRandom:
+      return pick_weighted_random(cluster, rng);
+    case config::Cluster::LbPolicy::kMaglev:
+      // No key on this request: spread it like random (Envoy does the same).
+      if (!hash || !cluster.maglev) return pick_weighted_random(cluster, rng);
+      return cluster.maglev->lookup(*hash);
+    case config::Cluster::LbPolicy::kLeastRequest: {
+      // Power of two choices: two random candidates, the one with fewer requests in flight
+      // per unit of weight wins (compared by cross-multiplication, no division).
+      size_t a = rng.below(n);
+      size_t b = rng.below(n - 1);
+      if (b >= a) ++b;
+      const auto& ea = cluster.endpoints[cluster.eligible[a]];
+      const auto& eb = cluster.endpoints[cluster.eligible[b]];
+      uint64_t load_a = static_cast<uint64_t>(active_requests(cluster.eligible[a]) + 1) * eb.weight;
+      uint64_t load_b = static_cast<uint64_t>(active_requests(cluster.eligible[b]) + 1) * ea.weight;
+      return load_a <= load_b ? a : b;
+    }
+  }
+  return 0;
+}
+
+}  // namespace sluice::upstream
