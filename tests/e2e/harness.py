@@ -1,0 +1,518 @@
+"""End-to-end test harness: the built `sluice` binary against real peers.
+
+Standard library only. Every process is started in its own session (process group) and bound to
+127.0.0.1; every process a test starts is stopped by a cleanup that runs even when the test fails,
+and, as a last resort, when the Python process exits or dies (PR_SET_PDEATHSIG).
+
+Environment (set by ctest, see tests/CMakeLists.txt):
+  SLUICE_BINARY      path of the built sluice binary
+  SLUICE_SOURCE_DIR  repository root (for examples/jetty/run.sh)
+"""
+
+import atexit
+import ctypes
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import unittest
+
+SOURCE_DIR = os.environ.get("SLUICE_SOURCE_DIR") or os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+JETTY_RUN = os.path.join(SOURCE_DIR, "examples", "jetty", "run.sh")
+
+# Generous: the first Jetty start may compile the example (~1.5 s) on a busy 2-core machine.
+JETTY_START_TIMEOUT = 90.0
+SLUICE_START_TIMEOUT = 20.0
+STOP_TIMEOUT = 30.0
+
+
+def sluice_binary():
+    path = os.environ.get("SLUICE_BINARY")
+    if not path:
+        raise RuntimeError("SLUICE_BINARY is not set; run through ctest or set it to the built "
+                           "sluice binary")
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f"SLUICE_BINARY={path} is not an executable file")
+    return path
+
+
+# --- process bookkeeping ---------------------------------------------------------------------
+
+_live = set()  # every Popen still running, for the atexit safety net
+
+_PR_SET_PDEATHSIG = 1
+try:
+    _libc = ctypes.CDLL(None, use_errno=True)
+except OSError:  # pragma: no cover
+    _libc = None
+
+
+def _child_setup():
+    # Runs in the child between fork and exec: if this test process dies (even by SIGKILL from a
+    # ctest timeout), the kernel kills the child too. It survives exec (run.sh execs java).
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _kill_group(proc, sig):
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@atexit.register
+def _kill_leftovers():
+    for proc in list(_live):
+        if proc.poll() is None:
+            _kill_group(proc, signal.SIGKILL)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def _spawn(argv, stdout_path, stderr_path, env=None):
+    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                start_new_session=True, preexec_fn=_child_setup, env=env,
+                                close_fds=True)
+    _live.add(proc)
+    return proc
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+
+
+def _unique(workdir, stem):
+    """workdir/stem, or workdir/stem-2, -3... if files with that stem exist already."""
+    path = os.path.join(workdir, stem)
+    n = 1
+    while any(os.path.exists(path + ext) for ext in (".stdout", ".stderr", ".yaml")):
+        n += 1
+        path = os.path.join(workdir, f"{stem}-{n}")
+    return path
+
+
+def _wait_for_line(proc, path, pattern, timeout, what):
+    """Polls the file `path` until a line matches `pattern`; returns the match."""
+    regex = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in _read(path).splitlines():
+            m = regex.search(line)
+            if m:
+                return m
+        if proc.poll() is not None:
+            # One last look: the line may have been written just before the exit.
+            for line in _read(path).splitlines():
+                m = regex.search(line)
+                if m:
+                    return m
+            raise RuntimeError(f"{what} exited with status {proc.returncode} before printing "
+                               f"/{pattern}/")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not print /{pattern}/ within {timeout:.0f}s")
+        time.sleep(0.02)
+
+
+# --- ports and sockets -------------------------------------------------------------------------
+
+def free_port():
+    """A port that was free a moment ago on 127.0.0.1 (the kernel's pick for port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_accepts(port, timeout=1.0):
+    """True if something accepts TCP connections on 127.0.0.1:port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+# --- Jetty (examples/jetty) --------------------------------------------------------------------
+
+class Jetty:
+    """The example Jetty backend, run through examples/jetty/run.sh."""
+
+    def __init__(self, workdir, name="jetty", port=0):
+        self.workdir = workdir
+        self.name = name
+        self.requested_port = port
+        self.port = None
+        self.proc = None
+        stem = _unique(workdir, f"jetty-{name}")
+        self.stdout_path = stem + ".stdout"
+        self.stderr_path = stem + ".stderr"
+
+    def start(self, timeout=JETTY_START_TIMEOUT):
+        if not shutil.which("java"):
+            raise unittest.SkipTest("java is not installed (apt-get install default-jdk-headless "
+                                    "jetty9)")
+        argv = [JETTY_RUN, "--host", "127.0.0.1", "--port", str(self.requested_port),
+                "--name", self.name]
+        self.proc = _spawn(argv, self.stdout_path, self.stderr_path)
+        try:
+            m = _wait_for_line(self.proc, self.stdout_path,
+                               r"^sluice-example-backend (\S+) listening on ([0-9.]+):(\d+)$",
+                               timeout, f"jetty {self.name}")
+        except RuntimeError as e:
+            self.kill()
+            raise RuntimeError(f"{e}\n--- jetty stderr ---\n{_read(self.stderr_path)[-4000:]}")
+        if m.group(1) != self.name or m.group(2) != "127.0.0.1":
+            self.kill()
+            raise RuntimeError(f"unexpected jetty start-up line: {m.group(0)}")
+        self.port = int(m.group(3))
+        return self
+
+    def stop(self, timeout=STOP_TIMEOUT):
+        """SIGTERM to the process group; SIGKILL if it lingers. Returns the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            _kill_group(self.proc, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _kill_group(self.proc, signal.SIGKILL)
+                self.proc.wait(10)
+        _live.discard(self.proc)
+        return self.proc.returncode
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            _kill_group(self.proc, signal.SIGKILL)
+            self.proc.wait(10)
+        if self.proc is not None:
+            _live.discard(self.proc)
+
+    @property
+    def endpoint(self):
+        return f"127.0.0.1:{self.port}"
+
+
+# --- sluice ------------------------------------------------------------------------------------
+
+def basic_config(endpoints, workers=2, listener_port=0, drain_timeout=None):
+    """The shape from the project docs: /api/ (prefix rewritten to /) and a catch-all route."""
+    # The admin server on an ephemeral port: never the default 9901, which may be taken.
+    lines = [f"workers: {workers}", "admin: { address: 127.0.0.1:0 }"]
+    if drain_timeout:
+        lines.append(f"drain_timeout: {drain_timeout}")
+    lines.append(textwrap.dedent(f"""\
+        listeners:
+          - name: public
+            address: 127.0.0.1:{listener_port}
+            virtual_hosts:
+              - name: app
+                domains: ["*"]
+                routes:
+                  - name: api
+                    match: {{ prefix: /api/ }}
+                    cluster: jetty
+                    prefix_rewrite: /
+                  - name: catch_all
+                    match: {{ prefix: / }}
+                    cluster: jetty
+        clusters:
+          - name: jetty
+            endpoints: [ {", ".join(endpoints)} ]
+        """))
+    return "\n".join(lines)
+
+
+class Sluice:
+    """One sluice process with its config written to `workdir`; stderr captured to a file."""
+
+    # e.g. "sluice 0.1.0 started: 2 worker(s), listeners: public=127.0.0.1:41234, admin: ..."
+    STARTED = r"started: (\d+) worker\(s\), listeners: (.*)$"
+    LISTENER = re.compile(r"([^\s=,]+)=(\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)")
+    ADMIN = re.compile(r"\badmin: (\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)")
+
+    def __init__(self, workdir, config_text, name="sluice", args=()):
+        self.workdir = workdir
+        self.name = name
+        stem = _unique(workdir, name)
+        self.config_path = stem + ".yaml"
+        self.stdout_path = stem + ".stdout"
+        self.stderr_path = stem + ".stderr"
+        self.args = list(args)
+        self.proc = None
+        self.workers = None
+        self.listeners = {}  # name -> port
+        self.admin_port = None
+        with open(self.config_path, "w") as f:
+            f.write(config_text)
+
+    @property
+    def argv(self):
+        return [sluice_binary(), "--config", self.config_path, *self.args]
+
+    def start(self, timeout=SLUICE_START_TIMEOUT):
+        self.proc = _spawn(self.argv, self.stdout_path, self.stderr_path)
+        try:
+            m = _wait_for_line(self.proc, self.stderr_path, self.STARTED, timeout, self.name)
+        except RuntimeError as e:
+            self.kill()
+            raise RuntimeError(f"{e}\n--- {self.name} stderr ---\n{self.stderr()[-4000:]}")
+        self.workers = int(m.group(1))
+        rest = m.group(2)
+        admin = self.ADMIN.search(rest)
+        if admin:
+            if admin.group(1) != "127.0.0.1":
+                self.kill()
+                raise RuntimeError(f"the admin server is on {admin.group(1)}, not 127.0.0.1")
+            self.admin_port = int(admin.group(2))
+            rest = rest[:admin.start()]
+        for name, ip, port in self.LISTENER.findall(rest):
+            if ip != "127.0.0.1":
+                self.kill()
+                raise RuntimeError(f"listener {name} is on {ip}, not 127.0.0.1: {m.group(0)}")
+            self.listeners[name] = int(port)
+        if not self.listeners:
+            self.kill()
+            raise RuntimeError(f"cannot parse the listeners in: {m.group(0)}")
+        return self
+
+    @property
+    def port(self):
+        """The port of the first (usually only) listener."""
+        return next(iter(self.listeners.values()))
+
+    def stderr(self):
+        return _read(self.stderr_path)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=STOP_TIMEOUT):
+        """Waits for exit; on timeout kills it and raises AssertionError."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"{self.name} did not exit within {timeout}s\n--- stderr ---\n"
+                                 f"{self.stderr()[-4000:]}")
+        finally:
+            if self.proc.poll() is not None:
+                _live.discard(self.proc)
+
+    def stop(self, timeout=STOP_TIMEOUT):
+        """SIGTERM and wait; asserts exit status 0 (a clean drain)."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.wait(timeout)
+        if code != 0:
+            raise AssertionError(f"{self.name} exited with status {code} after SIGTERM, not 0\n"
+                                 f"--- stderr ---\n{self.stderr()[-4000:]}")
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            _kill_group(self.proc, signal.SIGKILL)
+            self.proc.wait(10)
+        if self.proc is not None:
+            _live.discard(self.proc)
+
+
+def run_sluice(args, timeout=30, input_bytes=None):
+    """Runs sluice to completion (CLI checks). Returns CompletedProcess with str stdout/stderr."""
+    return subprocess.run([sluice_binary(), *args], input=input_bytes, capture_output=True,
+                          timeout=timeout, start_new_session=True, preexec_fn=_child_setup)
+
+
+# --- HTTP --------------------------------------------------------------------------------------
+
+class Response:
+    def __init__(self, status, reason, headers, body):
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # list of (name, value) in arrival order
+        self.body = body        # bytes
+
+    def header(self, name, default=None):
+        name = name.lower()
+        for k, v in self.headers:
+            if k.lower() == name:
+                return v
+        return default
+
+    def header_all(self, name):
+        name = name.lower()
+        return [v for k, v in self.headers if k.lower() == name]
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.reason} {self.headers!r} {self.body[:300]!r}>"
+
+
+def request(port, method="GET", path="/", body=None, headers=None, timeout=30.0, conn=None):
+    """One request over http.client. Pass `conn` to reuse a keep-alive connection."""
+    own = conn is None
+    if own:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        return Response(r.status, r.reason, r.getheaders(), data)
+    finally:
+        if own:
+            conn.close()
+
+
+def read_response(stream, head_only=False):
+    """Reads one HTTP/1.1 response from a buffered binary stream (sock.makefile('rb')).
+
+    Handles Content-Length, chunked and (last) close-delimited bodies. Used where http.client
+    cannot go: several responses read back from one raw socket (pipelining).
+    """
+    status_line = stream.readline(65536)
+    if not status_line:
+        raise ConnectionError("connection closed before a status line")
+    m = re.match(rb"HTTP/1\.[01] (\d{3}) ?(.*)\r\n$", status_line)
+    if not m:
+        raise ValueError(f"bad status line {status_line!r}")
+    headers = []
+    while True:
+        line = stream.readline(65536)
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        headers.append((name.strip(), value.strip()))
+    resp = Response(int(m.group(1)), m.group(2).decode("latin-1"), headers, b"")
+    if head_only or resp.status in (204, 304) or resp.status < 200:
+        return resp
+    te = (resp.header("transfer-encoding") or "").lower()
+    if "chunked" in te:
+        parts = []
+        while True:
+            size_line = stream.readline(65536)
+            size = int(size_line.split(b";")[0].strip(), 16)
+            if size == 0:
+                while stream.readline(65536) not in (b"\r\n", b""):
+                    pass  # trailers
+                break
+            parts.append(stream.read(size))
+            if stream.read(2) != b"\r\n":
+                raise ValueError("chunk not followed by CRLF")
+        resp.body = b"".join(parts)
+    elif resp.header("content-length") is not None:
+        n = int(resp.header("content-length"))
+        resp.body = stream.read(n)
+        if len(resp.body) != n:
+            raise ConnectionError(f"body cut short: {len(resp.body)} of {n} bytes")
+    else:
+        resp.body = stream.read()
+    return resp
+
+
+def parse_echo(text):
+    """Jetty's /echo body → (fields dict, headers list of (name, value))."""
+    fields = {}
+    headers = []
+    for line in text.splitlines():
+        key, sep, value = line.partition(": ")
+        if not sep:
+            continue
+        if key == "header":
+            name, _, hv = value.partition(": ")
+            headers.append((name, hv))
+        else:
+            fields[key] = value
+    return fields, headers
+
+
+def echo_header_values(headers, name):
+    return [v for k, v in headers if k == name.lower()]
+
+
+def pattern_bytes(n, offset=0):
+    """The /large and /chunked body: '0123456789abcdef' repeated, `n` bytes from `offset`."""
+    unit = b"0123456789abcdef"
+    reps = (offset + n) // len(unit) + 2
+    return (unit * reps)[offset % 16: offset % 16 + n]
+
+
+# --- base test case ----------------------------------------------------------------------------
+
+class E2ETestCase(unittest.TestCase):
+    """Gives each test a temp dir and start helpers whose processes are always stopped."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="sluice-e2e-")
+        self.addCleanup(self._remove_tmp)
+
+    def _remove_tmp(self):
+        # Keep the logs of a failed test for a post-mortem; remove them otherwise.
+        outcome = getattr(self, "_outcome", None)
+        if outcome is not None and not outcome.success:
+            sys.stderr.write(f"\n[e2e] logs of {self.id()} kept in {self.tmp}\n")
+            type(self)._keep_class_tmp = True  # the shared processes' logs too
+            return
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def start_jetty(self, name="jetty", port=0):
+        j = Jetty(self.tmp, name=name, port=port)
+        self.addCleanup(j.stop)
+        return j.start()
+
+    def start_sluice(self, config_text, name="sluice", args=("--log-level", "info"),
+                     check_exit=True):
+        s = Sluice(self.tmp, config_text, name=name, args=args)
+        # A process the test did not stop itself is stopped here; a non-zero exit fails the test.
+        self.addCleanup(s.stop if check_exit else s.kill)
+        return s.start()
+
+    # Class-wide processes (started in setUpClass, stopped by class cleanups even when
+    # setUpClass itself fails half-way).
+    @classmethod
+    def class_tmp(cls):
+        if "_class_tmp" not in cls.__dict__:
+            cls._class_tmp = tempfile.mkdtemp(prefix=f"sluice-e2e-{cls.__name__}-")
+            cls._keep_class_tmp = False
+            cls.addClassCleanup(cls._remove_class_tmp)
+        return cls._class_tmp
+
+    @classmethod
+    def _remove_class_tmp(cls):
+        if cls._keep_class_tmp:
+            sys.stderr.write(f"\n[e2e] logs of {cls.__name__} kept in {cls._class_tmp}\n")
+        else:
+            shutil.rmtree(cls._class_tmp, ignore_errors=True)
+
+    @classmethod
+    def start_class_jetty(cls, name="jetty", port=0):
+        j = Jetty(cls.class_tmp(), name=name, port=port)
+        cls.addClassCleanup(j.stop)
+        return j.start()
+
+    @classmethod
+    def start_class_sluice(cls, config_text, name="sluice", args=("--log-level", "info")):
+        s = Sluice(cls.class_tmp(), config_text, name=name, args=args)
+        cls.addClassCleanup(s.stop)
+        return s.start()
