@@ -127,8 +127,7 @@ Result<Address> parse_address(std::string_view text) {
   boost::system::error_code ec;
   auto ip = boost::asio::ip::make_address(std::string(host), ec);
   if (ec) {
-    return Error{fmt::format("'{}' is not an IP address (host names are not supported here yet; "
-                             "write a literal IPv4 or [IPv6] address)", host)};
+    return Error{fmt::format("'{}' is not an IP address (write a literal IPv4 or [IPv6] address)", host)};
   }
   return Address{ip.to_string(), static_cast<uint16_t>(p)};
 }
@@ -167,6 +166,10 @@ Result<Endpoint> parse_endpoint(std::string_view text) {
     } else {
       valid = false;
     }
+  }
+  // All-numeric labels ("127.0.0.256") are a mistyped IP address, not a host name (RFC 1123 §2.1).
+  if (valid && host.find_first_not_of("0123456789.") == std::string_view::npos) {
+    return Error{fmt::format("'{}' is not an IP address", host)};
   }
   if (!valid) {
     return Error{fmt::format("'{}' is neither an IP address nor a host name with a port", text)};
@@ -675,6 +678,11 @@ class Loader {
         if (key != ":0" && !seen.insert(key).second) {
           add(e[i].Mark(), index(epath, i), fmt::format("endpoint {} is listed twice (use weight instead)", key));
         }
+      }
+      if (c.lb == Cluster::LbPolicy::kMaglev && n["maglev_table_size"] && e.IsSequence() &&
+          c.maglev_table_size < c.endpoints.size()) {
+        add(n["maglev_table_size"].Mark(), join(path, "maglev_table_size"),
+            fmt::format("{} is smaller than the {} endpoints", c.maglev_table_size, c.endpoints.size()));
       }
     } else {
       add(n.Mark(), epath, "missing required key");

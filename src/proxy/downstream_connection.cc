@@ -206,6 +206,7 @@ awaitable<bool> DownstreamConnection::local_reply(int status, LocalReason reason
   msg.append(body);
   record_.status = status;
   record_.local = reason;
+  record_.sent_bytes = body.size();  // what the client received, as for proxied responses
   if (!record_.flags) record_.flags = flag_for(reason);
   out_.clear();
   out_.emplace_back(msg.data(), msg.size());

@@ -22,7 +22,11 @@ std::shared_ptr<const ClusterInfo> ClusterInfo::build(const config::Cluster& spe
     std::vector<MaglevTable::Member> members;
     members.reserve(c->eligible.size());
     for (uint32_t i : c->eligible) members.push_back({c->endpoints[i].key, c->endpoints[i].weight});
-    c->maglev = MaglevTable::build(members, spec.maglev_table_size);
+    // The table needs at least one slot per member. DNS can return more addresses than the
+    // configured size allows; then the next prime that fits is used rather than failing.
+    uint32_t size = spec.maglev_table_size;
+    while (size < members.size() || !is_prime(size)) ++size;
+    c->maglev = MaglevTable::build(members, size);
   }
   return c;
 }

@@ -132,8 +132,8 @@ MaglevTable MaglevTable::build(std::span<const Member> members, uint32_t table_s
 
   // (c + skip) % M for c < M, without a division; c + skip cannot overflow (M < 2^32, skip < M).
   // GCC compiles the select to a branch, which is the faster form here: a mask-based branchless
-  // version (cmp/sbb/and/add) made the probe chain longer and BM_MaglevBuild/100 went from 1.8 ms
-  // to 3.2 ms (thread CPU time).
+  // version (cmp/sbb/and/add) lengthens the loop-carried chain, and building 100 equal members at
+  // M = 65537 went from 1.8 ms to 3.2 ms of thread CPU time.
   auto step = [](uint32_t c, uint32_t skip, uint32_t wrap) {
     return c < wrap ? c + skip : c - wrap;
   };

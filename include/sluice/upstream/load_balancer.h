@@ -64,16 +64,14 @@ size_t LoadBalancer::pick(const ClusterInfo& cluster, FastRandom& rng, std::opti
       if (!hash || !cluster.maglev) return pick_weighted_random(cluster, rng);
       return cluster.maglev->lookup(*hash);
     case config::Cluster::LbPolicy::kLeastRequest: {
-      // Power of two choices: two random candidates, the one with fewer requests in flight
-      // per unit of weight wins (compared by cross-multiplication, no division).
-      size_t a = rng.below(n);
-      size_t b = rng.below(n - 1);
-      if (b >= a) ++b;
-      const auto& ea = cluster.endpoints[cluster.eligible[a]];
-      const auto& eb = cluster.endpoints[cluster.eligible[b]];
-      uint64_t load_a = static_cast<uint64_t>(active_requests(cluster.eligible[a]) + 1) * eb.weight;
-      uint64_t load_b = static_cast<uint64_t>(active_requests(cluster.eligible[b]) + 1) * ea.weight;
-      return load_a <= load_b ? a : b;
+      // Power of two choices, weight-aware: both candidates are drawn in proportion to their
+      // weight and the one with fewer requests in flight wins, ties to the first. At equal load
+      // each endpoint is picked in proportion to its weight; under load, busy ones are avoided.
+      // (Comparing requests per unit of weight instead would make the heavier candidate win
+      // every tie and starve light endpoints.)
+      size_t a = pick_weighted_random(cluster, rng);
+      size_t b = pick_weighted_random(cluster, rng);
+      return active_requests(cluster.eligible[b]) < active_requests(cluster.eligible[a]) ? b : a;
     }
   }
   return 0;
