@@ -145,7 +145,7 @@ class AccessLog(harness.E2ETestCase):
                 self.assertEqual(e["flags"], "UF")
                 self.assertEqual(e["route"], "dead")
                 self.assertEqual(e["cluster"], "dead")
-                self.assertEqual(e["bytes_sent"], 0)
+                self.assertEqual(e["bytes_sent"], len(r.body))  # the 503's own body
                 self.assertIsNone(e["upstream"])  # documented: null for 503 connect failures
                 self.assertIsNone(e["upstream_time_ms"])
         self.assertIn("given-id-1", entries)
@@ -175,8 +175,8 @@ class AccessLog(harness.E2ETestCase):
          cluster, upstream, authority, rid) = parsed["text-2"]
         self.assertEqual((method, path, status, flags, received, sent, up_ms, route, cluster,
                           upstream, authority),
-                         ("GET", "/nothing", "404", "NR", "0", "0", "-", "-", "-", "-",
-                          f"127.0.0.1:{s.port}"))
+                         ("GET", "/nothing", "404", "NR", "0", str(len(nr.body)), "-", "-", "-",
+                          "-", f"127.0.0.1:{s.port}"))
 
     def test_sigusr1_reopens_the_file_after_a_rename(self):
         s = self.start("json")
