@@ -49,6 +49,41 @@ std::string access_log_json(const Listener& l) {
                      str(l.access_log->format == AccessLog::Format::kJson ? "json" : "text"));
 }
 
+const char* lb_name(Cluster::LbPolicy lb) {
+  switch (lb) {
+    case Cluster::LbPolicy::kRoundRobin: return "round_robin";
+    case Cluster::LbPolicy::kLeastRequest: return "least_request";
+    case Cluster::LbPolicy::kRandom: return "random";
+    case Cluster::LbPolicy::kMaglev: return "maglev";
+  }
+  return "?";
+}
+
+std::string hash_on_json(const HashOn& h) {
+  switch (h.kind) {
+    case HashOn::Kind::kNone: return "null";
+    case HashOn::Kind::kHeader: return fmt::format("{{\"header\":{}}}", str(h.name));
+    case HashOn::Kind::kCookie: return fmt::format("{{\"cookie\":{}}}", str(h.name));
+    case HashOn::Kind::kSourceIp: return "{\"source_ip\":true}";
+    case HashOn::Kind::kPath: return "{\"path\":true}";
+  }
+  return "null";
+}
+
+std::string health_check_json(const std::optional<HealthCheck>& h) {
+  if (!h) return "null";
+  std::string statuses;
+  for (auto [lo, hi] : h->expected_statuses) {
+    statuses += (statuses.empty() ? "" : ",") +
+                (lo == hi ? str(std::to_string(lo)) : str(fmt::format("{}-{}", lo, hi)));
+  }
+  return fmt::format(
+      "{{\"path\":{},\"interval\":{},\"timeout\":{},\"healthy_threshold\":{},"
+      "\"unhealthy_threshold\":{},\"expected_statuses\":[{}],\"host\":{}}}",
+      str(h->path), dur(h->interval), dur(h->timeout), h->healthy_threshold, h->unhealthy_threshold,
+      statuses, h->host.empty() ? "null" : str(h->host));
+}
+
 }  // namespace
 
 std::string to_json(const Config& c) {
@@ -75,13 +110,15 @@ std::string to_json(const Config& c) {
     std::string endpoints;
     for (const auto& e : cl.endpoints) {
       endpoints += fmt::format("{}{{\"address\":{},\"weight\":{}}}", endpoints.empty() ? "" : ",",
-                               str(e.address.to_string()), e.weight);
+                               str(e.to_string()), e.weight);
     }
     clusters += fmt::format(
-        "{}{{\"name\":{},\"lb\":\"round_robin\",\"connect_timeout\":{},\"idle_timeout\":{},"
-        "\"max_idle_connections\":{},\"endpoints\":[{}]}}",
-        clusters.empty() ? "" : ",", str(cl.name), dur(cl.connect_timeout), dur(cl.idle_timeout),
-        cl.max_idle_connections, endpoints);
+        "{}{{\"name\":{},\"lb\":\"{}\",\"hash_on\":{},\"maglev_table_size\":{},"
+        "\"connect_timeout\":{},\"idle_timeout\":{},\"max_idle_connections\":{},"
+        "\"dns_refresh\":{},\"health_check\":{},\"panic_threshold\":{},\"endpoints\":[{}]}}",
+        clusters.empty() ? "" : ",", str(cl.name), lb_name(cl.lb), hash_on_json(cl.hash_on),
+        cl.maglev_table_size, dur(cl.connect_timeout), dur(cl.idle_timeout), cl.max_idle_connections,
+        dur(cl.dns_refresh), health_check_json(cl.health_check), cl.panic_threshold, endpoints);
   }
   return fmt::format(
       "{{\"source_path\":{},\"admin\":{{\"address\":{}}},\"workers\":{},\"drain_timeout\":{},"
