@@ -701,6 +701,11 @@ class Loader {
 
   void read_hash_on(const YAML::Node& n, const std::string& path, HashOn& out) {
     if (!expect_map(n, path, {"header", "cookie", "source_ip", "path"})) return;
+    // An unknown key was reported by expect_map; none of the branches below may look it up.
+    if (!n["header"] && !n["cookie"] && !n["source_ip"] && !n["path"]) {
+      if (n.size() == 0) add(n.Mark(), path, "takes exactly one of 'header', 'cookie', 'source_ip' or 'path'");
+      return;
+    }
     if (n.size() != 1) {
       add(n.Mark(), path, "takes exactly one of 'header', 'cookie', 'source_ip' or 'path'");
       return;

@@ -33,12 +33,6 @@ Result<std::unique_ptr<Server>> Server::create(config::Config config, std::strin
   server->reload_.sha256 = std::move(sha256);
   server->reload_.applied_at = std::chrono::system_clock::now();
   Server* s = server.get();
-  auto applied = s->on_control_thread([&] { return s->clusters_->apply(config.clusters); });
-  if (!applied) return applied.error();
-  auto snapshot = std::make_shared<Snapshot>();
-  snapshot->version = 1;
-  snapshot->routing = Routing::build(std::move(config));
-  snapshot->clusters = s->on_control_thread([&] { return s->clusters_->infos(); });
   for (size_t i = 0; i < workers; ++i) {
     server->workers_.push_back(std::make_unique<Worker>(i, server->access_log_.get()));
     server->workers_.back()->set_connect_failure_reporter(
@@ -49,8 +43,19 @@ Result<std::unique_ptr<Server>> Server::create(config::Config config, std::strin
           });
         });
   }
-  // Published before the acceptors are adopted, so no connection is served without a snapshot.
-  server->publish(std::move(snapshot));
+  // Resolving, reading the cluster views and publishing happen in one control-thread task, so a
+  // health transition cannot fall between them (it would find no snapshot to update and be
+  // lost). Published before the acceptors are adopted, so no connection is served without one.
+  auto applied = s->on_control_thread([&]() -> Result<void> {
+    if (auto r = s->clusters_->apply(config.clusters); !r) return r;
+    auto snapshot = std::make_shared<Snapshot>();
+    snapshot->version = 1;
+    snapshot->routing = Routing::build(std::move(config));
+    snapshot->clusters = s->clusters_->infos();
+    s->publish(std::move(snapshot));
+    return {};
+  });
+  if (!applied) return applied.error();
   for (const auto& listener : server->snapshot_->listeners()) {
     uint16_t port = 0;
     auto acceptors = server->bind(listener.spec, port, /*reloading=*/false);
