@@ -217,8 +217,8 @@ awaitable<bool> DownstreamConnection::local_reply(int status, LocalReason reason
 awaitable<void> DownstreamConnection::close_gracefully() {
   error_code ec;
   if (!socket_.is_open()) co_return;
-  socket_.shutdown(tcp::socket::shutdown_send, ec);
   if (body_unread_ || in_.size() > 0) {
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
     // Lingering close: unread bytes in our receive queue would make close() send a reset that
     // can destroy the response before the client reads it. Read and drop them for a while.
     down_deadline_.arm(socket_, std::chrono::duration_cast<config::Duration>(kLingerTime),

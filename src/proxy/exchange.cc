@@ -512,7 +512,6 @@ awaitable<DownstreamConnection::RelayStatus> DownstreamConnection::relay_respons
     }
     parse_pos += step.consumed;
     step_again = step.headers_complete && !step.message_complete;
-    out_.clear();
     if (step.headers_complete) {
       int status = up.parser.status_code();
       if (status < 200) {
@@ -546,6 +545,10 @@ awaitable<DownstreamConnection::RelayStatus> DownstreamConnection::relay_respons
       for (const auto& s : up.parser.body()) record_.sent_bytes += s.size();
       append_body(up.parser.body(), chunked_down, step.message_complete);
     }
+    // After the head, parse the bytes already buffered before writing, so the head and the
+    // first body bytes leave in one sendmsg: a small response costs one write, not two (the
+    // second write was ~15% of the CPU per request, bench/compare small GET).
+    if (step_again && !interim) continue;
     if (!out_.empty()) {
       if (!co_await write_downstream(idle_timeout_)) {
         up_deadline_.disarm();
