@@ -81,7 +81,7 @@ def write_atomically(path, text):
 class SluiceProc:
     """One sluice process: config file, stderr/stdout captured to files, admin port known."""
 
-    def __init__(self, workdir, config_text, name="sluice", args=("--log-level", "info")):
+    def __init__(self, workdir, config_text, name="sluice", args=("--log-level", "info"), env=None):
         stem = os.path.join(workdir, name)
         n = 1
         while os.path.exists(stem + ".yaml"):
@@ -92,6 +92,7 @@ class SluiceProc:
         self.stdout_path = stem + ".stdout"
         self.stderr_path = stem + ".stderr"
         self.args = list(args)
+        self.env = env  # None: inherit
         self.proc = None
         self.workers = None
         self.listeners = {}  # name -> port
@@ -108,7 +109,7 @@ class SluiceProc:
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                          start_new_session=True, preexec_fn=_child_setup,
-                                         close_fds=True)
+                                         close_fds=True, env=self.env)
         _live.add(self.proc)
         deadline = time.monotonic() + timeout
         while True:
@@ -280,9 +281,9 @@ class SluiceProc:
         raise AssertionError("no VmRSS in /proc/PID/status")
 
 
-def start_sluice(test, config_text, name="sluice", args=("--log-level", "info")):
+def start_sluice(test, config_text, name="sluice", args=("--log-level", "info"), env=None):
     """Starts a sluice for `test`; a cleanup stops it (SIGTERM, exit 0 asserted)."""
-    s = SluiceProc(test.tmp, config_text, name=name, args=args)
+    s = SluiceProc(test.tmp, config_text, name=name, args=args, env=env)
     test.addCleanup(s.stop)
     return s.start()
 
