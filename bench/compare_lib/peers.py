@@ -1,0 +1,391 @@
+"""The backend, the Jetty example and the proxies under test: configs rendered from bench/peers/
+templates, processes started from a temp dir (never as system services) and stopped after use.
+
+A route set is a list of Route(kind, value, cluster), tried in order, first match wins; each
+proxy gets the equivalent of it in its own syntax (see routes_* below).
+"""
+
+import dataclasses
+import http.client
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+from . import procstat
+from .util import free_port, log
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PEERS_DIR = os.path.join(os.path.dirname(HERE), "peers")
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+
+@dataclasses.dataclass
+class Route:
+    kind: str  # "prefix" | "exact" | "regex" (regex: full match of the path)
+    value: str
+    cluster: str
+
+
+@dataclasses.dataclass
+class Cluster:
+    name: str
+    port: int
+
+
+def render(template_name, values):
+    with open(os.path.join(PEERS_DIR, template_name)) as f:
+        text = f.read()
+
+    def sub(m):
+        key = m.group(1)
+        if key not in values:
+            raise KeyError(f"{template_name}: no value for {{{{{key}}}}}")
+        return str(values[key])
+
+    return re.sub(r"\{\{(\w+)\}\}", sub, text)
+
+
+def wait_http(port, path, deadline_s=15.0, proc=None, expect=200):
+    """Polls GET path until it answers `expect`. Returns None or a reason string."""
+    end = time.monotonic() + deadline_s
+    last = "no answer"
+    while time.monotonic() < end:
+        if proc is not None and proc.poll() is not None:
+            return f"exited with status {proc.returncode} while starting"
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", path, headers={"Host": "bench.local"})
+            r = c.getresponse()
+            r.read()
+            c.close()
+            if r.status == expect:
+                return None
+            last = f"status {r.status}"
+        except OSError as e:
+            last = str(e)
+        time.sleep(0.1)
+    return f"not ready after {deadline_s:.0f}s: {last}"
+
+
+class Process:
+    """A process started in its own session, from its own temp dir, with its output in a file."""
+
+    # `nice -n N` in front of every benchmark process when --nice is given (set by bench/compare).
+    nice = 0
+
+    def __init__(self, name, argv, workdir, cpus=None, env=None):
+        self.name = name
+        self.workdir = workdir
+        self.log_path = os.path.join(workdir, "output.log")
+        full = ((["nice", "-n", str(Process.nice)] if Process.nice else []) +
+                (["taskset", "-c", cpus] if cpus else []) + argv)
+        self.argv = full
+        self.log_file = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(full, cwd=workdir, stdout=self.log_file,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True, env=env)
+        self.pid = self.proc.pid  # nice and taskset exec the program: same pid
+        if Process.nice:
+            procstat.set_autogroup_nice(self.pid, Process.nice)
+
+    def pids(self):
+        return procstat.tree(self.pid) if self.proc.poll() is None else []
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def tail(self, n=15):
+        try:
+            with open(self.log_path, "rb") as f:
+                lines = f.read().decode("utf-8", "replace").splitlines()
+            return "\n".join(lines[-n:])
+        except OSError:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(sig)
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                log(f"  {self.name}: still running {timeout:.0f}s after {sig.name}; SIGKILL")
+        # Whatever is left in the session we created (nginx workers, …): kill it.
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.log_file.close()
+        return self.proc.returncode
+
+
+def _mkdir(base, name, mode=0o755):
+    """nginx workers drop to an unprivileged user when started as root: they must be able to
+    read the config tree and write their temp dirs (mode 0o777 for those)."""
+    d = os.path.join(base, name)
+    os.makedirs(d, exist_ok=True)
+    os.chmod(d, mode)
+    return d
+
+
+# --------------------------------------------------------------------------------------------
+# Backends
+
+
+class NginxBackend:
+    name = "backend"
+
+    def __init__(self, tmp, cpus):
+        self.dir = _mkdir(tmp, "backend-nginx")
+        www = _mkdir(self.dir, "www")
+        with open(os.path.join(www, "16k"), "wb") as f:
+            f.write((b"0123456789abcdef" * 1024))
+        os.chmod(os.path.join(www, "16k"), 0o644)
+        # The static handler answers POST for an existing file with 405 (see backend.conf).
+        with open(os.path.join(www, "upload"), "wb"):
+            pass
+        os.chmod(os.path.join(www, "upload"), 0o644)
+        for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            _mkdir(self.dir, d, 0o777)
+        self.port = free_port()
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(render("backend.conf", {"dir": self.dir, "port": self.port}))
+        self.process = Process("backend nginx", ["nginx", "-p", self.dir, "-c", conf], self.dir, cpus)
+        err = wait_http(self.port, "/", proc=self.process.proc)
+        if err:
+            raise RuntimeError(f"backend nginx: {err}\n{self.process.tail()}")
+
+    def stop(self):
+        self.process.stop(signal.SIGTERM)
+
+
+class JettyBackend:
+    name = "jetty"
+
+    def __init__(self, tmp, cpus):
+        self.dir = _mkdir(tmp, "backend-jetty")
+        run = os.path.join(REPO, "examples", "jetty", "run.sh")
+        # A long idle timeout so no proxy reuses a connection Jetty has just closed mid-run.
+        self.process = Process("jetty", [run, "--port", "0", "--name", "bench-jetty",
+                                         "--idle-timeout-ms", "600000"], self.dir, cpus)
+        end = time.monotonic() + 60
+        self.port = None
+        while time.monotonic() < end and self.port is None:
+            if not self.process.running():
+                raise RuntimeError(f"jetty exited:\n{self.process.tail()}")
+            m = re.search(r"listening on [\d.]+:(\d+)", self.process.tail(50))
+            if m:
+                self.port = int(m.group(1))
+            else:
+                time.sleep(0.1)
+        if self.port is None:
+            raise RuntimeError(f"jetty did not start in 60s:\n{self.process.tail()}")
+        err = wait_http(self.port, "/health", proc=self.process.proc)
+        if err:
+            raise RuntimeError(f"jetty: {err}")
+
+    def stop(self):
+        self.process.stop(signal.SIGTERM)
+
+
+# --------------------------------------------------------------------------------------------
+# Proxies. Each has: name, available() -> None or why it is skipped, version(), and start()
+# returning a Process; port is where it listens.
+
+
+def _version(argv, pattern=None):
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"unknown ({e})"
+    text = (r.stdout + r.stderr).strip()
+    if pattern:
+        m = re.search(pattern, text)
+        if m:
+            return m.group(0)
+    return text.splitlines()[0] if text else "unknown"
+
+
+class Proxy:
+    name = "?"
+    binary = "?"
+
+    def __init__(self, tmp, workers, cpus):
+        self.tmp = tmp
+        self.workers = workers
+        self.cpus = cpus
+        self.process = None
+        self.port = None
+
+    def available(self):
+        if shutil.which(self.binary) is None:
+            return f"`{self.binary}` not on PATH"
+        return None
+
+    def start(self, variant, routes, clusters, ready_path):
+        self.dir = _mkdir(self.tmp, f"{self.name}-{variant}")
+        self.port = free_port()
+        argv = self.prepare(routes, clusters)
+        self.process = Process(self.name, argv, self.dir, self.cpus, env=self.env())
+        err = wait_http(self.port, ready_path, proc=self.process.proc)
+        if err:
+            tail = self.process.tail()
+            self.process.stop(signal.SIGKILL)
+            raise RuntimeError(f"{self.name}: {err}\n{tail}")
+        return self.process
+
+    def env(self):
+        return None
+
+    def stop(self):
+        if self.process is not None:
+            self.process.stop(signal.SIGTERM)
+            self.process = None
+
+
+class SluiceProxy(Proxy):
+    name = "sluice"
+
+    def __init__(self, tmp, workers, cpus, binary):
+        super().__init__(tmp, workers, cpus)
+        self.binary = binary
+
+    def available(self):
+        if not (os.path.isfile(self.binary) and os.access(self.binary, os.X_OK)):
+            return f"no sluice binary at {self.binary} (build it, or pass --sluice PATH)"
+        return None
+
+    def version(self):
+        built = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(self.binary)))
+        return f"{_version([self.binary, '--version'])} ({self.binary}, built {built})"
+
+    def prepare(self, routes, clusters):
+        lines = []
+        for i, r in enumerate(routes):
+            key = {"prefix": "prefix", "exact": "path", "regex": "regex"}[r.kind]
+            lines.append(f"          - name: r{i}\n"
+                         f"            match: {{ {key}: '{r.value}' }}\n"
+                         f"            cluster: {r.cluster}")
+        cl = []
+        for c in clusters:
+            cl.append(f"  - name: {c.name}\n"
+                      f"    idle_timeout: 300s\n"
+                      f"    endpoints: [ 127.0.0.1:{c.port} ]")
+        conf = os.path.join(self.dir, "sluice.yaml")
+        with open(conf, "w") as f:
+            f.write(render("sluice.yaml", {"admin_port": free_port(), "workers": self.workers,
+                                           "port": self.port, "routes": "\n".join(lines),
+                                           "clusters": "\n".join(cl)}))
+        return [self.binary, "--config", conf, "--workers", str(self.workers), "--log-level", "warn"]
+
+
+def nginx_version():
+    return _version(["nginx", "-v"], r"nginx/[\w.\-]+")
+
+
+class NginxProxy(Proxy):
+    name = "nginx"
+    binary = "nginx"
+
+    def version(self):
+        return nginx_version()
+
+    def prepare(self, routes, clusters):
+        for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            _mkdir(self.dir, d, 0o777)
+        ups = []
+        for c in clusters:
+            ups.append(f"    upstream {c.name} {{\n"
+                       f"        server 127.0.0.1:{c.port};\n"
+                       f"        keepalive 64;\n"
+                       f"        keepalive_requests 100000000;\n"
+                       f"        keepalive_timeout 300s;\n"
+                       f"    }}")
+        locs = []
+        for r in routes:
+            # nginx picks locations by its own rules (exact, then longest prefix, then regexes in
+            # order); with routes that never overlap, that selects the same route as first-match.
+            modifier = {"prefix": "", "exact": "= ", "regex": "~ "}[r.kind]
+            value = f"^{r.value}$" if r.kind == "regex" else r.value
+            locs.append(f"        location {modifier}{value} {{ proxy_pass http://{r.cluster}; }}")
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(render("nginx.conf", {"dir": self.dir, "workers": self.workers, "port": self.port,
+                                          "upstreams": "\n".join(ups), "locations": "\n".join(locs)}))
+        return ["nginx", "-p", self.dir, "-c", conf]
+
+
+class HaproxyProxy(Proxy):
+    name = "haproxy"
+    binary = "haproxy"
+
+    def version(self):
+        return _version(["haproxy", "-v"], r"HAProxy version [\w.\-+~]+")
+
+    def prepare(self, routes, clusters):
+        rules = []
+        for r in routes:
+            fetch = {"prefix": "path_beg", "exact": "path", "regex": "path_reg"}[r.kind]
+            value = f"^{r.value}$" if r.kind == "regex" else r.value
+            rules.append(f"    use_backend {r.cluster} if {{ {fetch} {value} }}")
+        bes = []
+        for c in clusters:
+            bes.append(f"backend {c.name}\n    server s1 127.0.0.1:{c.port}")
+        conf = os.path.join(self.dir, "haproxy.cfg")
+        with open(conf, "w") as f:
+            f.write(render("haproxy.cfg", {"dir": self.dir, "workers": self.workers, "port": self.port,
+                                           "rules": "\n".join(rules), "backends": "\n\n".join(bes)}))
+        return ["haproxy", "-db", "-f", conf]
+
+
+class EnvoyProxy(Proxy):
+    name = "envoy"
+    binary = "envoy"
+
+    def version(self):
+        return _version(["envoy", "--version"], r"envoy\s+version:\s*\S+")
+
+    def prepare(self, routes, clusters):
+        rl = []
+        for r in routes:
+            if r.kind == "regex":
+                match = f'safe_regex: {{ regex: "{r.value}" }}'
+            else:
+                match = f'{"prefix" if r.kind == "prefix" else "path"}: "{r.value}"'
+            rl.append(f"                        - match: {{ {match} }}\n"
+                      f"                          route: {{ cluster: {r.cluster}, timeout: 15s }}")
+        cl = []
+        for c in clusters:
+            cl.append(
+                f"    - name: {c.name}\n"
+                f"      type: STATIC\n"
+                f"      connect_timeout: 1s\n"
+                f"      lb_policy: ROUND_ROBIN\n"
+                f"      circuit_breakers:\n"
+                f"        thresholds: [ {{ max_connections: 100000, max_pending_requests: 100000,"
+                f" max_requests: 100000 }} ]\n"
+                f"      load_assignment:\n"
+                f"        cluster_name: {c.name}\n"
+                f"        endpoints:\n"
+                f"          - lb_endpoints:\n"
+                f"              - endpoint: {{ address: {{ socket_address:"
+                f" {{ address: 127.0.0.1, port_value: {c.port} }} }} }}")
+        conf = os.path.join(self.dir, "envoy.yaml")
+        with open(conf, "w") as f:
+            f.write(render("envoy.yaml", {"admin_port": free_port(), "port": self.port,
+                                          "workers": self.workers, "routes": "\n".join(rl),
+                                          "clusters": "\n".join(cl)}))
+        return ["envoy", "-c", conf, "--concurrency", str(self.workers), "--disable-hot-restart",
+                "--log-level", "warn"]
+
+
+class Direct:
+    """The floor: the same load straight to the backend (no proxy)."""
+    name = "direct"
