@@ -123,8 +123,9 @@ awaitable<void> DownstreamConnection::run() {
     if (!keep_open) break;
   }
   co_await close_gracefully();
-  down_deadline_.disarm();
-  up_deadline_.disarm();
+  // End the watchdogs' pending waits: they hold this connection alive.
+  down_deadline_.cancel();
+  up_deadline_.cancel();
 }
 
 awaitable<DownstreamConnection::HeadStatus> DownstreamConnection::read_head(const config::Listener& spec) {

@@ -1,8 +1,14 @@
 #pragma once
-// Cancels a socket's pending operation when a deadline passes. One Deadline serves one socket at
-// a time; re-arming supersedes the previous deadline (a generation number makes a late-firing
-// old timer harmless).
+// Cancels a socket's pending operation when a deadline passes. One Deadline serves one socket
+// at a time (arm() names it).
+//
+// It is a lazy watchdog: arm() and disarm() only record the deadline; the timer keeps one wait
+// pending and, when it fires early (the deadline moved later) or while disarmed, re-waits or
+// stops. A timer operation happens only when a deadline moves earlier than the pending wait or
+// when a wait ends, not on every socket operation, which matters because the data path arms
+// a deadline around nearly every read and write.
 #include <chrono>
+#include <functional>
 #include <memory>
 
 #include "sluice/common/asio.h"
@@ -11,34 +17,63 @@ namespace sluice {
 
 class Deadline {
  public:
+  using Clock = std::chrono::steady_clock;
+
   explicit Deadline(const asio::any_io_executor& ex) : timer_(ex) {}
 
-  // `guard` keeps the owner of `socket` alive until the timer handler has run.
+  // `guard` keeps the owner of `socket` alive while a wait is pending; call cancel() when the
+  // owner is done so it is not kept longer than that.
   template <typename Socket>
   void arm(Socket& socket, std::chrono::milliseconds timeout, std::shared_ptr<void> guard) {
-    ++generation_;
     expired_ = false;
     if (timeout.count() <= 0) {
-      timer_.cancel();
+      armed_ = false;
       return;
     }
-    timer_.expires_after(timeout);
-    timer_.async_wait([this, &socket, gen = generation_, g = std::move(guard)](error_code ec) {
-      if (ec || gen != generation_) return;
-      expired_ = true;
+    armed_ = true;
+    deadline_ = Clock::now() + timeout;
+    cancel_target_ = [&socket] {
       error_code ignored;
       socket.cancel(ignored);
-    });
+    };
+    if (waiting_ && wait_until_ <= deadline_) return;  // the pending wait fires first: enough
+    wait(std::move(guard));
   }
-  void disarm() {
-    ++generation_;
-    timer_.cancel();
+  void disarm() { armed_ = false; }
+  // Ends any pending wait now (the owner is going away).
+  void cancel() {
+    armed_ = false;
+    if (waiting_) timer_.cancel();
   }
   bool expired() const { return expired_; }
 
  private:
+  void wait(std::shared_ptr<void> guard) {
+    ++generation_;
+    waiting_ = true;
+    wait_until_ = deadline_;
+    timer_.expires_at(deadline_);
+    timer_.async_wait([this, gen = generation_, g = std::move(guard)](error_code ec) mutable {
+      if (gen != generation_) return;  // superseded by a sooner wait
+      waiting_ = false;
+      if (ec || !armed_) return;
+      if (Clock::now() < deadline_) {
+        wait(std::move(g));  // the deadline moved later since this wait began
+        return;
+      }
+      armed_ = false;
+      expired_ = true;
+      cancel_target_();
+    });
+  }
+
   asio::steady_timer timer_;
+  std::function<void()> cancel_target_;
+  Clock::time_point deadline_{};
+  Clock::time_point wait_until_{};
   uint64_t generation_ = 0;
+  bool armed_ = false;
+  bool waiting_ = false;
   bool expired_ = false;
 };
 
