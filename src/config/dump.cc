@@ -100,10 +100,10 @@ std::string to_json(const Config& c) {
     listeners += fmt::format(
         "{}{{\"name\":{},\"address\":{},\"max_request_headers_size\":{},\"max_request_headers_count\":{},"
         "\"max_request_body_size\":{},\"request_headers_timeout\":{},\"idle_timeout\":{},"
-        "\"access_log\":{},\"virtual_hosts\":[{}]}}",
+        "\"max_connections\":{},\"access_log\":{},\"virtual_hosts\":[{}]}}",
         listeners.empty() ? "" : ",", str(l.name), str(l.address.to_string()), l.max_request_headers_bytes,
         l.max_request_headers_count, l.max_request_body_bytes, dur(l.request_headers_timeout),
-        dur(l.idle_timeout), access_log_json(l), vhosts);
+        dur(l.idle_timeout), l.max_connections, access_log_json(l), vhosts);
   }
   std::string clusters;
   for (const auto& cl : c.clusters) {

@@ -357,7 +357,8 @@ class Loader {
     Listener l;
     if (!expect_map(n, path, {"name", "address", "virtual_hosts", "max_request_headers_size",
                               "max_request_headers_count", "max_request_body_size",
-                              "request_headers_timeout", "idle_timeout", "access_log"})) {
+                              "request_headers_timeout", "idle_timeout", "access_log",
+                              "max_connections"})) {
       return l;
     }
     if (n["name"]) non_empty_string(n["name"], join(path, "name"), l.name);
@@ -381,6 +382,9 @@ class Loader {
     }
     if (auto v = n["idle_timeout"]) duration_field(v, join(path, "idle_timeout"), l.idle_timeout);
     if (auto v = n["access_log"]) l.access_log = read_access_log(v, join(path, "access_log"));
+    if (auto v = n["max_connections"]) {
+      uint_field(v, join(path, "max_connections"), l.max_connections, 1, 10'000'000);
+    }
     std::string vpath = join(path, "virtual_hosts");
     if (auto v = n["virtual_hosts"]) {
       sequence(v, vpath, [&](const YAML::Node& vh, const std::string& p) {

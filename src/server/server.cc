@@ -34,7 +34,7 @@ Result<std::unique_ptr<Server>> Server::create(config::Config config, std::strin
   server->reload_.applied_at = std::chrono::system_clock::now();
   Server* s = server.get();
   for (size_t i = 0; i < workers; ++i) {
-    server->workers_.push_back(std::make_unique<Worker>(i, server->access_log_.get()));
+    server->workers_.push_back(std::make_unique<Worker>(i, workers, server->access_log_.get()));
     server->workers_.back()->set_connect_failure_reporter(
         [s](std::string cluster, std::string endpoint, std::string why) {
           asio::post(s->control_, [s, cluster = std::move(cluster), endpoint = std::move(endpoint),

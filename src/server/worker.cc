@@ -13,8 +13,9 @@ namespace {
 constexpr auto kSweepInterval = std::chrono::seconds(1);
 }
 
-Worker::Worker(size_t index, accesslog::Writer* access_log)
+Worker::Worker(size_t index, size_t worker_count, accesslog::Writer* access_log)
     : index_(index),
+      worker_count_(worker_count),
       work_(asio::make_work_guard(context_)),
       sweep_timer_(context_),
       access_log_(context_, access_log),
@@ -123,6 +124,21 @@ void Worker::adopt_acceptor(std::string listener_name, tcp::acceptor acceptor) {
   });
 }
 
+bool Worker::over_connection_limit(const std::string& listener_name) {
+  if (!view_) return false;
+  const ListenerInfo* l = view_->snapshot->find_listener(listener_name);
+  if (!l) return false;
+  stats::ListenerStats* s =
+      view_->listeners[static_cast<size_t>(l - view_->snapshot->listeners().data())].stats;
+  // The limit is for the process; SO_REUSEPORT spreads connections evenly, so each worker takes
+  // its share (rounded up).
+  const int64_t workers = static_cast<int64_t>(worker_count_);
+  const int64_t share = (static_cast<int64_t>(l->spec.max_connections) + workers - 1) / workers;
+  if (s->connections_active.value() < share) return false;
+  s->connections_overflow.add();
+  return true;
+}
+
 void Worker::close_acceptor(std::string listener_name) {
   asio::post(context_, [this, name = std::move(listener_name)] {
     auto it = acceptors_.find(name);
@@ -148,6 +164,13 @@ awaitable<void> Worker::accept_loop(std::string listener_name, tcp::acceptor& ac
       continue;
     }
     if (draining_) break;
+    if (over_connection_limit(listener_name)) {
+      // Like Envoy's listener connection limit: close at once rather than stop accepting, so the
+      // kernel backlog never fills with connections nobody will serve.
+      error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
     auto conn = std::make_shared<proxy::DownstreamConnection>(*this, listener_name, std::move(socket));
     conn->start();
   }

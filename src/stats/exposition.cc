@@ -102,6 +102,7 @@ MergedStats MergedStats::collect(std::span<const Shard* const> shards) {
     shard->for_each_listener([&](const std::string& k, const ListenerStats& s) {
       ListenerValues& v = m.listeners[k];
       v.connections_total += s.connections_total.value();
+      v.connections_overflow += s.connections_overflow.value();
       v.connections_active += s.connections_active.value();
       v.requests_total += s.requests_total.value();
     });
@@ -209,6 +210,11 @@ std::string render_prometheus(const MergedStats& m, const ServerValues& s) {
 
   w.family("sluice_listener_downstream_connections_total", "counter", "Client connections accepted.");
   for (const auto& [k, v] : m.listeners) w.sample("sluice_listener_downstream_connections_total", listener_labels(k), v.connections_total);
+  w.family("sluice_listener_downstream_connections_overflow_total", "counter",
+           "Client connections closed at once because the listener had max_connections open.");
+  for (const auto& [k, v] : m.listeners) {
+    w.sample("sluice_listener_downstream_connections_overflow_total", listener_labels(k), v.connections_overflow);
+  }
   w.family("sluice_listener_downstream_connections_active", "gauge", "Client connections open now.");
   for (const auto& [k, v] : m.listeners) w.sample("sluice_listener_downstream_connections_active", listener_labels(k), v.connections_active);
   w.family("sluice_listener_requests_total", "counter", "Requests received on a listener (heads parsed, bad ones included).");
@@ -246,6 +252,7 @@ std::string render_text(const MergedStats& m, const ServerValues& s) {
     std::string p = "listener." + k;
     line(p + ".downstream_connections_total", v.connections_total);
     line(p + ".downstream_connections_active", v.connections_active);
+    line(p + ".downstream_connections_overflow", v.connections_overflow);
     line(p + ".requests_total", v.requests_total);
   }
   for (const auto& [k, v] : m.routes) {

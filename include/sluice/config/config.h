@@ -69,6 +69,9 @@ struct Listener {
   uint64_t max_request_body_bytes = 0;  // 0 = unlimited
   Duration request_headers_timeout{std::chrono::seconds(10)};
   Duration idle_timeout{std::chrono::seconds(60)};
+  // Open downstream connections per listener for the whole process (split evenly across
+  // workers); a connection over the limit is accepted and closed at once, and counted.
+  uint32_t max_connections = 10000;
   std::optional<AccessLog> access_log;  // none: no access log
 };
 

@@ -59,8 +59,8 @@ inline constexpr const char* kUnroutedLabel = "-";
 
 class Worker {
  public:
-  // `access_log` outlives the worker.
-  Worker(size_t index, accesslog::Writer* access_log);
+  // `access_log` outlives the worker; `worker_count` workers share each listener's limits.
+  Worker(size_t index, size_t worker_count, accesslog::Writer* access_log);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -97,10 +97,12 @@ class Worker {
  private:
   awaitable<void> accept_loop(std::string listener_name, tcp::acceptor& acceptor);
   void swap_snapshot(SnapshotPtr snapshot);
+  bool over_connection_limit(const std::string& listener_name);
   void retire_unused_pools(const Snapshot& snapshot);
   void schedule_sweep();
 
   size_t index_;
+  size_t worker_count_;
   // Declared before context_ so it outlives it: connections destroyed while the io_context is torn
   // down (after a drain timeout) still unregister themselves.
   std::unordered_set<proxy::DownstreamConnection*> connections_;

@@ -37,6 +37,7 @@ struct EndpointValues {
 };
 struct ListenerValues {
   uint64_t connections_total = 0;
+  uint64_t connections_overflow = 0;
   int64_t connections_active = 0;
   uint64_t requests_total = 0;
 };

@@ -96,6 +96,7 @@ struct EndpointStats {
 
 struct ListenerStats {
   Counter connections_total;
+  Counter connections_overflow;  // closed at once: over max_connections
   Gauge connections_active;
   Counter requests_total;
 };
