@@ -35,8 +35,44 @@ struct QueryMatch {
   bool present = true;
 };
 
+// Header mutation of one direction at one level (listener, virtual host or route). Levels apply
+// listener → virtual host → route, so the most specific level acts last and wins. Values are
+// templates: %REQ(name)%, %DOWNSTREAM_REMOTE_ADDRESS%, %UPSTREAM_HOST%, %REQUEST_ID%.
+struct HeaderMutation {
+  std::vector<std::pair<std::string, std::string>> set;  // name (lower-case) → value template
+  std::vector<std::pair<std::string, std::string>> add;  // appended, existing fields kept
+  std::vector<std::string> remove;                       // lower-case names
+  bool empty() const { return set.empty() && add.empty() && remove.empty(); }
+};
+
+// `request_headers` and `response_headers` of one level.
+struct HeaderPolicy {
+  HeaderMutation request;
+  HeaderMutation response;
+  bool empty() const { return request.empty() && response.empty(); }
+};
+
+// Route action: answer locally with a fixed response.
+struct DirectResponse {
+  int status = 200;
+  std::string body;
+  std::string content_type = "text/plain";
+};
+
+// Route action: answer with a redirect built from the request; unset parts are kept.
+struct Redirect {
+  std::optional<std::string> scheme;          // "http" | "https"
+  std::optional<std::string> host;            // replaces the host, keeps the port unless `port`
+  std::optional<uint16_t> port;               // replaces the port (dropped when the scheme default)
+  std::optional<std::string> path;            // replaces the whole path
+  std::optional<std::string> prefix_rewrite;  // replaces the matched route prefix
+  bool strip_query = false;
+  int code = 301;  // 301, 302, 303, 307 or 308
+};
+
 struct Route {
   enum class PathKind { kPath, kPrefix, kRegex };
+  enum class ActionKind { kCluster, kDirectResponse, kRedirect };
   std::string name;
   PathKind path_kind = PathKind::kPrefix;
   std::string path;  // exact path, prefix or regex pattern
@@ -46,12 +82,23 @@ struct Route {
   Duration timeout{std::chrono::seconds(15)};  // 0 = no timeout
   std::optional<std::string> prefix_rewrite;
   std::optional<std::string> host_rewrite;
+  // Exactly one action: `cluster`, `direct_response` or `redirect`.
+  ActionKind action = ActionKind::kCluster;
+  std::optional<DirectResponse> direct_response;
+  std::optional<Redirect> redirect;
+  HeaderPolicy header_policy;  // request_headers / response_headers
+  // Upgrade protocols tunnelled on this route (lower-case, only "websocket" today); unset: the
+  // virtual host's list.
+  std::optional<std::vector<std::string>> upgrades;
+  Duration upgrade_idle_timeout{std::chrono::hours(1)};  // an open tunnel with no bytes either way
 };
 
 struct VirtualHost {
   std::string name;
   std::vector<std::string> domains;  // lower-case
   std::vector<Route> routes;
+  HeaderPolicy header_policy;
+  std::vector<std::string> upgrades;  // default for routes that do not set their own
 };
 
 struct AccessLog {
@@ -69,6 +116,11 @@ struct Listener {
   uint64_t max_request_body_bytes = 0;  // 0 = unlimited
   Duration request_headers_timeout{std::chrono::seconds(10)};
   Duration idle_timeout{std::chrono::seconds(60)};
+  // Longest wait between two reads of a request body (408 when it passes), and an optional cap
+  // on the whole body (0 = none): a body that trickles in cannot hold a connection forever.
+  Duration request_body_timeout{std::chrono::seconds(60)};
+  Duration request_body_total_timeout{0};
+  HeaderPolicy header_policy;
   // Open downstream connections per listener for the whole process (split evenly across
   // workers); a connection over the limit is accepted and closed at once, and counted.
   uint32_t max_connections = 10000;
@@ -99,6 +151,13 @@ struct HealthCheck {
   std::string host;  // Host header of the probe; empty: the endpoint's address
 };
 
+// The first circuit breakers (Envoy's names and defaults), per cluster for the whole process,
+// split evenly across workers like listener connection limits.
+struct CircuitBreakers {
+  uint32_t max_connections = 1024;       // open upstream connections
+  uint32_t max_pending_requests = 1024;  // requests waiting for a connection; beyond: 503 overflow
+};
+
 struct Cluster {
   enum class LbPolicy { kRoundRobin, kLeastRequest, kRandom, kMaglev };
   std::string name;
@@ -113,6 +172,7 @@ struct Cluster {
   // backend closes it under our feet.
   Duration idle_timeout{std::chrono::seconds(20)};
   uint32_t max_idle_connections = 64;  // per endpoint, per worker
+  CircuitBreakers circuit_breakers;
   std::vector<Endpoint> endpoints;
 };
 
