@@ -110,6 +110,7 @@ void build_upstream_request_head(const UpstreamRequestInput& in, HeadParts& out)
     out.suffix.append("x-request-id: ").append(in.generated_request_id).append(kCrlf);
   }
   if (in.chunked_body) out.suffix.append("transfer-encoding: chunked\r\n");
+  if (!in.upgrade.empty()) out.suffix.append("connection: upgrade\r\nupgrade: ").append(in.upgrade).append(kCrlf);
   out.suffix.append(kCrlf);
 }
 
@@ -127,8 +128,13 @@ void build_downstream_response_head(const DownstreamResponseInput& in, HeadParts
   if (!has_request_id && !in.request_id.empty()) {
     out.suffix.append("x-request-id: ").append(in.request_id).append(kCrlf);
   }
-  if (in.chunked_body) out.suffix.append("transfer-encoding: chunked\r\n");
-  if (in.close) out.suffix.append("connection: close\r\n");
+  if (in.chunked_body) {
+    out.suffix.append("transfer-encoding: ");
+    if (!in.transfer_codings.empty()) out.suffix.append(in.transfer_codings).append(", ");
+    out.suffix.append("chunked\r\n");
+  }
+  if (!in.upgrade.empty()) out.suffix.append("connection: upgrade\r\nupgrade: ").append(in.upgrade).append(kCrlf);
+  else if (in.close) out.suffix.append("connection: close\r\n");
   else if (in.keep_alive_header) out.suffix.append("connection: keep-alive\r\n");
   out.suffix.append(kCrlf);
 }

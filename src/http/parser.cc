@@ -67,6 +67,23 @@ Parser::Step Parser::execute(const char* buffer, size_t begin, size_t end) {
   const bool in_head = head_pending_;
   const char* start = buffer + begin;
   llhttp_errno_t err = llhttp_execute(&parser_, start, end - begin);
+  // llhttp stops after a message that offered an upgrade (and at a 101). Whether to tunnel is
+  // the caller's decision, taken from the head; until it switches the connection to a tunnel,
+  // the bytes that follow are HTTP, so parsing simply goes on.
+  while (err == HPE_PAUSED_UPGRADE) {
+    const char* at = llhttp_get_error_pos(&parser_);
+    llhttp_resume_after_upgrade(&parser_);
+    if (message_complete_) {  // report the end of this message; the next call goes on
+      Step done;
+      done.consumed = static_cast<size_t>(at - start);
+      done.headers_complete = headers_complete_;
+      done.message_complete = true;
+      head_pending_ = true;
+      prev_head_byte_ = 0;
+      return done;
+    }
+    err = llhttp_execute(&parser_, at, static_cast<size_t>(buffer + end - at));
+  }
   if (err == HPE_OK) {
     step.consumed = end - begin;
   } else if (err == HPE_PAUSED) {
@@ -178,8 +195,12 @@ int Parser::on_headers_complete(llhttp_t* p) {
     }
   }
   if (self->kind_ == Kind::kResponse) {
-    // 1 tells llhttp the message has no body (a response to HEAD); then pause at its end.
-    return self->skip_body_ ? 1 : HPE_PAUSED;
+    // 1 tells llhttp the message has no body whatever its Content-Length says: a response to
+    // HEAD, 1xx, 204 and 304 (RFC 9112 §6.3). Pausing here instead would leave llhttp waiting
+    // for the body bytes a 304 with Content-Length announces but never sends.
+    const int status = p->status_code;
+    if (self->skip_body_ || status < 200 || status == 204 || status == 304) return 1;
+    return HPE_PAUSED;
   }
   return HPE_PAUSED;
 }

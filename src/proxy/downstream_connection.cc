@@ -15,6 +15,22 @@ constexpr size_t kLingerMaxBytes = 4 * 1024 * 1024;
 
 const char* reason_phrase(int status) {
   switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 405: return "Method Not Allowed";
+    case 429: return "Too Many Requests";
+    case 501: return "Not Implemented";
+    case 505: return "HTTP Version Not Supported";
     case 400: return "Bad Request";
     case 404: return "Not Found";
     case 408: return "Request Timeout";
@@ -39,6 +55,10 @@ const char* flag_for(LocalReason reason) {
     case LocalReason::kHeadersTooLarge: return "DPE";
     case LocalReason::kBodyTooLarge: return "RTL";
     case LocalReason::kRequestTimeout: return "DT";
+    case LocalReason::kOverflow: return "UO";
+    case LocalReason::kNotImplemented: return "DPE";
+    case LocalReason::kDirectResponse: return "-";
+    case LocalReason::kRedirect: return "-";
     case LocalReason::kCount: break;
   }
   return "-";
@@ -50,15 +70,14 @@ DownstreamConnection::DownstreamConnection(server::Worker& worker, std::string l
                                            tcp::socket socket)
     : worker_(worker),
       listener_name_(std::move(listener_name)),
-      socket_(std::move(socket)),
-      down_deadline_(socket_.get_executor()),
-      up_deadline_(socket_.get_executor()),
+      stream_(std::move(socket)),
+      down_deadline_(stream_.get_executor()),
+      up_deadline_(stream_.get_executor()),
       in_(kInitialBufferSize),
       parser_(http::Parser::Kind::kRequest, 100) {
+  client_address_ = stream_.peer().address;
   error_code ec;
-  auto remote = socket_.remote_endpoint(ec);
-  client_address_ = ec ? "unknown" : remote.address().to_string();
-  socket_.set_option(tcp::no_delay(true), ec);
+  stream_.lowest_layer().set_option(tcp::no_delay(true), ec);
   headers_.reserve(32);
   out_.reserve(16);
 }
@@ -78,16 +97,13 @@ void DownstreamConnection::start() {
       listener_stats_->connections_active.add(1);
     }
   }
-  asio::co_spawn(socket_.get_executor(),
+  asio::co_spawn(stream_.get_executor(),
                  [self = shared_from_this()]() -> awaitable<void> { co_await self->run(); },
                  asio::detached);
 }
 
 void DownstreamConnection::drain() {
-  if (idle_) {
-    error_code ignored;
-    socket_.cancel(ignored);
-  }
+  if (idle_) stream_.cancel();
 }
 
 awaitable<void> DownstreamConnection::run() {
@@ -136,7 +152,11 @@ awaitable<DownstreamConnection::HeadStatus> DownstreamConnection::read_head(cons
   // Pipelined bytes already buffered: this request started when they arrived (close enough).
   if (!idle_) head_start_ = std::chrono::steady_clock::now();
   auto self = shared_from_this();
-  down_deadline_.arm(socket_, idle_ ? spec.idle_timeout : spec.request_headers_timeout, self);
+  // A new connection must send its first request within the header timeout, not the idle
+  // timeout: silent sockets would otherwise hold connection slots for a minute (nginx: the same).
+  const bool keep_alive_wait = idle_ && !first_request_;
+  first_request_ = false;
+  down_deadline_.arm(stream_, keep_alive_wait ? spec.idle_timeout : spec.request_headers_timeout, self);
   while (true) {
     if (parse_pos < in_.end()) {
       http::Parser::Step step = parser_.execute(in_.data(), parse_pos, in_.end());
@@ -166,7 +186,7 @@ awaitable<DownstreamConnection::HeadStatus> DownstreamConnection::read_head(cons
       in_.grow(std::min(limit, in_.capacity() * 2));
     }
     error_code ec;
-    size_t n = co_await socket_.async_read_some(asio::buffer(in_.write_ptr(), in_.writable()),
+    size_t n = co_await stream_.async_read_some(asio::buffer(in_.write_ptr(), in_.writable()),
                                                 asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       bool timed_out = down_deadline_.expired();
@@ -182,15 +202,15 @@ awaitable<DownstreamConnection::HeadStatus> DownstreamConnection::read_head(cons
     if (idle_) {
       // The first byte of a request starts the header timeout (slowloris defence).
       idle_ = false;
-      down_deadline_.arm(socket_, spec.request_headers_timeout, self);
+      if (keep_alive_wait) down_deadline_.arm(stream_, spec.request_headers_timeout, self);
     }
   }
 }
 
 awaitable<bool> DownstreamConnection::write_downstream(config::Duration idle_timeout) {
   error_code ec;
-  down_deadline_.arm(socket_, idle_timeout, shared_from_this());
-  co_await asio::async_write(socket_, out_, asio::redirect_error(asio::use_awaitable, ec));
+  down_deadline_.arm(stream_, idle_timeout, shared_from_this());
+  co_await stream_.async_write(out_, asio::redirect_error(asio::use_awaitable, ec));
   down_deadline_.disarm();
   out_.clear();
   co_return !ec;
@@ -198,42 +218,87 @@ awaitable<bool> DownstreamConnection::write_downstream(config::Duration idle_tim
 
 awaitable<bool> DownstreamConnection::local_reply(int status, LocalReason reason, std::string_view body,
                                                   bool close, std::string_view request_id) {
-  if (worker_.draining() || !request_keep_alive_) close = true;
-  std::string msg = fmt::format("HTTP/1.1 {} {}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n",
-                                status, reason_phrase(status), body.size());
-  if (!request_id.empty()) msg += fmt::format("x-request-id: {}\r\n", request_id);
+  exchange_.local_reply.emplace();
+  exchange_.local_reply->status = status;
+  exchange_.local_reply->reason = reason;
+  exchange_.local_reply->body.assign(body);
+  if (!request_id.empty()) exchange_.request_id = request_id;
+  co_return co_await send_local_reply(nullptr, close);
+}
+
+awaitable<bool> DownstreamConnection::send_local_reply(const router::Route* route, bool close) {
+  LocalReply& reply = *exchange_.local_reply;
+  if (worker_.draining() || !request_keep_alive_ || listener_removed()) close = true;
+  // The route's response steps (header mutation) see a local answer like an upstream one.
+  exchange_.response.status = reply.status;
+  exchange_.response.fields = std::move(reply.headers);
+  if (route) {
+    const auto& chain = route->chain();
+    for (auto it = chain.rbegin(); it != chain.rend(); ++it) (*it)->on_response_head(exchange_);
+  }
+  std::string msg = fmt::format("HTTP/1.1 {} {}\r\n", reply.status, reason_phrase(reply.status));
+  bool has_type = false;
+  for (const auto& f : exchange_.response.fields.items()) {
+    if (http::iequals(f.name, "content-length") || http::iequals(f.name, "transfer-encoding") ||
+        http::iequals(f.name, "connection")) {
+      continue;  // framing is Sluice's
+    }
+    has_type = has_type || http::iequals(f.name, "content-type");
+    fmt::format_to(std::back_inserter(msg), "{}: {}\r\n", f.name, f.value);
+  }
+  if (!has_type && !reply.body.empty()) fmt::format_to(std::back_inserter(msg), "content-type: {}\r\n", reply.content_type);
+  fmt::format_to(std::back_inserter(msg), "content-length: {}\r\n", reply.body.size());
+  if (!exchange_.request_id.empty() && !exchange_.response.fields.get("x-request-id")) {
+    fmt::format_to(std::back_inserter(msg), "x-request-id: {}\r\n", exchange_.request_id);
+  }
   if (close) msg += "connection: close\r\n";
   msg += "\r\n";
-  msg.append(body);
-  record_.status = status;
-  record_.local = reason;
-  record_.sent_bytes = body.size();  // what the client received, as for proxied responses
-  if (!record_.flags) record_.flags = flag_for(reason);
+  // A reply to HEAD has the head only: its Content-Length says what a GET would have carried
+  // (RFC 9110 §9.3.2), and body bytes would desynchronise a keep-alive client.
+  if (!is_head_) msg.append(reply.body);
+  record_.status = reply.status;
+  record_.local = reply.reason;
+  record_.sent_bytes = is_head_ ? 0 : reply.body.size();  // what the client received
+  if (!record_.flags) record_.flags = flag_for(reply.reason);
   out_.clear();
   out_.emplace_back(msg.data(), msg.size());
   bool ok = co_await write_downstream(idle_timeout_);
   co_return ok && !close;
 }
 
+bool DownstreamConnection::listener_removed() const {
+  const auto& current = worker_.view();
+  if (!current || current == record_.view) return false;
+  return current->snapshot->find_listener(listener_name_) == nullptr;
+}
+
+config::Duration DownstreamConnection::response_write_timeout() const {
+  if (response_deadline_ == std::chrono::steady_clock::time_point{}) return idle_timeout_;
+  auto left = std::chrono::duration_cast<config::Duration>(response_deadline_ -
+                                                           std::chrono::steady_clock::now());
+  // At least 1 ms: a zero timeout would mean "none" to Deadline.
+  return std::max(config::Duration(1), std::min(idle_timeout_, left));
+}
+
 awaitable<void> DownstreamConnection::close_gracefully() {
   error_code ec;
-  if (!socket_.is_open()) co_return;
+  if (!stream_.is_open()) co_return;
   if (body_unread_ || in_.size() > 0) {
-    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    stream_.shutdown_send();
     // Lingering close: unread bytes in our receive queue would make close() send a reset that
     // can destroy the response before the client reads it. Read and drop them for a while.
-    down_deadline_.arm(socket_, std::chrono::duration_cast<config::Duration>(kLingerTime),
+    down_deadline_.arm(stream_, std::chrono::duration_cast<config::Duration>(kLingerTime),
                        shared_from_this());
     size_t dropped = 0;
     while (!ec && dropped < kLingerMaxBytes) {
       in_.consume_to(in_.end());
       in_.compact();
-      dropped += co_await socket_.async_read_some(asio::buffer(in_.write_ptr(), in_.writable()),
+      dropped += co_await stream_.async_read_some(asio::buffer(in_.write_ptr(), in_.writable()),
                                                   asio::redirect_error(asio::use_awaitable, ec));
     }
     down_deadline_.disarm();
   }
-  socket_.close(ec);
+  stream_.close();
 }
 
 void DownstreamConnection::open_exchange(std::shared_ptr<server::WorkerView> view) {
@@ -250,6 +315,10 @@ void DownstreamConnection::open_exchange(std::shared_ptr<server::WorkerView> vie
   record_.view = std::move(view);
   if (listener_stats_) listener_stats_->requests_total.add();
   method_and_path_.clear();
+  exchange_.clear();
+  exchange_.client_address = client_address_;
+  is_head_ = false;
+  response_deadline_ = {};
 }
 
 void DownstreamConnection::write_access_log(std::chrono::steady_clock::time_point now) {

@@ -4,16 +4,36 @@
 #include <array>
 #include <cctype>
 
+#include "sluice/filters/header_mutation.h"
+#include "sluice/filters/local_actions.h"
+
 namespace sluice::router {
 
-Route::Route(const config::Route& spec, size_t cluster_index) : name_(spec.name), path_(spec) {
+Route::Route(const config::Route& spec, size_t cluster_index, const config::VirtualHost& vhost,
+             const std::vector<const config::HeaderPolicy*>& levels)
+    : name_(spec.name), path_(spec) {
   for (const auto& h : spec.headers) headers_.emplace_back(h);
   for (const auto& q : spec.query) query_.emplace_back(q);
+  action_.kind = spec.action;
   action_.cluster_index = cluster_index;
   action_.cluster_name = spec.cluster;
   action_.timeout = spec.timeout;
   action_.prefix_rewrite = spec.prefix_rewrite;
   action_.host_rewrite = spec.host_rewrite;
+  const auto& upgrades = spec.upgrades ? *spec.upgrades : vhost.upgrades;
+  action_.websocket = std::find(upgrades.begin(), upgrades.end(), "websocket") != upgrades.end();
+  action_.upgrade_idle_timeout = spec.upgrade_idle_timeout;
+
+  // The chain: header mutation (all levels in one step), then the local action if any.
+  std::vector<const config::HeaderPolicy*> all = levels;
+  all.push_back(&spec.header_policy);
+  if (auto f = filters::HeaderMutationFilter::create(all)) chain_.push_back(std::move(f));
+  if (spec.action == config::Route::ActionKind::kDirectResponse && spec.direct_response) {
+    chain_.push_back(std::make_shared<filters::DirectResponseFilter>(*spec.direct_response));
+  } else if (spec.action == config::Route::ActionKind::kRedirect && spec.redirect) {
+    std::string prefix = spec.path_kind == config::Route::PathKind::kRegex ? "" : spec.path;
+    chain_.push_back(std::make_shared<filters::RedirectFilter>(*spec.redirect, std::move(prefix)));
+  }
 }
 
 bool Route::matches(const http::RequestView& request) const {
@@ -35,15 +55,17 @@ std::string Route::rewritten_path(std::string_view path) const {
   return out;
 }
 
-VirtualHost::VirtualHost(const config::VirtualHost& spec, const std::vector<config::Cluster>& clusters)
+VirtualHost::VirtualHost(const config::VirtualHost& spec, const std::vector<config::Cluster>& clusters,
+                         const config::HeaderPolicy* listener_policy)
     : name_(spec.name) {
+  const std::vector<const config::HeaderPolicy*> levels = {listener_policy, &spec.header_policy};
   routes_.reserve(spec.routes.size());
   for (const auto& r : spec.routes) {
     size_t idx = 0;
     for (; idx < clusters.size(); ++idx) {
       if (clusters[idx].name == r.cluster) break;
     }
-    routes_.emplace_back(r, idx);
+    routes_.emplace_back(r, idx, spec, levels);
   }
 }
 
@@ -65,7 +87,7 @@ std::string_view host_without_port(std::string_view authority) {
 
 RouteTable::RouteTable(const config::Listener& spec, const std::vector<config::Cluster>& clusters) {
   for (const auto& vh_spec : spec.virtual_hosts) {
-    hosts_.push_back(std::make_unique<VirtualHost>(vh_spec, clusters));
+    hosts_.push_back(std::make_unique<VirtualHost>(vh_spec, clusters, &spec.header_policy));
     const VirtualHost* vh = hosts_.back().get();
     for (const auto& d : vh_spec.domains) {
       if (d == "*") {

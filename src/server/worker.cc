@@ -71,6 +71,13 @@ void Worker::swap_snapshot(SnapshotPtr snapshot) {
     }
     state->balancer = std::make_shared<upstream::LoadBalancer>(cluster, state->balancer.get());
     binding.balancer = state->balancer;
+    // Process-wide limits split across workers, rounded up so no worker gets zero.
+    const auto& cb = cluster.spec.circuit_breakers;
+    auto share = [&](uint32_t total) {
+      return static_cast<uint32_t>((total + worker_count_ - 1) / worker_count_);
+    };
+    state->breaker->set_limits(share(cb.max_connections), share(cb.max_pending_requests));
+    binding.breaker = state->breaker;
     view->clusters.push_back(std::move(binding));
   }
   retire_unused_pools(*snapshot);

@@ -91,6 +91,7 @@ MergedStats MergedStats::collect(std::span<const Shard* const> shards) {
       v.connect_failures += s.connect_failures.value();
       v.connection_reuse += s.connection_reuse.value();
       v.lb_panic += s.lb_panic.value();
+      v.upstream_overflow += s.upstream_overflow.value();
     });
     shard->for_each_endpoint([&](const EndpointKey& k, const EndpointStats& s) {
       EndpointValues& v = m.endpoints[k];
@@ -194,6 +195,9 @@ std::string render_prometheus(const MergedStats& m, const ServerValues& s) {
   w.family("sluice_cluster_lb_panic_total", "counter",
            "Requests balanced over every endpoint because fewer than panic_threshold percent were healthy.");
   for (const auto& [k, v] : m.clusters) w.sample("sluice_cluster_lb_panic_total", cluster_labels(k), v.lb_panic);
+  w.family("sluice_cluster_upstream_overflow_total", "counter",
+           "Requests refused with 503 by the cluster's circuit breakers (connection cap and pending queue full).");
+  for (const auto& [k, v] : m.clusters) w.sample("sluice_cluster_upstream_overflow_total", cluster_labels(k), v.upstream_overflow);
   w.family("sluice_cluster_endpoints", "gauge", "Endpoints of a cluster by health state.");
   for (const auto& [k, v] : s.cluster_endpoints) {
     w.sample("sluice_cluster_endpoints", fmt::format("{},state=\"healthy\"", cluster_labels(k)), v.healthy);
@@ -280,6 +284,7 @@ std::string render_text(const MergedStats& m, const ServerValues& s) {
     line(p + ".connect_failures", v.connect_failures);
     line(p + ".connection_reuse", v.connection_reuse);
     line(p + ".lb_panic", v.lb_panic);
+    line(p + ".upstream_overflow", v.upstream_overflow);
   }
   return out;
 }

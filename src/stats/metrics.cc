@@ -25,6 +25,10 @@ const char* to_string(LocalReason reason) {
     case LocalReason::kHeadersTooLarge: return "headers_too_large";
     case LocalReason::kBodyTooLarge: return "body_too_large";
     case LocalReason::kRequestTimeout: return "request_timeout";
+    case LocalReason::kOverflow: return "overflow";
+    case LocalReason::kNotImplemented: return "not_implemented";
+    case LocalReason::kDirectResponse: return "direct_response";
+    case LocalReason::kRedirect: return "redirect";
     case LocalReason::kCount: break;
   }
   return "unknown";

@@ -35,6 +35,7 @@ struct UpstreamRequestInput {
   std::string_view forwarded_proto;  // "http" (later "https")
   std::string_view generated_request_id;  // set when the request had no x-request-id
   bool chunked_body = false;  // re-frame the body as chunked (it arrived chunked)
+  std::string_view upgrade;   // a tunnel offer to keep ("websocket"): sends Connection: upgrade
   std::span<const HeaderView> headers;
 };
 
@@ -43,8 +44,11 @@ struct DownstreamResponseInput {
   std::string_view reason;
   std::string_view request_id;  // added when the response has none
   bool chunked_body = false;     // Sluice frames the body as chunked
+  // Codings the upstream applied before chunked ("gzip"): kept, with chunked after them.
+  std::string_view transfer_codings;
   bool close = false;            // add "connection: close"
   bool keep_alive_header = false;  // add "connection: keep-alive" (HTTP/1.0 keep-alive clients)
+  std::string_view upgrade;  // a 101 accepting this protocol: sends Connection/Upgrade
   std::span<const HeaderView> headers;
 };
 

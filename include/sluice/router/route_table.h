@@ -8,25 +8,33 @@
 
 #include "sluice/common/result.h"
 #include "sluice/config/config.h"
+#include "sluice/filters/filter.h"
 #include "sluice/router/matchers.h"
 
 namespace sluice::router {
 
 struct RouteAction {
-  size_t cluster_index = 0;  // index into Snapshot::clusters
+  config::Route::ActionKind kind = config::Route::ActionKind::kCluster;
+  size_t cluster_index = 0;  // index into Snapshot::clusters (kind kCluster)
   std::string cluster_name;
   config::Duration timeout{0};  // 0 = none
   std::optional<std::string> prefix_rewrite;
   std::optional<std::string> host_rewrite;
+  bool websocket = false;  // `upgrades: [websocket]` (route, or its virtual host's default)
+  config::Duration upgrade_idle_timeout{0};
 };
 
 class Route {
  public:
-  Route(const config::Route& spec, size_t cluster_index);
+  // `levels`: the header policies that apply above this route (listener, virtual host).
+  Route(const config::Route& spec, size_t cluster_index, const config::VirtualHost& vhost,
+        const std::vector<const config::HeaderPolicy*>& levels);
   bool matches(const http::RequestView& request) const;
   const std::string& name() const { return name_; }
   const PathMatcher& path_matcher() const { return path_; }
   const RouteAction& action() const { return action_; }
+  // The route's steps, in order; the router step (for cluster routes) follows the last one.
+  const filters::Chain& chain() const { return chain_; }
   // The path to send upstream (prefix_rewrite applied), without the query.
   std::string rewritten_path(std::string_view path) const;
 
@@ -36,11 +44,13 @@ class Route {
   std::vector<HeaderMatcher> headers_;
   std::vector<QueryMatcher> query_;
   RouteAction action_;
+  filters::Chain chain_;
 };
 
 class VirtualHost {
  public:
-  VirtualHost(const config::VirtualHost& spec, const std::vector<config::Cluster>& clusters);
+  VirtualHost(const config::VirtualHost& spec, const std::vector<config::Cluster>& clusters,
+              const config::HeaderPolicy* listener_policy = nullptr);
   const Route* match(const http::RequestView& request) const;
   const std::string& name() const { return name_; }
   const std::vector<Route>& routes() const { return routes_; }

@@ -29,6 +29,7 @@ namespace sluice::server {
 struct ClusterState {
   std::unordered_map<std::string, std::shared_ptr<upstream::EndpointPool>> pools;  // by endpoint key
   std::shared_ptr<upstream::LoadBalancer> balancer;  // for the newest view; carried over by key
+  std::shared_ptr<upstream::CircuitBreaker> breaker = std::make_shared<upstream::CircuitBreaker>();
 };
 
 // The snapshot as this worker uses it: the snapshot plus its clusters bound to worker state by
@@ -38,6 +39,7 @@ struct WorkerView {
     std::shared_ptr<ClusterState> state;
     std::vector<std::shared_ptr<upstream::EndpointPool>> pools;  // by endpoint index
     std::shared_ptr<upstream::LoadBalancer> balancer;  // built for this view's ClusterInfo
+    std::shared_ptr<upstream::CircuitBreaker> breaker;  // the worker's, for this cluster name
     stats::ClusterStats* stats = nullptr;
   };
   struct ListenerBinding {

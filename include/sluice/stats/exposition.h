@@ -29,7 +29,7 @@ struct ClusterValues {
   std::array<uint64_t, 5> upstream_requests{};
   uint64_t connections_total = 0;
   int64_t connections_active = 0, connections_idle = 0;
-  uint64_t connect_failures = 0, connection_reuse = 0, lb_panic = 0;
+  uint64_t connect_failures = 0, connection_reuse = 0, lb_panic = 0, upstream_overflow = 0;
 };
 struct EndpointValues {
   int64_t connections_active = 0, requests_active = 0;

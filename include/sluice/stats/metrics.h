@@ -57,6 +57,10 @@ enum class LocalReason : uint8_t {
   kHeadersTooLarge,
   kBodyTooLarge,
   kRequestTimeout,
+  kOverflow,         // circuit breaker: too many requests waiting for an upstream connection
+  kNotImplemented,   // a transfer coding or method Sluice cannot forward (501)
+  kDirectResponse,   // the route's direct_response action
+  kRedirect,         // the route's redirect action
   kCount,
 };
 const char* to_string(LocalReason reason);
@@ -85,6 +89,7 @@ struct ClusterStats {
   Counter connect_failures;
   Counter connection_reuse;
   Counter lb_panic;  // requests balanced over all endpoints because too few were healthy
+  Counter upstream_overflow;  // requests refused by the circuit breakers (503 overflow)
 };
 
 struct EndpointStats {

@@ -8,22 +8,27 @@
 #include "sluice/common/asio.h"
 #include "sluice/common/byte_buffer.h"
 #include "sluice/http/parser.h"
+#include "sluice/net/stream.h"
 #include "sluice/stats/metrics.h"
+#include "sluice/upstream/circuit_breaker.h"
 
 namespace sluice::upstream {
 
 using Clock = std::chrono::steady_clock;
 
+// One HTTP/1.1 upstream session: a stream to one endpoint and the parser of its responses.
 struct UpstreamConnection {
-  // Counts itself in the cluster's and endpoint's active-connection gauges for its lifetime.
+  // Counts itself in the cluster's and endpoint's active-connection gauges and in the worker's
+  // circuit breaker for its lifetime.
   UpstreamConnection(const asio::any_io_executor& ex, stats::ClusterStats* cluster_stats,
-                     stats::EndpointStats* endpoint_stats);
+                     stats::EndpointStats* endpoint_stats, std::shared_ptr<CircuitBreaker> breaker);
   ~UpstreamConnection();
   UpstreamConnection(const UpstreamConnection&) = delete;
   UpstreamConnection& operator=(const UpstreamConnection&) = delete;
   stats::ClusterStats* cluster_stats;
   stats::EndpointStats* endpoint_stats;
-  tcp::socket socket;
+  std::shared_ptr<CircuitBreaker> breaker;
+  net::Stream stream;
   ByteBuffer in;
   http::Parser parser;
   Clock::time_point idle_since{};
