@@ -119,10 +119,13 @@ awaitable<void> DownstreamConnection::run() {
 
     HeadStatus status = co_await read_head(spec);
     if (status == HeadStatus::kClosed) break;
-    // The newest snapshot routes this request, also on a long-lived keep-alive connection.
-    view = worker_.view();
-    listener = view->snapshot->find_listener(listener_name_);
-    if (!listener) break;
+    // The newest snapshot routes this request, also on a long-lived keep-alive connection. If a
+    // reload removed this listener meanwhile, the request is still answered, on the snapshot
+    // the connection knew (listener_removed() then closes the connection after the response).
+    if (auto newest = worker_.view(); newest && newest->snapshot->find_listener(listener_name_)) {
+      view = newest;
+      listener = view->snapshot->find_listener(listener_name_);
+    }
     listener_index_ = static_cast<size_t>(listener - view->snapshot->listeners().data());
     open_exchange(view);
     bool keep_open = false;

@@ -155,6 +155,12 @@ void Worker::close_acceptor(std::string listener_name) {
     // The accept loop still refers to the acceptor until its cancelled accept completes.
     retired_acceptors_.push_back(std::move(it->second));
     acceptors_.erase(it);
+    // The listener left the configuration: its idle keep-alive connections close now; those
+    // with a request in flight finish it with "connection: close" (see listener_removed()).
+    std::vector<proxy::DownstreamConnection*> conns(connections_.begin(), connections_.end());
+    for (auto* c : conns) {
+      if (c->listener_name() == name) c->drain();
+    }
   });
 }
 

@@ -57,6 +57,7 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
   void start();
   // Worker thread: closes the connection now if it is idle, otherwise after the current response.
   void drain();
+  const std::string& listener_name() const { return listener_name_; }
 
  private:
   enum class HeadStatus { kOk, kClosed, kTimeout, kBad, kTooLarge };
