@@ -1,12 +1,10 @@
-# Multi-stage build on Debian 12, mirroring scripts/bootstrap (build dependencies) and the
-# runtime libraries those packages pull in.
+# Multi-stage build on Debian 12. The build stage runs scripts/bootstrap itself, so it installs
+# exactly the packages a developer machine gets (one list, no copy to keep in step); the runtime
+# stage has only the libraries the sluice binary links.
 FROM debian:bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends \
-      build-essential cmake ninja-build pkg-config \
-      libboost-dev libboost-system-dev libssl-dev libre2-dev libyaml-cpp-dev libfmt-dev \
-      node-llhttp libgtest-dev libgmock-dev libbenchmark-dev \
-    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+COPY scripts/bootstrap scripts/bootstrap
+RUN scripts/bootstrap && rm -rf /var/lib/apt/lists/*
 COPY CMakeLists.txt ./
 COPY include include
 COPY src src
