@@ -69,8 +69,8 @@ CompiledMutation::CompiledMutation(const config::HeaderMutation& spec) : remove_
 
 void CompiledMutation::apply(http::FieldList& fields, const proxy::Exchange& x) const {
   for (const auto& name : remove_) fields.remove(name);
-  // Values are rendered before any of them is applied, so %REQ(h)% sees the request as it
-  // arrived at this level, whatever order the keys are written in.
+  // Removals first (Envoy's order); then every value is rendered before any is applied, so
+  // %REQ(h)% sees the fields as this level found them, whatever order the keys are written in.
   std::vector<std::string> rendered;
   rendered.reserve(set_.size() + add_.size());
   for (const auto& e : set_) rendered.push_back(e.value.render(x));

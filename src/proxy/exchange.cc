@@ -218,8 +218,9 @@ awaitable<bool> DownstreamConnection::proxy(const server::WorkerView& view,
   std::optional<uint64_t> hash;
   if (cluster.spec.lb == config::Cluster::LbPolicy::kMaglev) hash = request_hash(cluster.spec.hash_on, req);
   // Request steps change the fields per attempt (the endpoint may differ): start each attempt
-  // from the fields as they were before the steps ran.
-  const std::vector<http::HeaderView> fields_before = exchange_.request.fields.items();
+  // from the fields as they were before the steps ran. A member, so its storage is reused.
+  const bool has_steps = !route.chain().empty();
+  if (has_steps) fields_before_ = exchange_.request.fields.items();
   // Waiting for a connection under the circuit breaker counts against the route timeout.
   const config::Duration queue_timeout =
       action.timeout.count() > 0 ? action.timeout : cluster.spec.connect_timeout;
@@ -249,8 +250,10 @@ awaitable<bool> DownstreamConnection::proxy(const server::WorkerView& view,
           body_unread_, info.request_id);
     }
     exchange_.upstream_host = lease.endpoint->key;
-    exchange_.request.fields.items() = fields_before;
-    for (const auto& step : route.chain()) step->on_upstream_request(exchange_);
+    if (has_steps) {
+      exchange_.request.fields.items() = fields_before_;
+      for (const auto& step : route.chain()) step->on_upstream_request(exchange_);
+    }
 
     http::UpstreamRequestInput head;
     head.method = req.method;

@@ -191,6 +191,7 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
 
   // Reused per request so the steady state allocates little.
   std::vector<http::HeaderView> headers_;
+  std::vector<http::HeaderView> fields_before_;  // request fields before the steps ran
   http::HeadParts head_parts_;
   std::vector<asio::const_buffer> out_;
   std::array<char, 24> chunk_head_{};  // one chunk per write: all body spans of a read merged
