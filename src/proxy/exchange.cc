@@ -96,27 +96,46 @@ awaitable<bool> DownstreamConnection::serve(const server::WorkerView& view,
   std::string_view request_id;
   std::string_view upgrade_offer;
   bool connection_upgrade = false;
+  // One pass over the fields, dispatched on the name's length first: most names match none of
+  // these, and the length settles that without comparing characters.
   for (const auto& h : headers_) {
-    if (http::iequals(h.name, "transfer-encoding") && !http::iequals(h.value, "chunked")) {
-      // Sluice re-frames request bodies, so it cannot carry codings other than chunked; refusing
-      // is what RFC 9112 §6.1 asks of a server that does not understand a coding (nginx: 501).
-      co_return co_await local_reply(501, LocalReason::kNotImplemented,
-                                     "transfer codings other than chunked are not supported\n", true);
-    }
-    if (http::iequals(h.name, "upgrade")) upgrade_offer = h.value;
-    if (http::iequals(h.name, "connection")) {
-      connection_upgrade = connection_upgrade || http::named_by_connection({&h, 1}, "upgrade");
-    }
-    if (http::iequals(h.name, "host")) {
-      ++host_headers;
-      host = h.value;
-    } else if (http::iequals(h.name, "x-request-id") && request_id.empty()) {
-      request_id = h.value;
-    } else if (http::iequals(h.name, "expect")) {
-      if (!http::iequals(h.value, "100-continue")) {
-        co_return co_await local_reply(400, LocalReason::kBadRequest, "unsupported Expect header\n", true);
-      }
-      info.expect_continue = !info.http10;
+    switch (h.name.size()) {
+      case 4:  // host
+        if (http::iequals(h.name, "host")) {
+          ++host_headers;
+          host = h.value;
+        }
+        break;
+      case 6:  // expect
+        if (http::iequals(h.name, "expect")) {
+          if (!http::iequals(h.value, "100-continue")) {
+            co_return co_await local_reply(400, LocalReason::kBadRequest, "unsupported Expect header\n", true);
+          }
+          info.expect_continue = !info.http10;
+        }
+        break;
+      case 7:  // upgrade
+        if (http::iequals(h.name, "upgrade")) upgrade_offer = h.value;
+        break;
+      case 10:  // connection
+        if (http::iequals(h.name, "connection")) {
+          connection_upgrade = connection_upgrade || http::named_by_connection({&h, 1}, "upgrade");
+        }
+        break;
+      case 12:  // x-request-id
+        if (request_id.empty() && http::iequals(h.name, "x-request-id")) request_id = h.value;
+        break;
+      case 17:  // transfer-encoding
+        if (http::iequals(h.name, "transfer-encoding") && !http::iequals(h.value, "chunked")) {
+          // Sluice re-frames request bodies, so it cannot carry codings other than chunked;
+          // refusing is what RFC 9112 §6.1 asks of a server that does not know a coding (nginx:
+          // 501).
+          co_return co_await local_reply(501, LocalReason::kNotImplemented,
+                                         "transfer codings other than chunked are not supported\n", true);
+        }
+        break;
+      default:
+        break;
     }
   }
   if (host_headers > 1) {
@@ -180,8 +199,14 @@ awaitable<bool> DownstreamConnection::serve(const server::WorkerView& view,
     info.upgrade = upgrade_offer;
   }
 
+  // The request steps, inline: a nested coroutine per request would cost a frame allocation.
+  filters::Status st = filters::Status::kContinue;
+  for (const auto& step : route->chain()) {
+    st = step->on_request_head(exchange_);
+    if (st == filters::Status::kPause) st = co_await step->resume(exchange_);
+    if (st == filters::Status::kLocalReply) break;
+  }
   bool keep_open;
-  filters::Status st = co_await run_request_steps(*route);
   if (st == filters::Status::kLocalReply) {
     keep_open = co_await send_local_reply(route, body_unread_);
   } else {
@@ -191,14 +216,7 @@ awaitable<bool> DownstreamConnection::serve(const server::WorkerView& view,
   co_return keep_open;
 }
 
-awaitable<filters::Status> DownstreamConnection::run_request_steps(const router::Route& route) {
-  for (const auto& step : route.chain()) {
-    filters::Status st = step->on_request_head(exchange_);
-    if (st == filters::Status::kPause) st = co_await step->resume(exchange_);
-    if (st == filters::Status::kLocalReply) co_return st;
-  }
-  co_return filters::Status::kContinue;
-}
+
 
 awaitable<bool> DownstreamConnection::proxy(const server::WorkerView& view,
                                             const server::ListenerInfo& listener,

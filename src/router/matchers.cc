@@ -2,12 +2,6 @@
 
 #include <strings.h>
 
-namespace sluice::http {
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
-}  // namespace sluice::http
-
 namespace sluice::router {
 
 PathMatcher::PathMatcher(const config::Route& route) : kind_(route.path_kind), value_(route.path) {

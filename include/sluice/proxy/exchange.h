@@ -67,11 +67,15 @@ struct Exchange {
     local_reply->body = std::move(body);
     return *local_reply;
   }
+  // Resets for the next request, keeping the fields' storage (no allocation per request).
   void clear() {
     request.fields.clear();
     response.fields.clear();
-    request = RequestHead{};
-    response = ResponseHead{};
+    request.method = request.authority = request.path = request.query = {};
+    request.scheme = "http";
+    request.has_query = false;
+    response.status = 0;
+    response.reason = {};
     route = nullptr;
     upstream_host = {};
     local_reply.reset();
