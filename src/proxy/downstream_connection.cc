@@ -135,6 +135,11 @@ awaitable<void> DownstreamConnection::run() {
       co_await local_reply(400, LocalReason::kBadRequest, "malformed request\n", true);
     } else if (status == HeadStatus::kTooLarge) {
       co_await local_reply(431, LocalReason::kHeadersTooLarge, "request headers too large\n", true);
+    } else if (status == HeadStatus::kNotImplemented) {
+      co_await local_reply(501, LocalReason::kNotImplemented,
+                           "transfer codings other than chunked are not supported\n", true);
+    } else if (status == HeadStatus::kBadVersion) {
+      co_await local_reply(505, LocalReason::kBadRequest, "HTTP version not supported\n", true);
     } else {
       keep_open = co_await serve(*view, *listener);
     }
@@ -166,7 +171,10 @@ awaitable<DownstreamConnection::HeadStatus> DownstreamConnection::read_head(cons
       if (step.error) {
         down_deadline_.disarm();
         log::debug("bad request from {}: {}", client_address_, step.reason);
-        co_return step.too_many_headers ? HeadStatus::kTooLarge : HeadStatus::kBad;
+        if (step.too_many_headers) co_return HeadStatus::kTooLarge;
+        if (step.reply_status == 501) co_return HeadStatus::kNotImplemented;
+        if (step.reply_status == 505) co_return HeadStatus::kBadVersion;
+        co_return HeadStatus::kBad;
       }
       parse_pos += step.consumed;
       if (parse_pos - head_start > spec.max_request_headers_bytes) {

@@ -526,7 +526,7 @@ void DownstreamConnection::release(Lease& lease, bool reusable) {
 }
 
 void DownstreamConnection::append_body(const std::vector<std::span<const char>>& body, bool chunked,
-                                       bool last) {
+                                       bool last, const std::vector<http::OwnedField>& trailers) {
   size_t total = 0;
   for (const auto& s : body) total += s.size();
   if (chunked && total > 0) {
@@ -537,7 +537,20 @@ void DownstreamConnection::append_body(const std::vector<std::span<const char>>&
     if (!s.empty()) out_.emplace_back(s.data(), s.size());
   }
   if (chunked && total > 0) out_.emplace_back(kCrlf.data(), kCrlf.size());
-  if (chunked && last) out_.emplace_back(kLastChunk.data(), kLastChunk.size());
+  if (chunked && last) {
+    if (trailers.empty()) {
+      out_.emplace_back(kLastChunk.data(), kLastChunk.size());
+      return;
+    }
+    // Trailers travel end to end like the body (RFC 9110 §6.5), except hop-by-hop fields.
+    last_chunk_ = "0\r\n";
+    for (const auto& t : trailers) {
+      if (http::is_hop_by_hop(t.name)) continue;
+      last_chunk_.append(t.name).append(": ").append(t.value).append("\r\n");
+    }
+    last_chunk_.append("\r\n");
+    out_.emplace_back(last_chunk_.data(), last_chunk_.size());
+  }
 }
 
 awaitable<DownstreamConnection::SendStatus> DownstreamConnection::send_request(
@@ -568,7 +581,7 @@ awaitable<DownstreamConnection::SendStatus> DownstreamConnection::send_request(
         co_return SendStatus::kBodyTooLarge;
       }
       complete = step.message_complete;
-      append_body(parser_.body(), info.chunked, complete);
+      append_body(parser_.body(), info.chunked, complete, parser_.trailers());
     }
     if (!out_.empty()) {
       error_code ec;
@@ -782,7 +795,7 @@ awaitable<DownstreamConnection::RelayStatus> DownstreamConnection::relay_respons
     }
     if (!interim) {
       for (const auto& s : up.parser.body()) record_.sent_bytes += s.size();
-      append_body(up.parser.body(), chunked_down, step.message_complete);
+      append_body(up.parser.body(), chunked_down, step.message_complete, up.parser.trailers());
     }
     // After the head, parse the bytes already buffered before writing, so the head and the
     // first body bytes leave in one sendmsg: a small response costs one write, not two (the

@@ -241,3 +241,39 @@ TEST(Timeouts, ASilentNewConnectionIsClosedAfterTheHeaderTimeoutNotTheIdleTimeou
 
 }  // namespace
 }  // namespace sluice::testing
+
+namespace sluice::testing {
+namespace {
+
+TEST(Trailers, ResponseTrailersReachTheClientWithoutHopByHopFields) {
+  TestUpstream upstream([](UpstreamExchange& ex) {
+    ex.send("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-checksum\r\n\r\n"
+            "5\r\nhello\r\n0\r\nx-checksum: abc123\r\nkeep-alive: timeout=5\r\n\r\n");
+  });
+  auto proxy = RunningProxy::start(to(upstream));
+  ASSERT_TRUE(proxy);
+  HttpConnection client(proxy->port());
+  for (int i = 0; i < 2; ++i) {  // and the connection stays in sync afterwards
+    HttpResponse r = client.request("GET", "/with-trailers");
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_EQ(r.body, "hello");
+    EXPECT_EQ(r.trailer_lines, std::vector<std::string>{"x-checksum: abc123"});
+  }
+}
+
+TEST(Trailers, RequestTrailersReachTheBackend) {
+  TestUpstream upstream([](UpstreamExchange& ex) { ex.respond(200, ex.request().body); });
+  auto proxy = RunningProxy::start(to(upstream));
+  ASSERT_TRUE(proxy);
+  HttpConnection client(proxy->port());
+  ASSERT_TRUE(client.send("POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          "3\r\nabc\r\n0\r\nx-digest: sha-256=xyz\r\nte: trailers\r\n\r\n"));
+  HttpResponse r = client.read_response();
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.body, "abc");
+  ASSERT_EQ(upstream.request_count(), 1u);
+  EXPECT_EQ(upstream.requests()[0].trailer_lines, std::vector<std::string>{"x-digest: sha-256=xyz"});
+}
+
+}  // namespace
+}  // namespace sluice::testing

@@ -80,7 +80,7 @@ HttpResponse HttpConnection::read_response(const ResponseOptions& options) {
       r.error = "unexpected transfer-encoding: " + *te;
       return r;
     }
-    s = reader_.read_chunked(sink, deadline, &r.chunk_sizes);
+    s = reader_.read_chunked(sink, deadline, &r.chunk_sizes, &r.trailer_lines);
   } else if (cl) {
     r.framing = HttpResponse::Framing::kContentLength;
     s = reader_.read_exact(std::stoull(*cl), sink, deadline);

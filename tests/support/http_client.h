@@ -27,6 +27,7 @@ struct HttpResponse {
   Headers headers;
   Framing framing = Framing::kNone;
   std::vector<uint64_t> chunk_sizes;  // when chunked, as framed on the wire
+  std::vector<std::string> trailer_lines;  // when chunked, as received ("name: value")
   std::string body;                   // unless ResponseOptions::store_body is false
   uint64_t body_bytes = 0;
   uint64_t body_checksum = 0;

@@ -222,7 +222,8 @@ IoStatus BufferedReader::read_to_eof(const Sink& sink, TimePoint deadline) {
 }
 
 IoStatus BufferedReader::read_chunked(const Sink& sink, TimePoint deadline,
-                                      std::vector<uint64_t>* chunk_sizes) {
+                                      std::vector<uint64_t>* chunk_sizes,
+                                      std::vector<std::string>* trailer_lines) {
   std::string line;
   while (true) {
     IoStatus s = read_line(line, deadline);
@@ -246,6 +247,7 @@ IoStatus BufferedReader::read_chunked(const Sink& sink, TimePoint deadline,
         s = read_line(line, deadline);
         if (s != IoStatus::kOk) return s;
         if (line.empty()) return IoStatus::kOk;
+        if (trailer_lines) trailer_lines->push_back(line);
       }
     }
     s = read_exact(size, sink, deadline);

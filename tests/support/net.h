@@ -73,10 +73,11 @@ class BufferedReader {
   IoStatus read_exact(uint64_t n, const Sink& sink, TimePoint deadline);
   // Everything until the peer closes; kOk when the peer closed cleanly.
   IoStatus read_to_eof(const Sink& sink, TimePoint deadline);
-  // A chunked body (chunk extensions ignored, trailers skipped). `chunk_sizes` collects the
-  // size of every chunk seen, when given.
+  // A chunked body (chunk extensions ignored). `chunk_sizes` collects the size of every chunk
+  // seen, and `trailer_lines` the trailer field lines as received, when given.
   IoStatus read_chunked(const Sink& sink, TimePoint deadline,
-                        std::vector<uint64_t>* chunk_sizes = nullptr);
+                        std::vector<uint64_t>* chunk_sizes = nullptr,
+                        std::vector<std::string>* trailer_lines = nullptr);
 
   size_t buffered() const { return end_ - begin_; }
   // Takes everything buffered (used by raw reads after a partial parse).

@@ -239,7 +239,9 @@ bool TestUpstream::read_request(BufferedReader& reader, UpstreamRequest& req) {
   if (cl) req.content_length = std::stoull(*cl);
   if (te && has_token(*te, "chunked")) {
     req.chunked = true;
-    if (reader.read_chunked(sink, deadline_in(kIoTimeout)) != IoStatus::kOk) return false;
+    if (reader.read_chunked(sink, deadline_in(kIoTimeout), nullptr, &req.trailer_lines) != IoStatus::kOk) {
+      return false;
+    }
   } else if (cl) {
     if (reader.read_exact(*req.content_length, sink, deadline_in(kIoTimeout)) != IoStatus::kOk) return false;
   }

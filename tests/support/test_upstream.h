@@ -32,6 +32,7 @@ struct UpstreamRequest {
   uint64_t body_bytes = 0;
   uint64_t body_checksum = 0;       // Checksum of the decoded body
   std::string body;                 // the first kMaxStoredBody bytes of the body
+  std::vector<std::string> trailer_lines;  // of a chunked body, as received ("name: value")
   size_t connection = 0;            // accept order of its connection, from 0
   size_t index_on_connection = 0;   // 0 for the first request on a connection
   // For respond_generated(): what was sent.

@@ -60,7 +60,15 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
   const std::string& listener_name() const { return listener_name_; }
 
  private:
-  enum class HeadStatus { kOk, kClosed, kTimeout, kBad, kTooLarge };
+  enum class HeadStatus {
+    kOk,
+    kClosed,
+    kTimeout,
+    kBad,             // 400
+    kTooLarge,        // 431
+    kNotImplemented,  // 501: a transfer coding Sluice cannot forward
+    kBadVersion,      // 505: a well-formed HTTP version other than 1.0 and 1.1
+  };
   enum class SendStatus {
     kSent,
     kUpstreamFailed,
@@ -158,7 +166,10 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
   // The listener of this connection left the configuration (a reload removed it).
   bool listener_removed() const;
   awaitable<void> close_gracefully();
-  void append_body(const std::vector<std::span<const char>>& body, bool chunked, bool last);
+  // Queues body spans (as one chunk when `chunked`); with `last`, the end of a chunked body with
+  // the message's trailer fields (hop-by-hop ones removed).
+  void append_body(const std::vector<std::span<const char>>& body, bool chunked, bool last,
+                   const std::vector<http::OwnedField>& trailers);
   // Starts the record of the exchange whose head was just read (or failed to parse).
   void open_exchange(std::shared_ptr<server::WorkerView> view);
   // Counts the exchange in the stats and logs it; a no-op when none is open.
@@ -194,6 +205,7 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
   std::vector<asio::const_buffer> out_;
   std::array<char, 24> chunk_head_{};  // one chunk per write: all body spans of a read merged
   std::string method_and_path_;  // for logs
+  std::string last_chunk_;       // "0\r\n", trailer fields, "\r\n" of the body being written
 };
 
 }  // namespace sluice::proxy

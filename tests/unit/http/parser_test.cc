@@ -212,7 +212,218 @@ TEST(Parser, ChunkedBodyAcrossCalls) {
     EXPECT_EQ(body, "hello world0123456789");
     EXPECT_EQ(pos, raw.size());
     EXPECT_EQ(headers_of(p, raw.data()).size(), 2u);
+    EXPECT_EQ(p.trailers(), (std::vector<OwnedField>{{"X-Trailer", "t"}}));
   }
+}
+
+// --- trailers --------------------------------------------------------------------------------
+
+// Feeds `parts` one after another, each in a buffer of its own that is overwritten as soon as
+// the parser is done with it (as the proxy recycles body buffers).
+struct Fed {
+  bool error = false;
+  Parser::Step last;
+  std::string body;
+  bool complete = false;
+};
+
+Fed feed_recycled(Parser& p, const std::vector<std::string>& parts) {
+  Fed out;
+  std::string pending;
+  for (const auto& part : parts) {
+    std::string buffer = pending + part;
+    size_t pos = 0;
+    while (true) {
+      auto st = p.execute(buffer.data(), pos, buffer.size());
+      out.last = st;
+      if (st.error) {
+        out.error = true;
+        return out;
+      }
+      out.body += body_of(p);
+      pos += st.consumed;
+      if (st.message_complete) {
+        out.complete = true;
+        return out;
+      }
+      if (st.consumed == 0 && !st.headers_complete) break;
+    }
+    pending = buffer.substr(pos);
+    std::fill(buffer.begin(), buffer.end(), '#');
+  }
+  return out;
+}
+
+TEST(ParserTrailers, OwnedAcrossRecycledBuffers) {
+  const std::string head = "POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+  Parser p(Kind::kRequest, 100);
+  auto h = feed_all(p, head);
+  ASSERT_TRUE(h.headers_complete);
+  auto fed =
+      feed_recycled(p, {"3\r\nabc\r\n0\r\nX-Che", "cksum: 12", "34 \r\nX-", "B:\r\n", "\r\n"});
+  ASSERT_FALSE(fed.error) << fed.last.reason;
+  EXPECT_TRUE(fed.complete);
+  EXPECT_EQ(fed.body, "abc");
+  EXPECT_EQ(p.trailers(), (std::vector<OwnedField>{{"X-Checksum", "1234"}, {"X-B", ""}}));
+  // The head's fields are untouched by the trailer section.
+  EXPECT_EQ(headers_of(p, head.data()), (Pairs{{"Host", "a"}, {"Transfer-Encoding", "chunked"}}));
+}
+
+TEST(ParserTrailers, ClearedWhenTheNextMessageStarts) {
+  const std::string raw =
+      "POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\r\n\r\n"
+      "GET /next HTTP/1.1\r\nHost: a\r\n\r\n";
+  Parser p(Kind::kRequest, 100);
+  auto h = feed_all(p, raw);
+  ASSERT_TRUE(h.headers_complete);
+  auto m = p.execute(raw.data(), h.consumed, raw.size());
+  ASSERT_TRUE(m.message_complete) << m.reason;
+  EXPECT_EQ(p.trailers().size(), 1u);
+  auto next = p.execute(raw.data(), h.consumed + m.consumed, raw.size());
+  ASSERT_TRUE(next.headers_complete) << next.reason;
+  EXPECT_EQ(p.url().in(raw.data()), "/next");
+  EXPECT_TRUE(p.trailers().empty());
+}
+
+TEST(ParserTrailers, CountLimitIsTheHeaderLimit) {
+  const std::string head = "POST /u HTTP/1.1\r\nA: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (int trailers : {3, 4}) {
+    std::string raw = head + "0\r\n";
+    for (int i = 0; i < trailers; ++i) raw += "T" + std::to_string(i) + ": v\r\n";
+    raw += "\r\n";
+    Parser p(Kind::kRequest, 3);
+    auto h = feed_all(p, raw);
+    ASSERT_TRUE(h.headers_complete) << h.reason;
+    auto m = p.execute(raw.data(), h.consumed, raw.size());
+    if (trailers == 3) {
+      ASSERT_FALSE(m.error) << m.reason;
+      EXPECT_TRUE(m.message_complete);
+      EXPECT_EQ(p.trailers().size(), 3u);
+    } else {
+      EXPECT_TRUE(m.error);
+      EXPECT_TRUE(m.too_many_headers);
+      EXPECT_EQ(m.reply_status, 431);
+      EXPECT_FALSE(m.message_complete);
+    }
+  }
+}
+
+TEST(ParserTrailers, ByteLimit) {
+  const std::string raw =
+      "POST /u HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Big: " + std::string(100, 'v') +
+      "\r\n\r\n";
+  for (uint32_t limit : {105u, 104u}) {  // "X-Big" + 100 bytes of value
+    Parser p(Kind::kRequest, 100);
+    p.set_max_trailer_bytes(limit);
+    auto h = feed_all(p, raw);
+    ASSERT_TRUE(h.headers_complete);
+    auto m = p.execute(raw.data(), h.consumed, raw.size());
+    EXPECT_EQ(m.error, limit == 104u) << m.reason;
+    EXPECT_EQ(m.too_many_headers, limit == 104u);
+  }
+}
+
+TEST(ParserTrailers, ResponseTrailersAfterBodyBytes) {
+  const std::string raw =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: grpc-status\r\n\r\n"
+      "5\r\nhello\r\n0\r\ngrpc-status: 0\r\n\r\n";
+  Parser p(Kind::kResponse, 100);
+  size_t pos = 0;
+  std::string body;
+  bool done = false;
+  for (size_t end = 1; end <= raw.size() && !done; ++end) {  // one byte more each time
+    while (true) {
+      auto st = p.execute(raw.data(), pos, end);
+      ASSERT_FALSE(st.error) << st.reason;
+      body += body_of(p);
+      pos += st.consumed;
+      done = st.message_complete;
+      if (done || !st.headers_complete) break;
+    }
+  }
+  EXPECT_TRUE(done);
+  EXPECT_EQ(body, "hello");
+  EXPECT_EQ(p.trailers(), (std::vector<OwnedField>{{"grpc-status", "0"}}));
+}
+
+// --- what the proxy needs to pick its reply ------------------------------------------------
+
+TEST(ParserReply, UnsupportedVersionIs505) {
+  for (std::string version : {"HTTP/2.0", "HTTP/0.9", "HTTP/1.2", "HTTP/9.9"}) {
+    const std::string raw = "GET / " + version + "\r\nHost: a\r\n\r\n";
+    Parser p(Kind::kRequest, 100);
+    auto st = feed_all(p, raw);
+    EXPECT_TRUE(st.error) << version;
+    EXPECT_EQ(st.reply_status, 505) << version;
+    EXPECT_TRUE(p.unsupported_version()) << version;
+  }
+  // A malformed version is a bad request, not an unsupported one.
+  for (std::string version : {"HTTP/1.1x", "HTTP/11.1", "HTTP/1.", "HTTP/A.1", "HTTP/1"}) {
+    const std::string raw = "GET / " + version + "\r\nHost: a\r\n\r\n";
+    Parser p(Kind::kRequest, 100);
+    auto st = feed_all(p, raw);
+    EXPECT_TRUE(st.error) << version;
+    EXPECT_EQ(st.reply_status, 400) << version << ": " << st.reason;
+    EXPECT_FALSE(p.unsupported_version()) << version;
+  }
+  Parser ok(Kind::kRequest, 100);
+  ASSERT_TRUE(feed_all(ok, "GET / HTTP/1.0\r\n\r\n").headers_complete);
+  EXPECT_FALSE(ok.unsupported_version());
+}
+
+TEST(ParserReply, OtherTransferCodingInARequestIs501) {
+  const std::string raw =
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n";
+  Parser p(Kind::kRequest, 100);
+  auto st = feed_all(p, raw);
+  EXPECT_TRUE(st.error);
+  EXPECT_FALSE(st.headers_complete);
+  EXPECT_EQ(st.reply_status, 501);
+  EXPECT_STREQ(st.reason, "Unsupported transfer coding");
+  EXPECT_TRUE(p.has_other_transfer_coding());
+
+  // Without chunked last the request's length is unknown: 400 (RFC 9112 §6.3), not 501.
+  Parser q(Kind::kRequest, 100);
+  auto bad = feed_all(q, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n");
+  EXPECT_TRUE(bad.error);
+  EXPECT_EQ(bad.reply_status, 400);
+  EXPECT_TRUE(q.has_other_transfer_coding());
+
+  Parser r(Kind::kRequest, 100);
+  ASSERT_TRUE(feed_all(r, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+                  .headers_complete);
+  EXPECT_FALSE(r.has_other_transfer_coding());
+  ASSERT_EQ(r.transfer_codings().size(), 1u);
+}
+
+TEST(ParserReply, ResponseKeepsItsTransferCodings) {
+  const std::string raw =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+  Parser p(Kind::kResponse, 100);
+  auto st = feed_all(p, raw);
+  ASSERT_FALSE(st.error) << st.reason;
+  ASSERT_TRUE(st.headers_complete);
+  EXPECT_TRUE(p.has_other_transfer_coding());
+  EXPECT_TRUE(p.chunked());
+  std::vector<std::string> codings;
+  for (auto c : p.transfer_codings()) codings.emplace_back(c.in(raw.data()));
+  EXPECT_EQ(codings, (std::vector<std::string>{"gzip", "chunked"}));
+}
+
+TEST(ParserReply, StatusesByKind) {
+  Parser req(Kind::kRequest, 100);
+  EXPECT_EQ(feed_all(req, "GET /a b HTTP/1.1\r\n\r\n").reply_status, 400);
+  Parser many(Kind::kRequest, 1);
+  EXPECT_EQ(feed_all(many, "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n").reply_status, 431);
+  // Whatever the upstream got wrong, the client gets a 502.
+  Parser resp(Kind::kResponse, 100);
+  EXPECT_EQ(feed_all(resp, "HTTP/2.0 200 OK\r\n\r\n").reply_status, 502);
+  // The error is sticky, with the same status.
+  const std::string good = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+  auto again = resp.execute(good.data(), 0, good.size());
+  EXPECT_TRUE(again.error);
+  EXPECT_EQ(again.reply_status, 502);
+  EXPECT_EQ(resp.finish().reply_status, 502);
 }
 
 TEST(Parser, ContentLengthWithTransferEncodingIsAnError) {
