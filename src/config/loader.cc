@@ -3,17 +3,22 @@
 #include <fmt/core.h>
 #include <openssl/evp.h>
 #include <re2/re2.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include "sluice/config/limits.h"
 #include "sluice/upstream/maglev.h"
 
 #include <algorithm>
 #include <boost/asio/ip/address.hpp>
+#include <boost/locale/utf.hpp>
 #include <cctype>
 #include <charconv>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace sluice::config {
@@ -181,6 +186,132 @@ Result<Endpoint> parse_endpoint(std::string_view text) {
 
 namespace {
 
+// The offset of the first byte of `s` that does not start a valid UTF-8 sequence (overlong forms,
+// surrogates and code points beyond U+10FFFF included), or nullopt when all of `s` is UTF-8.
+std::optional<size_t> invalid_utf8_at(std::string_view s) {
+  using Traits = boost::locale::utf::utf_traits<char>;
+  const char* p = s.data();
+  const char* const end = p + s.size();
+  while (p != end) {
+    const char* start = p;
+    boost::locale::utf::code_point c = Traits::decode(p, end);
+    if (c == boost::locale::utf::illegal || c == boost::locale::utf::incomplete) {
+      return static_cast<size_t>(start - s.data());
+    }
+  }
+  return std::nullopt;
+}
+
+// `what`: "value" or "key".
+std::string utf8_error(std::string_view s, size_t at, std::string_view what) {
+  return fmt::format("not valid UTF-8 (byte {} of the {} is 0x{:02x}); the file must be UTF-8", at + 1,
+                     what, static_cast<unsigned char>(s[at]));
+}
+
+// Sizes the document as the loader would walk it, with every alias expanded, from the events of
+// yaml-cpp's parser: no tree is built, an anchored node's size is recorded when it ends, and an
+// alias adds that size. Throws Exceeded at the first node beyond kMaxYamlNodes or
+// kMaxYamlScalarBytes, so a billion-laughs file costs as much as reading its few hundred bytes.
+class ExpansionBudget : public YAML::EventHandler {
+ public:
+  struct Exceeded {
+    YAML::Mark mark;
+    std::string message;
+  };
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override { leaf(mark, anchor, 0); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                const std::string& value) override {
+    leaf(mark, anchor, value.size());
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    open(mark, anchor);
+  }
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    open(mark, anchor);
+  }
+  void OnSequenceEnd() override { close(); }
+  void OnMapEnd() override { close(); }
+  // yaml-cpp numbers anchors 1, 2, ... in the order they are defined, one OnAnchor each.
+  void OnAnchor(const YAML::Mark&, const std::string& name) override { names_.push_back(name); }
+
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    if (anchor >= sizes_.size() || !sizes_[anchor]) {
+      throw Exceeded{mark, fmt::format("alias {} refers to a node that contains it; its expansion never "
+                                       "ends", alias_name(anchor))};
+    }
+    count(mark, *sizes_[anchor], anchor);
+    if (!stack_.empty()) add(stack_.back().size, *sizes_[anchor]);
+  }
+
+ private:
+  struct Size {
+    uint64_t nodes = 0;
+    uint64_t bytes = 0;
+  };
+  struct Open {
+    YAML::anchor_t anchor;
+    Size size;
+  };
+
+  void leaf(const YAML::Mark& mark, YAML::anchor_t anchor, size_t bytes) {
+    Size s{1, bytes};
+    count(mark, s, 0);
+    if (!stack_.empty()) add(stack_.back().size, s);
+    record(anchor, s);
+  }
+  void open(const YAML::Mark& mark, YAML::anchor_t anchor) {
+    count(mark, Size{1, 0}, 0);
+    stack_.push_back(Open{anchor, Size{1, 0}});
+    record(anchor, std::nullopt);  // defined, but an alias to it from inside would never end
+  }
+  void close() {
+    Open done = stack_.back();
+    stack_.pop_back();
+    if (!stack_.empty()) add(stack_.back().size, done.size);
+    record(done.anchor, done.size);
+  }
+  static void add(Size& to, Size s) {
+    to.nodes += s.nodes;
+    to.bytes += s.bytes;
+  }
+  // Counts `s` (a leaf, a collection's own node, or what an alias expands to) into the whole
+  // document; `alias` names the alias that brought it, for the message.
+  void count(const YAML::Mark& mark, Size s, YAML::anchor_t alias) {
+    add(total_, s);
+    auto via = [&](uint64_t n, const char* unit) {
+      return alias != 0 ? fmt::format(" (alias {} here adds {} {})", alias_name(alias), n, unit) : std::string();
+    };
+    if (total_.nodes > kMaxYamlNodes) {
+      throw Exceeded{mark, fmt::format("with its aliases expanded the document has more than {} YAML "
+                                       "nodes, the most Sluice reads{}", kMaxYamlNodes, via(s.nodes, "nodes"))};
+    }
+    if (total_.bytes > kMaxYamlScalarBytes) {
+      throw Exceeded{mark, fmt::format("with its aliases expanded the document has more than {} MiB of "
+                                       "strings, the most Sluice reads{}", kMaxYamlScalarBytes / kMiB,
+                                       via(s.bytes, "bytes"))};
+    }
+  }
+  void record(YAML::anchor_t anchor, std::optional<Size> s) {
+    if (anchor == 0) return;
+    if (sizes_.size() <= anchor) sizes_.resize(anchor + 1);
+    sizes_[anchor] = s;
+  }
+  std::string alias_name(YAML::anchor_t anchor) const {
+    if (anchor == 0 || anchor > names_.size() || invalid_utf8_at(names_[anchor - 1])) return "'*'";
+    return fmt::format("'*{}'", names_[anchor - 1]);
+  }
+
+  std::vector<Open> stack_;
+  std::vector<std::optional<Size>> sizes_;  // by anchor id; nullopt while the node is open
+  std::vector<std::string> names_;          // anchor id - 1 → name
+  Size total_;
+};
+
 // Walks the YAML tree, collecting every error with its position and key path.
 class Loader {
  public:
@@ -188,15 +319,29 @@ class Loader {
 
   LoadResult run(std::string_view text) {
     LoadResult out;
-    YAML::Node root;
-    try {
-      root = YAML::Load(std::string(text));
-    } catch (const YAML::ParserException& e) {
-      add(e.mark, "", fmt::format("YAML syntax error: {}", e.msg));
+    out.config.source_path = file_;
+    if (text.size() > kMaxConfigFileBytes) {
+      add(YAML::Mark::null_mark(), "", too_large_message());
       out.errors = std::move(errors_);
       return out;
     }
-    out.config.source_path = file_;
+    YAML::Node root;
+    try {
+      // Size the document from the parser's events before yaml-cpp builds a tree of it.
+      std::istringstream events{std::string(text)};
+      YAML::Parser parser(events);
+      ExpansionBudget budget;
+      parser.HandleNextDocument(budget);
+      root = YAML::Load(std::string(text));
+    } catch (const YAML::ParserException& e) {
+      add(e.mark, "", fmt::format("YAML syntax error: {}", e.msg));
+    } catch (const ExpansionBudget::Exceeded& e) {
+      add(e.mark, "", e.message);
+    }
+    if (!errors_.empty()) {
+      out.errors = std::move(errors_);
+      return out;
+    }
     if (!root || root.IsNull()) {
       add(YAML::Mark::null_mark(), "", "the file is empty; it needs at least 'listeners' and 'clusters'");
     } else if (!root.IsMap()) {
@@ -205,12 +350,26 @@ class Loader {
       read_root(root, out.config);
       cross_check(root, out.config);
     }
+    if (unreported_ > 0) {
+      errors_.push_back(LoadError{file_, 0, 0, "",
+                                  fmt::format("{} more error(s) not shown (Sluice reports the first {})",
+                                              unreported_, kMaxReportedErrors)});
+    }
     out.errors = std::move(errors_);
     return out;
   }
 
+  static std::string too_large_message() {
+    return fmt::format("the file is larger than {} MiB, the largest configuration Sluice reads",
+                       kMaxConfigFileBytes / kMiB);
+  }
+
  private:
   void add(const YAML::Mark& mark, const std::string& path, std::string message) {
+    if (errors_.size() >= kMaxReportedErrors) {
+      ++unreported_;
+      return;
+    }
     LoadError e;
     e.file = file_;
     if (!mark.is_null()) {
@@ -241,6 +400,10 @@ class Loader {
         continue;
       }
       std::string key = it->first.Scalar();
+      if (auto bad = invalid_utf8_at(key)) {
+        add(it->first.Mark(), path, "a key is " + utf8_error(key, *bad, "key"));
+        continue;
+      }
       if (!seen.insert(key).second) add(it->first.Mark(), join(path, key), "duplicate key");
       if (std::find(known.begin(), known.end(), key) == known.end()) {
         std::string list;
@@ -254,6 +417,10 @@ class Loader {
   bool scalar(const YAML::Node& n, const std::string& path, std::string& out, const char* what = "a string") {
     if (!n.IsScalar()) {
       add(n.Mark(), path, fmt::format("expected {}", what));
+      return false;
+    }
+    if (auto bad = invalid_utf8_at(n.Scalar())) {
+      add(n.Mark(), path, utf8_error(n.Scalar(), *bad, "value"));
       return false;
     }
     out = n.Scalar();
@@ -307,13 +474,52 @@ class Loader {
     out = *a;
   }
 
+  // Compiles each distinct pattern once, with the router's options, within the regex budget
+  // (limits.h); every place that uses a refused pattern gets its own error.
   bool check_regex(const YAML::Node& n, const std::string& path, const std::string& pattern) {
-    re2::RE2 re(pattern, re2::RE2::Quiet);
-    if (!re.ok()) {
-      add(n.Mark(), path, fmt::format("invalid regex '{}': {}", pattern, re.error()));
+    if (pattern.size() > kMaxRegexLength) {
+      add(n.Mark(), path, fmt::format("the regex is {} bytes long, more than the limit of {}",
+                                      pattern.size(), kMaxRegexLength));
       return false;
     }
-    return true;
+    auto it = regexes_.find(pattern);
+    if (it == regexes_.end()) {
+      if (regex_cost_ > kMaxTotalRegexProgramSize) return false;  // reported once, where it happened
+      it = regexes_.emplace(pattern, compile_regex(pattern)).first;
+      regex_cost_ += it->second.cost;
+      if (regex_cost_ > kMaxTotalRegexProgramSize) {
+        add(n.Mark(), path, fmt::format("the regexes of this file need more than {} RE2 instructions "
+                                        "together, the most Sluice compiles for one file (identical "
+                                        "patterns count once); later regexes were not checked",
+                                        kMaxTotalRegexProgramSize));
+        return false;
+      }
+    }
+    if (!it->second.error.empty()) add(n.Mark(), path, it->second.error);
+    return it->second.error.empty();
+  }
+
+  struct RegexVerdict {
+    std::string error;  // empty: accepted
+    int64_t cost = 0;   // against kMaxTotalRegexProgramSize
+  };
+
+  static RegexVerdict compile_regex(const std::string& pattern) {
+    re2::RE2 re(pattern, regex_options());
+    if (re.error_code() == re2::RE2::ErrorPatternTooLarge) {
+      return {fmt::format("regex '{}' is too costly: RE2 cannot compile it within {} MiB (the most one "
+                          "regex may use; avoid large counted repetitions such as {{1000}})",
+                          pattern, kRegexMaxMemBytes / kMiB),
+              kRegexTooLargeCost};
+    }
+    if (!re.ok()) return {fmt::format("invalid regex '{}': {}", pattern, re.error()), 0};
+    if (re.ProgramSize() > kMaxRegexProgramSize) {
+      return {fmt::format("regex '{}' is too costly: its RE2 program has {} instructions, more than the "
+                          "limit of {} (avoid large counted repetitions such as {{1000}})",
+                          pattern, re.ProgramSize(), kMaxRegexProgramSize),
+              re.ProgramSize()};
+    }
+    return {"", re.ProgramSize()};
   }
 
   template <typename F>
@@ -813,6 +1019,9 @@ class Loader {
 
   std::string file_;
   std::vector<LoadError> errors_;
+  size_t unreported_ = 0;  // errors beyond kMaxReportedErrors
+  std::unordered_map<std::string, RegexVerdict> regexes_;  // by pattern
+  int64_t regex_cost_ = 0;  // RE2 instructions compiled for this file
 };
 
 }  // namespace
@@ -823,15 +1032,21 @@ LoadResult load_string(std::string_view yaml, const std::string& file_name) {
 
 LoadResult load_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  // Reads at most one byte more than the limit: enough to refuse a file that is larger (or a
+  // pipe that never ends) without holding all of it.
+  std::string text;
+  char chunk[64 * 1024];
+  while (in && text.size() <= kMaxConfigFileBytes) {
+    in.read(chunk, sizeof chunk);
+    text.append(chunk, static_cast<size_t>(in.gcount()));
+  }
+  if (!in.is_open() || in.bad()) {
     LoadResult r;
     r.errors.push_back(LoadError{path, 0, 0, "", "cannot read the file"});
     return r;
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
   LoadResult result = load_string(text, path);
+  if (!result.ok()) return result;
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   if (EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr) == 1) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "loader_test_util.h"
 #include "sluice/config/loader.h"
 
 namespace sluice::config {
@@ -46,31 +47,8 @@ Cluster only_cluster(const LoadResult& r) {
   return r.config.clusters.front();
 }
 
-struct Expected {
-  int line;
-  int column;
-  std::string path;
-  std::string message;
-};
-
-// Exactly these errors, in this order.
-void expect_errors(const LoadResult& r, const std::vector<Expected>& want) {
-  ASSERT_EQ(r.errors.size(), want.size()) << r.error_text();
-  for (size_t i = 0; i < want.size(); ++i) {
-    const LoadError& e = r.errors[i];
-    SCOPED_TRACE(e.to_string());
-    EXPECT_EQ(e.file, "test.yaml");
-    EXPECT_EQ(e.line, want[i].line);
-    EXPECT_EQ(e.column, want[i].column);
-    EXPECT_EQ(e.path, want[i].path);
-    EXPECT_EQ(e.message, want[i].message);
-  }
-}
-
-void expect_error(const LoadResult& r, int line, int column, const std::string& path,
-                  const std::string& message) {
-  expect_errors(r, {{line, column, path, message}});
-}
+using testing::expect_error;
+using testing::expect_errors;
 
 // --- defaults and accepted forms -------------------------------------------------------------
 

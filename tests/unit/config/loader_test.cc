@@ -9,6 +9,8 @@
 #include <fstream>
 #include <string>
 
+#include "loader_test_util.h"
+
 namespace sluice::config {
 namespace {
 
@@ -16,8 +18,7 @@ using namespace std::chrono_literals;
 
 // Raw string literals below start with a newline so that the YAML lines up in the source; drop
 // it so that line 1 of the document is the first line after R"(.
-std::string doc(const char* text) {
-  std::string s(text);
+std::string doc(std::string s) {
   if (!s.empty() && s.front() == '\n') s.erase(0, 1);
   return s;
 }
@@ -327,29 +328,8 @@ clusters:
 // 11 clusters:
 // 12   - name: c
 // 13     endpoints: [ 127.0.0.1:9000 ]
-const char* const kMinimal = R"(
-listeners:
-  - name: l
-    address: 127.0.0.1:8000
-    virtual_hosts:
-      - name: v
-        domains: ["*"]
-        routes:
-          - name: r
-            match: { prefix: / }
-            cluster: c
-clusters:
-  - name: c
-    endpoints: [ 127.0.0.1:9000 ]
-)";
-
-// Replaces the first occurrence of `from` in `text` (which must be there) by `to`.
-std::string replace(std::string text, const std::string& from, const std::string& to) {
-  auto pos = text.find(from);
-  EXPECT_NE(pos, std::string::npos) << "'" << from << "' not in the document";
-  if (pos != std::string::npos) text.replace(pos, from.size(), to);
-  return text;
-}
+using testing::kMinimal;  // this document, from loader_test_util.h
+using testing::replace;
 
 TEST(LoaderErrors, MinimalDocumentIsValid) {
   LoadResult r = load(doc(kMinimal));
