@@ -6,6 +6,7 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include "sluice/config/header_template.h"
 #include "sluice/config/limits.h"
 #include "sluice/upstream/maglev.h"
 
@@ -15,6 +16,7 @@
 #include <cctype>
 #include <charconv>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -564,7 +566,7 @@ class Loader {
     if (!expect_map(n, path, {"name", "address", "virtual_hosts", "max_request_headers_size",
                               "max_request_headers_count", "max_request_body_size",
                               "request_headers_timeout", "idle_timeout", "access_log",
-                              "max_connections"})) {
+                              "max_connections", "request_headers", "response_headers"})) {
       return l;
     }
     if (n["name"]) non_empty_string(n["name"], join(path, "name"), l.name);
@@ -587,6 +589,7 @@ class Loader {
       duration_field(v, join(path, "request_headers_timeout"), l.request_headers_timeout);
     }
     if (auto v = n["idle_timeout"]) duration_field(v, join(path, "idle_timeout"), l.idle_timeout);
+    read_header_policy(n, path, l.header_policy);
     if (auto v = n["access_log"]) l.access_log = read_access_log(v, join(path, "access_log"));
     if (auto v = n["max_connections"]) {
       uint_field(v, join(path, "max_connections"), l.max_connections, 1, 10'000'000);
@@ -667,7 +670,7 @@ class Loader {
 
   VirtualHost read_virtual_host(const YAML::Node& n, const std::string& path) {
     VirtualHost vh;
-    if (!expect_map(n, path, {"name", "domains", "routes"})) return vh;
+    if (!expect_map(n, path, {"name", "domains", "routes", "request_headers", "response_headers"})) return vh;
     if (n["name"]) non_empty_string(n["name"], join(path, "name"), vh.name);
     else add(n.Mark(), join(path, "name"), "missing required key");
     if (auto d = n["domains"]) {
@@ -680,6 +683,7 @@ class Loader {
     } else {
       add(n.Mark(), join(path, "domains"), "missing required key");
     }
+    read_header_policy(n, path, vh.header_policy);
     if (auto r = n["routes"]) {
       sequence(r, join(path, "routes"), [&](const YAML::Node& rn, const std::string& p) {
         vh.routes.push_back(read_route(rn, p, vh.routes.size()));
@@ -695,7 +699,8 @@ class Loader {
   Route read_route(const YAML::Node& n, const std::string& path, size_t position) {
     Route r;
     r.name = fmt::format("route_{}", position);
-    if (!expect_map(n, path, {"name", "match", "cluster", "timeout", "prefix_rewrite", "host_rewrite"})) {
+    if (!expect_map(n, path, {"name", "match", "cluster", "timeout", "prefix_rewrite", "host_rewrite",
+                              "request_headers", "response_headers"})) {
       return r;
     }
     if (n["name"]) non_empty_string(n["name"], join(path, "name"), r.name);
@@ -730,7 +735,89 @@ class Loader {
         }
       }
     }
+    read_header_policy(n, path, r.header_policy);
     return r;
+  }
+
+  // `request_headers` and `response_headers` of a listener, virtual host or route.
+  void read_header_policy(const YAML::Node& n, const std::string& path, HeaderPolicy& out) {
+    if (auto v = n["request_headers"]) {
+      read_header_mutation(v, join(path, "request_headers"), /*request=*/true, out.request);
+    }
+    if (auto v = n["response_headers"]) {
+      read_header_mutation(v, join(path, "response_headers"), /*request=*/false, out.response);
+    }
+  }
+
+  // { set: {name: value}, add: {name: value}, remove: [name] }. A name appears once per mutation.
+  void read_header_mutation(const YAML::Node& n, const std::string& path, bool request, HeaderMutation& out) {
+    if (!expect_map(n, path, {"set", "add", "remove"})) return;
+    std::map<std::string, std::string> seen;  // lower-case name → the key that has it
+    for (auto [op, list] : {std::pair{"set", &out.set}, std::pair{"add", &out.add}}) {
+      auto m = n[op];
+      if (!m) continue;
+      std::string opath = join(path, op);
+      if (!m.IsMap()) {
+        add(m.Mark(), opath, "expected a map of header names to values");
+        continue;
+      }
+      for (auto it = m.begin(); it != m.end(); ++it) {
+        std::string name, value;
+        if (!header_name(it->first, opath, op, request, seen, name)) continue;
+        std::string p = join(opath, name);
+        if (scalar(it->second, p, value, "a string (the header value)") && header_value(it->second, p, value)) {
+          list->emplace_back(name, value);
+        }
+      }
+    }
+    if (auto r = n["remove"]) {
+      std::string rpath = join(path, "remove");
+      sequence(r, rpath, [&](const YAML::Node& item, const std::string& p) {
+        std::string name;
+        if (header_name(item, p, "remove", request, seen, name)) out.remove.push_back(name);
+      });
+    }
+  }
+
+  // Reads a header name that `op` ("set", "add" or "remove") may change, lower-cased into `name`.
+  bool header_name(const YAML::Node& n, const std::string& path, const std::string& op, bool request,
+                   std::map<std::string, std::string>& seen, std::string& name) {
+    std::string raw;
+    if (!scalar(n, path, raw, "a header name")) return false;
+    name = lower(raw);
+    std::string error;
+    if (!raw.empty() && raw.front() == ':') {
+      error = fmt::format("'{}' is a pseudo-header, not a header field; it cannot be changed here", raw);
+    } else if (!is_header_name(raw)) {
+      error = fmt::format("'{}' is not a header name (letters, digits and !#$%&'*+-.^_`|~)", raw);
+    } else if (is_framing_header(name)) {
+      error = fmt::format("'{}' cannot be changed: Sluice sets the framing and hop-by-hop headers "
+                          "(content-length, transfer-encoding, connection, keep-alive, proxy-connection, "
+                          "te, trailer, upgrade) itself", name);
+    } else if (request && name == "host" && op != "set") {
+      error = "'host' can only be set (a request has exactly one Host)";
+    } else if (auto [it, fresh] = seen.emplace(name, op); !fresh) {
+      error = fmt::format("'{}' is already in '{}' here; a header appears once per direction and level "
+                          "(names are case-insensitive)", name, it->second);
+    }
+    if (error.empty()) return true;
+    add(n.Mark(), path, error);
+    return false;
+  }
+
+  // RFC 9110 §5.5: CR, LF and NUL are what make a field value dangerous.
+  bool field_value(const YAML::Node& n, const std::string& path, const std::string& value) {
+    if (value.find_first_of(std::string_view("\r\n\0", 3)) == std::string::npos) return true;
+    add(n.Mark(), path, "a header value must not contain CR, LF or NUL");
+    return false;
+  }
+
+  // A header value template: a field value with only known %VARIABLES%.
+  bool header_value(const YAML::Node& n, const std::string& path, const std::string& value) {
+    if (!field_value(n, path, value)) return false;
+    auto parts = parse_header_template(value);
+    if (!parts) add(n.Mark(), path, parts.error().message);
+    return parts.ok();
   }
 
   void read_match(const YAML::Node& m, const std::string& path, Route& r) {

@@ -353,7 +353,7 @@ TEST(LoaderErrors, UnknownNestedKey) {
       load(replace(doc(kMinimal), "cluster: c\n", "cluster: c\n            retries: 3\n"));
   expect_error(single_error(r), 11, 13, "listeners[0].virtual_hosts[0].routes[0].retries",
                "unknown key (known keys: name, match, cluster, timeout, prefix_rewrite, "
-               "host_rewrite)");
+               "host_rewrite, request_headers, response_headers)");
 }
 
 TEST(LoaderErrors, UnknownKeyInsideFlowMap) {
