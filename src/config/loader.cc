@@ -59,6 +59,24 @@ bool parse_uint(std::string_view s, uint64_t& out) {
   return ec == std::errc() && p == s.data() + s.size();
 }
 
+// RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
+bool is_host_name(std::string_view host) {
+  bool valid = !host.empty() && host.size() <= 253;
+  size_t label = 0;
+  for (size_t i = 0; valid && i <= host.size(); ++i) {
+    char c = i < host.size() ? host[i] : '.';
+    if (c == '.') {
+      valid = label > 0 && label <= 63 && host[i - 1] != '-';
+      label = 0;
+    } else if (std::isalnum(static_cast<unsigned char>(c)) || (c == '-' && label > 0)) {
+      ++label;
+    } else {
+      valid = false;
+    }
+  }
+  return valid;
+}
+
 }  // namespace
 
 Result<Duration> parse_duration(std::string_view text) {
@@ -160,20 +178,7 @@ Result<Endpoint> parse_endpoint(std::string_view text) {
   if (!parse_uint(text.substr(colon + 1), port) || port == 0 || port > 65535) {
     return Error{fmt::format("'{}' has an invalid port (expected 1-65535)", text)};
   }
-  // RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
-  bool valid = !host.empty() && host.size() <= 253 && host.find(':') == std::string_view::npos;
-  size_t label = 0;
-  for (size_t i = 0; valid && i <= host.size(); ++i) {
-    char c = i < host.size() ? host[i] : '.';
-    if (c == '.') {
-      valid = label > 0 && label <= 63 && host[i - 1] != '-';
-      label = 0;
-    } else if (std::isalnum(static_cast<unsigned char>(c)) || (c == '-' && label > 0)) {
-      ++label;
-    } else {
-      valid = false;
-    }
-  }
+  bool valid = is_host_name(host);
   // All-numeric labels ("127.0.0.256") are a mistyped IP address, not a host name (RFC 1123 §2.1).
   if (valid && host.find_first_not_of("0123456789.") == std::string_view::npos) {
     return Error{fmt::format("'{}' is not an IP address", host)};
@@ -450,6 +455,17 @@ class Loader {
     out = static_cast<T>(v);
   }
 
+  bool bool_field(const YAML::Node& n, const std::string& path, bool& out) {
+    std::string s;
+    if (!scalar(n, path, s, "true or false")) return false;
+    if (s != "true" && s != "false") {
+      add(n.Mark(), path, fmt::format("expected true or false, got '{}'", s));
+      return false;
+    }
+    out = s == "true";
+    return true;
+  }
+
   void duration_field(const YAML::Node& n, const std::string& path, Duration& out) {
     std::string s;
     if (!scalar(n, path, s, "a duration")) return;
@@ -670,7 +686,9 @@ class Loader {
 
   VirtualHost read_virtual_host(const YAML::Node& n, const std::string& path) {
     VirtualHost vh;
-    if (!expect_map(n, path, {"name", "domains", "routes", "request_headers", "response_headers"})) return vh;
+    if (!expect_map(n, path, {"name", "domains", "routes", "request_headers", "response_headers", "upgrades"})) {
+      return vh;
+    }
     if (n["name"]) non_empty_string(n["name"], join(path, "name"), vh.name);
     else add(n.Mark(), join(path, "name"), "missing required key");
     if (auto d = n["domains"]) {
@@ -684,9 +702,10 @@ class Loader {
       add(n.Mark(), join(path, "domains"), "missing required key");
     }
     read_header_policy(n, path, vh.header_policy);
+    if (auto u = n["upgrades"]) vh.upgrades = read_upgrades(u, join(path, "upgrades"));
     if (auto r = n["routes"]) {
       sequence(r, join(path, "routes"), [&](const YAML::Node& rn, const std::string& p) {
-        vh.routes.push_back(read_route(rn, p, vh.routes.size()));
+        vh.routes.push_back(read_route(rn, p, vh.routes.size(), vh.upgrades));
       });
       if (r.IsSequence() && r.size() == 0) add(r.Mark(), join(path, "routes"), "needs at least one route");
       check_unique_names(r, join(path, "routes"), vh.routes, "route");
@@ -696,11 +715,14 @@ class Loader {
     return vh;
   }
 
-  Route read_route(const YAML::Node& n, const std::string& path, size_t position) {
+  // `vhost_upgrades`: the virtual host's `upgrades`, the default of its routes.
+  Route read_route(const YAML::Node& n, const std::string& path, size_t position,
+                   const std::vector<std::string>& vhost_upgrades) {
     Route r;
     r.name = fmt::format("route_{}", position);
-    if (!expect_map(n, path, {"name", "match", "cluster", "timeout", "prefix_rewrite", "host_rewrite",
-                              "request_headers", "response_headers"})) {
+    if (!expect_map(n, path, {"name", "match", "cluster", "direct_response", "redirect", "timeout",
+                              "prefix_rewrite", "host_rewrite", "request_headers", "response_headers",
+                              "upgrades", "upgrade_idle_timeout"})) {
       return r;
     }
     if (n["name"]) non_empty_string(n["name"], join(path, "name"), r.name);
@@ -710,8 +732,19 @@ class Loader {
     } else {
       add(n.Mark(), mpath, "missing required key");
     }
-    if (n["cluster"]) non_empty_string(n["cluster"], join(path, "cluster"), r.cluster);
-    else add(n.Mark(), join(path, "cluster"), "missing required key (the cluster this route sends to)");
+    read_response_headers_and_action(n, path, r);
+    // The keys below act on the request sent to a cluster.
+    const char* local = r.action == Route::ActionKind::kDirectResponse ? "direct_response"
+                        : r.action == Route::ActionKind::kRedirect   ? "redirect"
+                                                                     : nullptr;
+    for (const char* key : {"timeout", "prefix_rewrite", "host_rewrite", "request_headers", "upgrades",
+                            "upgrade_idle_timeout"}) {
+      if (local && n[key]) {
+        add(n[key].Mark(), join(path, key),
+            fmt::format("only used with 'cluster' (this route answers itself with '{}')", local));
+      }
+    }
+    if (local) return r;
     if (auto v = n["timeout"]) duration_field(v, join(path, "timeout"), r.timeout);
     if (auto v = n["prefix_rewrite"]) {
       std::string s;
@@ -735,11 +768,161 @@ class Loader {
         }
       }
     }
-    read_header_policy(n, path, r.header_policy);
+    if (auto v = n["request_headers"]) {
+      read_header_mutation(v, join(path, "request_headers"), /*request=*/true, r.header_policy.request);
+    }
+    if (auto v = n["upgrades"]) r.upgrades = read_upgrades(v, join(path, "upgrades"));
+    if (auto v = n["upgrade_idle_timeout"]) {
+      std::string p = join(path, "upgrade_idle_timeout");
+      duration_field(v, p, r.upgrade_idle_timeout);
+      if (r.upgrade_idle_timeout.count() == 0) add(v.Mark(), p, "must be greater than 0");
+      if (r.upgrades.value_or(vhost_upgrades).empty()) {
+        add(v.Mark(), p, "only used on a route that tunnels upgrades ('upgrades' on the route or its "
+                         "virtual host)");
+      }
+    }
     return r;
   }
 
-  // `request_headers` and `response_headers` of a listener, virtual host or route.
+  // `response_headers`, and the one action: `cluster`, `direct_response` or `redirect`.
+  void read_response_headers_and_action(const YAML::Node& n, const std::string& path, Route& r) {
+    if (auto v = n["response_headers"]) {
+      read_header_mutation(v, join(path, "response_headers"), /*request=*/false, r.header_policy.response);
+    }
+    int actions = (n["cluster"] ? 1 : 0) + (n["direct_response"] ? 1 : 0) + (n["redirect"] ? 1 : 0);
+    if (actions != 1) {
+      add(n.Mark(), path, actions == 0 ? "needs one of 'cluster', 'direct_response' or 'redirect'"
+                                       : "takes only one of 'cluster', 'direct_response' or 'redirect'");
+    }
+    if (auto v = n["redirect"]) {
+      r.action = Route::ActionKind::kRedirect;
+      r.redirect = read_redirect(v, join(path, "redirect"), r.path_kind);
+    }
+    if (auto v = n["direct_response"]) {
+      r.action = Route::ActionKind::kDirectResponse;
+      r.direct_response = read_direct_response(v, join(path, "direct_response"));
+    }
+    if (auto v = n["cluster"]) {
+      r.action = Route::ActionKind::kCluster;
+      non_empty_string(v, join(path, "cluster"), r.cluster);
+    }
+  }
+
+  std::optional<DirectResponse> read_direct_response(const YAML::Node& n, const std::string& path) {
+    if (!expect_map(n, path, {"status", "body", "content_type"})) return std::nullopt;
+    DirectResponse d;
+    if (auto v = n["status"]) uint_field(v, join(path, "status"), d.status, 200, 599);
+    if (auto v = n["body"]) {
+      if (scalar(v, join(path, "body"), d.body) && d.body.size() > kMaxDirectResponseBodyBytes) {
+        add(v.Mark(), join(path, "body"), fmt::format("the body is {} bytes, more than the limit of {} (64 KiB)",
+                                                      d.body.size(), kMaxDirectResponseBodyBytes));
+      }
+      if ((d.status == 204 || d.status == 304) && !d.body.empty()) {
+        add(v.Mark(), join(path, "body"), fmt::format("a {} response has no body", d.status));
+      }
+    }
+    if (auto v = n["content_type"]) {
+      std::string p = join(path, "content_type");
+      if (non_empty_string(v, p, d.content_type)) field_value(v, p, d.content_type);
+    }
+    return d;
+  }
+
+  std::optional<Redirect> read_redirect(const YAML::Node& n, const std::string& path, Route::PathKind match) {
+    if (!expect_map(n, path, {"scheme", "host", "port", "path", "prefix_rewrite", "strip_query", "code"})) {
+      return std::nullopt;
+    }
+    Redirect d;
+    if (auto v = n["scheme"]) {
+      std::string s;
+      if (scalar(v, join(path, "scheme"), s)) {
+        s = lower(s);
+        if (s == "http" || s == "https") d.scheme = s;
+        else add(v.Mark(), join(path, "scheme"), fmt::format("unknown scheme '{}' (http or https)", s));
+      }
+    }
+    if (auto v = n["host"]) {
+      std::string s;
+      if (non_empty_string(v, join(path, "host"), s)) {
+        boost::system::error_code v4, v6{boost::asio::error::invalid_argument};
+        boost::asio::ip::make_address_v4(s, v4);
+        if (s.size() > 2 && s.front() == '[' && s.back() == ']') {
+          boost::asio::ip::make_address_v6(s.substr(1, s.size() - 2), v6);
+        }
+        bool ipv4 = !v4, ipv6 = !v6;
+        if (ipv4 || ipv6 || is_host_name(s)) {
+          d.host = lower(s);
+        } else {
+          add(v.Mark(), join(path, "host"),
+              fmt::format("'{}' is not a host name or an IP address ([IPv6] in brackets; the port goes "
+                          "in 'port')", s));
+        }
+      }
+    }
+    if (auto v = n["port"]) {
+      uint16_t port = 0;
+      uint_field(v, join(path, "port"), port, 1, 65535);
+      if (port != 0) d.port = port;
+    }
+    for (auto [key, out] : {std::pair{"path", &d.path}, std::pair{"prefix_rewrite", &d.prefix_rewrite}}) {
+      auto v = n[key];
+      std::string s;
+      if (!v || !scalar(v, join(path, key), s)) continue;
+      if (s.empty() || s.front() != '/') {
+        add(v.Mark(), join(path, key), "must start with '/'");
+      } else if (std::any_of(s.begin(), s.end(), [](char c) {
+                   return std::iscntrl(static_cast<unsigned char>(c)) || c == ' ';
+                 })) {
+        add(v.Mark(), join(path, key), "must not contain white space or control characters");
+      } else {
+        *out = s;
+      }
+    }
+    if (n["path"] && n["prefix_rewrite"]) {
+      add(n.Mark(), path, "takes only one of 'path' and 'prefix_rewrite'");
+    } else if (auto v = n["prefix_rewrite"]; v && match != Route::PathKind::kPrefix) {
+      add(v.Mark(), join(path, "prefix_rewrite"), "needs a 'prefix' match (the part it replaces)");
+    }
+    if (auto v = n["strip_query"]) bool_field(v, join(path, "strip_query"), d.strip_query);
+    if (auto v = n["code"]) {
+      int code = -1;  // stays so when uint_field reported an error
+      uint_field(v, join(path, "code"), code, 0, 999);
+      if (code == 301 || code == 302 || code == 303 || code == 307 || code == 308) {
+        d.code = code;
+      } else if (code != -1) {
+        add(v.Mark(), join(path, "code"), fmt::format("{} is not a redirect code (301, 302, 303, 307 or 308)", code));
+      }
+    }
+    // Without a new scheme, host, port or path the redirect points at the URL it came from.
+    if (!n["scheme"] && !n["host"] && !n["port"] && !n["path"] && !n["prefix_rewrite"]) {
+      add(n.Mark(), path, fmt::format("{}: set 'scheme', 'host', 'port', 'path' or 'prefix_rewrite' (a "
+                                      "redirect to the same URL loops)",
+                                      n["strip_query"] ? "changes nothing but the query" : "changes nothing"));
+    }
+    return d;
+  }
+
+  // A list of upgrade protocols to tunnel (`upgrades` of a virtual host or route).
+  std::vector<std::string> read_upgrades(const YAML::Node& n, const std::string& path) {
+    std::vector<std::string> out;
+    sequence(n, path, [&](const YAML::Node& u, const std::string& p) {
+      std::string s;
+      if (!non_empty_string(u, p, s)) return;
+      s = lower(s);
+      if (s == "h2c") {
+        add(u.Mark(), p, "h2c is not a tunnel protocol; HTTP/2 comes with the listener's http2 settings");
+      } else if (s != "websocket") {
+        add(u.Mark(), p, fmt::format("unknown upgrade protocol '{}' (only websocket is tunnelled)", s));
+      } else if (std::find(out.begin(), out.end(), s) != out.end()) {
+        add(u.Mark(), p, fmt::format("{} is listed twice", s));
+      } else {
+        out.push_back(s);
+      }
+    });
+    return out;
+  }
+
+  // `request_headers` and `response_headers` of a listener or virtual host.
   void read_header_policy(const YAML::Node& n, const std::string& path, HeaderPolicy& out) {
     if (auto v = n["request_headers"]) {
       read_header_mutation(v, join(path, "request_headers"), /*request=*/true, out.request);
@@ -890,15 +1073,7 @@ class Loader {
       kind = HeaderMatch::Kind::kRegex;
       return scalar(v, join(path, "regex"), value) && check_regex(v, join(path, "regex"), value);
     }
-    if (auto v = n["present"]) {
-      std::string s;
-      if (!scalar(v, join(path, "present"), s, "true or false")) return false;
-      if (s != "true" && s != "false") {
-        add(v.Mark(), join(path, "present"), fmt::format("expected true or false, got '{}'", s));
-        return false;
-      }
-      present = s == "true";
-    }
+    if (auto v = n["present"]) return bool_field(v, join(path, "present"), present);
     return true;
   }
 
@@ -1086,7 +1261,7 @@ class Loader {
         const auto& vh = c.listeners[i].virtual_hosts[j];
         for (size_t k = 0; k < vh.routes.size(); ++k) {
           const auto& r = vh.routes[k];
-          if (r.cluster.empty() || clusters.count(r.cluster)) continue;
+          if (r.action != Route::ActionKind::kCluster || r.cluster.empty() || clusters.count(r.cluster)) continue;
           auto at = routes[k]["cluster"];
           add(at.Mark(),
               fmt::format("listeners[{}].virtual_hosts[{}].routes[{}].cluster", i, j, k),

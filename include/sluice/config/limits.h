@@ -61,4 +61,7 @@ inline re2::RE2::Options regex_options() {
   return options;
 }
 
+// Route `direct_response.body`.
+inline constexpr size_t kMaxDirectResponseBodyBytes = 64 * 1024;
+
 }  // namespace sluice::config

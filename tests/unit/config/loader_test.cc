@@ -352,8 +352,9 @@ TEST(LoaderErrors, UnknownNestedKey) {
   LoadResult r =
       load(replace(doc(kMinimal), "cluster: c\n", "cluster: c\n            retries: 3\n"));
   expect_error(single_error(r), 11, 13, "listeners[0].virtual_hosts[0].routes[0].retries",
-               "unknown key (known keys: name, match, cluster, timeout, prefix_rewrite, "
-               "host_rewrite, request_headers, response_headers)");
+               "unknown key (known keys: name, match, cluster, direct_response, redirect, timeout, "
+               "prefix_rewrite, host_rewrite, request_headers, response_headers, upgrades, "
+               "upgrade_idle_timeout)");
 }
 
 TEST(LoaderErrors, UnknownKeyInsideFlowMap) {
@@ -672,8 +673,8 @@ TEST(LoaderErrors, MissingRouteKeys) {
   ASSERT_EQ(r.errors.size(), 2u) << r.error_text();
   expect_error(r.errors[0], 8, 13, "listeners[0].virtual_hosts[0].routes[0].match",
                "missing required key");
-  expect_error(r.errors[1], 8, 13, "listeners[0].virtual_hosts[0].routes[0].cluster",
-               "missing required key (the cluster this route sends to)");
+  expect_error(r.errors[1], 8, 13, "listeners[0].virtual_hosts[0].routes[0]",
+               "needs one of 'cluster', 'direct_response' or 'redirect'");
 }
 
 TEST(LoaderErrors, MissingNamesAndEndpoints) {
