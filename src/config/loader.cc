@@ -581,8 +581,9 @@ class Loader {
     Listener l;
     if (!expect_map(n, path, {"name", "address", "virtual_hosts", "max_request_headers_size",
                               "max_request_headers_count", "max_request_body_size",
-                              "request_headers_timeout", "idle_timeout", "access_log",
-                              "max_connections", "request_headers", "response_headers"})) {
+                              "request_headers_timeout", "idle_timeout", "request_body_timeout",
+                              "request_body_total_timeout", "access_log", "max_connections",
+                              "request_headers", "response_headers"})) {
       return l;
     }
     if (n["name"]) non_empty_string(n["name"], join(path, "name"), l.name);
@@ -605,6 +606,12 @@ class Loader {
       duration_field(v, join(path, "request_headers_timeout"), l.request_headers_timeout);
     }
     if (auto v = n["idle_timeout"]) duration_field(v, join(path, "idle_timeout"), l.idle_timeout);
+    if (auto v = n["request_body_timeout"]) {
+      duration_field(v, join(path, "request_body_timeout"), l.request_body_timeout);
+    }
+    if (auto v = n["request_body_total_timeout"]) {
+      duration_field(v, join(path, "request_body_total_timeout"), l.request_body_total_timeout);
+    }
     read_header_policy(n, path, l.header_policy);
     if (auto v = n["access_log"]) l.access_log = read_access_log(v, join(path, "access_log"));
     if (auto v = n["max_connections"]) {
@@ -1081,7 +1088,7 @@ class Loader {
     Cluster c;
     if (!expect_map(n, path, {"name", "lb", "hash_on", "maglev_table_size", "connect_timeout",
                               "idle_timeout", "max_idle_connections", "endpoints", "dns_refresh",
-                              "health_check", "panic_threshold"})) {
+                              "health_check", "panic_threshold", "circuit_breakers"})) {
       return c;
     }
     if (n["name"]) non_empty_string(n["name"], join(path, "name"), c.name);
@@ -1129,6 +1136,16 @@ class Loader {
     }
     if (auto v = n["panic_threshold"]) uint_field(v, join(path, "panic_threshold"), c.panic_threshold, 0, 100);
     if (auto v = n["health_check"]) c.health_check = read_health_check(v, join(path, "health_check"));
+    if (auto v = n["circuit_breakers"]; v && expect_map(v, join(path, "circuit_breakers"),
+                                                       {"max_connections", "max_pending_requests"})) {
+      std::string p = join(path, "circuit_breakers");
+      if (auto m = v["max_connections"]) {
+        uint_field(m, join(p, "max_connections"), c.circuit_breakers.max_connections, 1, 10'000'000);
+      }
+      if (auto m = v["max_pending_requests"]) {
+        uint_field(m, join(p, "max_pending_requests"), c.circuit_breakers.max_pending_requests, 1, 10'000'000);
+      }
+    }
     std::string epath = join(path, "endpoints");
     if (auto e = n["endpoints"]) {
       sequence(e, epath, [&](const YAML::Node& en, const std::string& p) {

@@ -1,5 +1,6 @@
-// Route actions (`cluster`, `direct_response`, `redirect`) and `upgrades` on virtual hosts and
-// routes: accepted forms, defaults, and every refusal with its line, column, key path and message.
+// Route actions (`cluster`, `direct_response`, `redirect`), `upgrades` on virtual hosts and routes,
+// and the listener's request body timeouts: accepted forms, defaults, and every refusal with its
+// line, column, key path and message.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -15,6 +16,7 @@ namespace {
 using namespace std::chrono_literals;
 using testing::expect_error;
 using testing::expect_errors;
+using testing::load_listener;
 using testing::load_route;
 using testing::load_virtual_host;
 using testing::load_yaml;
@@ -321,6 +323,29 @@ TEST(Upgrades, IdleTimeout) {
 )");
   expect_error(without, 11, 35, kRoute + ".upgrade_idle_timeout",
                "only used on a route that tunnels upgrades ('upgrades' on the route or its virtual host)");
+}
+
+// --- listener body timeouts ----------------------------------------------------------------------
+
+TEST(ListenerBodyTimeouts, Defaults) {
+  LoadResult r = load_listener("");
+  ASSERT_TRUE(r.ok()) << r.error_text();
+  EXPECT_EQ(r.config.listeners.at(0).request_body_timeout, 60s);
+  EXPECT_EQ(r.config.listeners.at(0).request_body_total_timeout, 0s);
+}
+
+TEST(ListenerBodyTimeouts, Set) {
+  LoadResult r = load_listener("    request_body_timeout: 0\n    request_body_total_timeout: 2m\n");
+  ASSERT_TRUE(r.ok()) << r.error_text();
+  EXPECT_EQ(r.config.listeners.at(0).request_body_timeout, 0s);
+  EXPECT_EQ(r.config.listeners.at(0).request_body_total_timeout, 2min);
+}
+
+TEST(ListenerBodyTimeouts, Errors) {
+  LoadResult r = load_listener("    request_body_timeout: 5\n    request_body_total_timeout: soon\n");
+  expect_errors(r, {{4, 27, "listeners[0].request_body_timeout", "duration '5' has no unit (write e.g. 5s or 5ms)"},
+                    {5, 33, "listeners[0].request_body_total_timeout",
+                     "'soon' is not a duration (expected e.g. 250ms, 15s, 2m, 1h)"}});
 }
 
 }  // namespace
