@@ -20,6 +20,53 @@ const char* path_kind(Route::PathKind k) {
   return "?";
 }
 
+std::string str_list(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ",") + str(i);
+  return fmt::format("[{}]", out);
+}
+
+std::string mutation_json(const HeaderMutation& m) {
+  auto pairs = [](const std::vector<std::pair<std::string, std::string>>& list) {
+    std::string out;
+    for (const auto& [name, value] : list) out += fmt::format("{}{}:{}", out.empty() ? "" : ",", str(name), str(value));
+    return out;
+  };
+  return fmt::format("{{\"set\":{{{}}},\"add\":{{{}}},\"remove\":{}}}", pairs(m.set), pairs(m.add),
+                     str_list(m.remove));
+}
+
+// `"request_headers":{...},"response_headers":{...}`, to go inside an object.
+std::string header_policy_json(const HeaderPolicy& p) {
+  return fmt::format("\"request_headers\":{},\"response_headers\":{}", mutation_json(p.request),
+                     mutation_json(p.response));
+}
+
+const char* action_name(Route::ActionKind k) {
+  switch (k) {
+    case Route::ActionKind::kCluster: return "cluster";
+    case Route::ActionKind::kDirectResponse: return "direct_response";
+    case Route::ActionKind::kRedirect: return "redirect";
+  }
+  return "?";
+}
+
+std::string direct_response_json(const std::optional<DirectResponse>& d) {
+  if (!d) return "null";
+  return fmt::format("{{\"status\":{},\"body\":{},\"content_type\":{}}}", d->status, str(d->body),
+                     str(d->content_type));
+}
+
+std::string redirect_json(const std::optional<Redirect>& r) {
+  if (!r) return "null";
+  auto opt = [](const std::optional<std::string>& s) { return s ? str(*s) : std::string("null"); };
+  return fmt::format(
+      "{{\"scheme\":{},\"host\":{},\"port\":{},\"path\":{},\"prefix_rewrite\":{},\"strip_query\":{},"
+      "\"code\":{}}}",
+      opt(r->scheme), opt(r->host), r->port ? std::to_string(*r->port) : "null", opt(r->path),
+      opt(r->prefix_rewrite), r->strip_query, r->code);
+}
+
 std::string route_json(const Route& r) {
   std::string headers;
   for (const auto& h : r.headers) {
@@ -37,10 +84,14 @@ std::string route_json(const Route& r) {
     else query += fmt::format("{{\"name\":{},\"present\":{}}}", str(q.name), q.present);
   }
   return fmt::format(
-      "{{\"name\":{},\"match\":{{\"{}\":{},\"headers\":[{}],\"query\":[{}]}},\"cluster\":{},"
-      "\"timeout\":{},\"prefix_rewrite\":{},\"host_rewrite\":{}}}",
-      str(r.name), path_kind(r.path_kind), str(r.path), headers, query, str(r.cluster), dur(r.timeout),
-      r.prefix_rewrite ? str(*r.prefix_rewrite) : "null", r.host_rewrite ? str(*r.host_rewrite) : "null");
+      "{{\"name\":{},\"match\":{{\"{}\":{},\"headers\":[{}],\"query\":[{}]}},\"action\":\"{}\","
+      "\"cluster\":{},\"direct_response\":{},\"redirect\":{},\"timeout\":{},\"prefix_rewrite\":{},"
+      "\"host_rewrite\":{},{},\"upgrades\":{},\"upgrade_idle_timeout\":{}}}",
+      str(r.name), path_kind(r.path_kind), str(r.path), headers, query, action_name(r.action),
+      r.action == Route::ActionKind::kCluster ? str(r.cluster) : "null", direct_response_json(r.direct_response),
+      redirect_json(r.redirect), dur(r.timeout), r.prefix_rewrite ? str(*r.prefix_rewrite) : "null",
+      r.host_rewrite ? str(*r.host_rewrite) : "null", header_policy_json(r.header_policy),
+      r.upgrades ? str_list(*r.upgrades) : "null", dur(r.upgrade_idle_timeout));
 }
 
 std::string access_log_json(const Listener& l) {
@@ -91,19 +142,21 @@ std::string to_json(const Config& c) {
   for (const auto& l : c.listeners) {
     std::string vhosts;
     for (const auto& vh : l.virtual_hosts) {
-      std::string domains, routes;
-      for (const auto& d : vh.domains) domains += (domains.empty() ? "" : ",") + str(d);
+      std::string routes;
       for (const auto& r : vh.routes) routes += (routes.empty() ? "" : ",") + route_json(r);
-      vhosts += fmt::format("{}{{\"name\":{},\"domains\":[{}],\"routes\":[{}]}}", vhosts.empty() ? "" : ",",
-                            str(vh.name), domains, routes);
+      vhosts += fmt::format("{}{{\"name\":{},\"domains\":{},{},\"upgrades\":{},\"routes\":[{}]}}",
+                            vhosts.empty() ? "" : ",", str(vh.name), str_list(vh.domains),
+                            header_policy_json(vh.header_policy), str_list(vh.upgrades), routes);
     }
     listeners += fmt::format(
         "{}{{\"name\":{},\"address\":{},\"max_request_headers_size\":{},\"max_request_headers_count\":{},"
         "\"max_request_body_size\":{},\"request_headers_timeout\":{},\"idle_timeout\":{},"
-        "\"max_connections\":{},\"access_log\":{},\"virtual_hosts\":[{}]}}",
+        "\"request_body_timeout\":{},\"request_body_total_timeout\":{},\"max_connections\":{},"
+        "\"access_log\":{},{},\"virtual_hosts\":[{}]}}",
         listeners.empty() ? "" : ",", str(l.name), str(l.address.to_string()), l.max_request_headers_bytes,
         l.max_request_headers_count, l.max_request_body_bytes, dur(l.request_headers_timeout),
-        dur(l.idle_timeout), l.max_connections, access_log_json(l), vhosts);
+        dur(l.idle_timeout), dur(l.request_body_timeout), dur(l.request_body_total_timeout), l.max_connections,
+        access_log_json(l), header_policy_json(l.header_policy), vhosts);
   }
   std::string clusters;
   for (const auto& cl : c.clusters) {
@@ -115,10 +168,12 @@ std::string to_json(const Config& c) {
     clusters += fmt::format(
         "{}{{\"name\":{},\"lb\":\"{}\",\"hash_on\":{},\"maglev_table_size\":{},"
         "\"connect_timeout\":{},\"idle_timeout\":{},\"max_idle_connections\":{},"
-        "\"dns_refresh\":{},\"health_check\":{},\"panic_threshold\":{},\"endpoints\":[{}]}}",
+        "\"dns_refresh\":{},\"health_check\":{},\"panic_threshold\":{},"
+        "\"circuit_breakers\":{{\"max_connections\":{},\"max_pending_requests\":{}}},\"endpoints\":[{}]}}",
         clusters.empty() ? "" : ",", str(cl.name), lb_name(cl.lb), hash_on_json(cl.hash_on),
         cl.maglev_table_size, dur(cl.connect_timeout), dur(cl.idle_timeout), cl.max_idle_connections,
-        dur(cl.dns_refresh), health_check_json(cl.health_check), cl.panic_threshold, endpoints);
+        dur(cl.dns_refresh), health_check_json(cl.health_check), cl.panic_threshold,
+        cl.circuit_breakers.max_connections, cl.circuit_breakers.max_pending_requests, endpoints);
   }
   return fmt::format(
       "{{\"source_path\":{},\"admin\":{{\"address\":{}}},\"workers\":{},\"drain_timeout\":{},"

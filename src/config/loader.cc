@@ -3,17 +3,24 @@
 #include <fmt/core.h>
 #include <openssl/evp.h>
 #include <re2/re2.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include "sluice/config/header_template.h"
+#include "sluice/config/limits.h"
 #include "sluice/upstream/maglev.h"
 
 #include <algorithm>
 #include <boost/asio/ip/address.hpp>
+#include <boost/locale/utf.hpp>
 #include <cctype>
 #include <charconv>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace sluice::config {
@@ -50,6 +57,24 @@ bool parse_uint(std::string_view s, uint64_t& out) {
   if (s.empty()) return false;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
   return ec == std::errc() && p == s.data() + s.size();
+}
+
+// RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
+bool is_host_name(std::string_view host) {
+  bool valid = !host.empty() && host.size() <= 253;
+  size_t label = 0;
+  for (size_t i = 0; valid && i <= host.size(); ++i) {
+    char c = i < host.size() ? host[i] : '.';
+    if (c == '.') {
+      valid = label > 0 && label <= 63 && host[i - 1] != '-';
+      label = 0;
+    } else if (std::isalnum(static_cast<unsigned char>(c)) || (c == '-' && label > 0)) {
+      ++label;
+    } else {
+      valid = false;
+    }
+  }
+  return valid;
 }
 
 }  // namespace
@@ -153,20 +178,7 @@ Result<Endpoint> parse_endpoint(std::string_view text) {
   if (!parse_uint(text.substr(colon + 1), port) || port == 0 || port > 65535) {
     return Error{fmt::format("'{}' has an invalid port (expected 1-65535)", text)};
   }
-  // RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
-  bool valid = !host.empty() && host.size() <= 253 && host.find(':') == std::string_view::npos;
-  size_t label = 0;
-  for (size_t i = 0; valid && i <= host.size(); ++i) {
-    char c = i < host.size() ? host[i] : '.';
-    if (c == '.') {
-      valid = label > 0 && label <= 63 && host[i - 1] != '-';
-      label = 0;
-    } else if (std::isalnum(static_cast<unsigned char>(c)) || (c == '-' && label > 0)) {
-      ++label;
-    } else {
-      valid = false;
-    }
-  }
+  bool valid = is_host_name(host);
   // All-numeric labels ("127.0.0.256") are a mistyped IP address, not a host name (RFC 1123 §2.1).
   if (valid && host.find_first_not_of("0123456789.") == std::string_view::npos) {
     return Error{fmt::format("'{}' is not an IP address", host)};
@@ -181,6 +193,132 @@ Result<Endpoint> parse_endpoint(std::string_view text) {
 
 namespace {
 
+// The offset of the first byte of `s` that does not start a valid UTF-8 sequence (overlong forms,
+// surrogates and code points beyond U+10FFFF included), or nullopt when all of `s` is UTF-8.
+std::optional<size_t> invalid_utf8_at(std::string_view s) {
+  using Traits = boost::locale::utf::utf_traits<char>;
+  const char* p = s.data();
+  const char* const end = p + s.size();
+  while (p != end) {
+    const char* start = p;
+    boost::locale::utf::code_point c = Traits::decode(p, end);
+    if (c == boost::locale::utf::illegal || c == boost::locale::utf::incomplete) {
+      return static_cast<size_t>(start - s.data());
+    }
+  }
+  return std::nullopt;
+}
+
+// `what`: "value" or "key".
+std::string utf8_error(std::string_view s, size_t at, std::string_view what) {
+  return fmt::format("not valid UTF-8 (byte {} of the {} is 0x{:02x}); the file must be UTF-8", at + 1,
+                     what, static_cast<unsigned char>(s[at]));
+}
+
+// Sizes the document as the loader would walk it, with every alias expanded, from the events of
+// yaml-cpp's parser: no tree is built, an anchored node's size is recorded when it ends, and an
+// alias adds that size. Throws Exceeded at the first node beyond kMaxYamlNodes or
+// kMaxYamlScalarBytes, so a billion-laughs file costs as much as reading its few hundred bytes.
+class ExpansionBudget : public YAML::EventHandler {
+ public:
+  struct Exceeded {
+    YAML::Mark mark;
+    std::string message;
+  };
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override { leaf(mark, anchor, 0); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                const std::string& value) override {
+    leaf(mark, anchor, value.size());
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    open(mark, anchor);
+  }
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    open(mark, anchor);
+  }
+  void OnSequenceEnd() override { close(); }
+  void OnMapEnd() override { close(); }
+  // yaml-cpp numbers anchors 1, 2, ... in the order they are defined, one OnAnchor each.
+  void OnAnchor(const YAML::Mark&, const std::string& name) override { names_.push_back(name); }
+
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    if (anchor >= sizes_.size() || !sizes_[anchor]) {
+      throw Exceeded{mark, fmt::format("alias {} refers to a node that contains it; its expansion never "
+                                       "ends", alias_name(anchor))};
+    }
+    count(mark, *sizes_[anchor], anchor);
+    if (!stack_.empty()) add(stack_.back().size, *sizes_[anchor]);
+  }
+
+ private:
+  struct Size {
+    uint64_t nodes = 0;
+    uint64_t bytes = 0;
+  };
+  struct Open {
+    YAML::anchor_t anchor;
+    Size size;
+  };
+
+  void leaf(const YAML::Mark& mark, YAML::anchor_t anchor, size_t bytes) {
+    Size s{1, bytes};
+    count(mark, s, 0);
+    if (!stack_.empty()) add(stack_.back().size, s);
+    record(anchor, s);
+  }
+  void open(const YAML::Mark& mark, YAML::anchor_t anchor) {
+    count(mark, Size{1, 0}, 0);
+    stack_.push_back(Open{anchor, Size{1, 0}});
+    record(anchor, std::nullopt);  // defined, but an alias to it from inside would never end
+  }
+  void close() {
+    Open done = stack_.back();
+    stack_.pop_back();
+    if (!stack_.empty()) add(stack_.back().size, done.size);
+    record(done.anchor, done.size);
+  }
+  static void add(Size& to, Size s) {
+    to.nodes += s.nodes;
+    to.bytes += s.bytes;
+  }
+  // Counts `s` (a leaf, a collection's own node, or what an alias expands to) into the whole
+  // document; `alias` names the alias that brought it, for the message.
+  void count(const YAML::Mark& mark, Size s, YAML::anchor_t alias) {
+    add(total_, s);
+    auto via = [&](uint64_t n, const char* unit) {
+      return alias != 0 ? fmt::format(" (alias {} here adds {} {})", alias_name(alias), n, unit) : std::string();
+    };
+    if (total_.nodes > kMaxYamlNodes) {
+      throw Exceeded{mark, fmt::format("with its aliases expanded the document has more than {} YAML "
+                                       "nodes, the most Sluice reads{}", kMaxYamlNodes, via(s.nodes, "nodes"))};
+    }
+    if (total_.bytes > kMaxYamlScalarBytes) {
+      throw Exceeded{mark, fmt::format("with its aliases expanded the document has more than {} MiB of "
+                                       "strings, the most Sluice reads{}", kMaxYamlScalarBytes / kMiB,
+                                       via(s.bytes, "bytes"))};
+    }
+  }
+  void record(YAML::anchor_t anchor, std::optional<Size> s) {
+    if (anchor == 0) return;
+    if (sizes_.size() <= anchor) sizes_.resize(anchor + 1);
+    sizes_[anchor] = s;
+  }
+  std::string alias_name(YAML::anchor_t anchor) const {
+    if (anchor == 0 || anchor > names_.size() || invalid_utf8_at(names_[anchor - 1])) return "'*'";
+    return fmt::format("'*{}'", names_[anchor - 1]);
+  }
+
+  std::vector<Open> stack_;
+  std::vector<std::optional<Size>> sizes_;  // by anchor id; nullopt while the node is open
+  std::vector<std::string> names_;          // anchor id - 1 → name
+  Size total_;
+};
+
 // Walks the YAML tree, collecting every error with its position and key path.
 class Loader {
  public:
@@ -188,15 +326,29 @@ class Loader {
 
   LoadResult run(std::string_view text) {
     LoadResult out;
-    YAML::Node root;
-    try {
-      root = YAML::Load(std::string(text));
-    } catch (const YAML::ParserException& e) {
-      add(e.mark, "", fmt::format("YAML syntax error: {}", e.msg));
+    out.config.source_path = file_;
+    if (text.size() > kMaxConfigFileBytes) {
+      add(YAML::Mark::null_mark(), "", too_large_message());
       out.errors = std::move(errors_);
       return out;
     }
-    out.config.source_path = file_;
+    YAML::Node root;
+    try {
+      // Size the document from the parser's events before yaml-cpp builds a tree of it.
+      std::istringstream events{std::string(text)};
+      YAML::Parser parser(events);
+      ExpansionBudget budget;
+      parser.HandleNextDocument(budget);
+      root = YAML::Load(std::string(text));
+    } catch (const YAML::ParserException& e) {
+      add(e.mark, "", fmt::format("YAML syntax error: {}", e.msg));
+    } catch (const ExpansionBudget::Exceeded& e) {
+      add(e.mark, "", e.message);
+    }
+    if (!errors_.empty()) {
+      out.errors = std::move(errors_);
+      return out;
+    }
     if (!root || root.IsNull()) {
       add(YAML::Mark::null_mark(), "", "the file is empty; it needs at least 'listeners' and 'clusters'");
     } else if (!root.IsMap()) {
@@ -205,12 +357,26 @@ class Loader {
       read_root(root, out.config);
       cross_check(root, out.config);
     }
+    if (unreported_ > 0) {
+      errors_.push_back(LoadError{file_, 0, 0, "",
+                                  fmt::format("{} more error(s) not shown (Sluice reports the first {})",
+                                              unreported_, kMaxReportedErrors)});
+    }
     out.errors = std::move(errors_);
     return out;
   }
 
+  static std::string too_large_message() {
+    return fmt::format("the file is larger than {} MiB, the largest configuration Sluice reads",
+                       kMaxConfigFileBytes / kMiB);
+  }
+
  private:
   void add(const YAML::Mark& mark, const std::string& path, std::string message) {
+    if (errors_.size() >= kMaxReportedErrors) {
+      ++unreported_;
+      return;
+    }
     LoadError e;
     e.file = file_;
     if (!mark.is_null()) {
@@ -241,6 +407,10 @@ class Loader {
         continue;
       }
       std::string key = it->first.Scalar();
+      if (auto bad = invalid_utf8_at(key)) {
+        add(it->first.Mark(), path, "a key is " + utf8_error(key, *bad, "key"));
+        continue;
+      }
       if (!seen.insert(key).second) add(it->first.Mark(), join(path, key), "duplicate key");
       if (std::find(known.begin(), known.end(), key) == known.end()) {
         std::string list;
@@ -254,6 +424,10 @@ class Loader {
   bool scalar(const YAML::Node& n, const std::string& path, std::string& out, const char* what = "a string") {
     if (!n.IsScalar()) {
       add(n.Mark(), path, fmt::format("expected {}", what));
+      return false;
+    }
+    if (auto bad = invalid_utf8_at(n.Scalar())) {
+      add(n.Mark(), path, utf8_error(n.Scalar(), *bad, "value"));
       return false;
     }
     out = n.Scalar();
@@ -279,6 +453,17 @@ class Loader {
       return add(n.Mark(), path, fmt::format("{} is out of range ({}-{})", v, min, max));
     }
     out = static_cast<T>(v);
+  }
+
+  bool bool_field(const YAML::Node& n, const std::string& path, bool& out) {
+    std::string s;
+    if (!scalar(n, path, s, "true or false")) return false;
+    if (s != "true" && s != "false") {
+      add(n.Mark(), path, fmt::format("expected true or false, got '{}'", s));
+      return false;
+    }
+    out = s == "true";
+    return true;
   }
 
   void duration_field(const YAML::Node& n, const std::string& path, Duration& out) {
@@ -307,13 +492,52 @@ class Loader {
     out = *a;
   }
 
+  // Compiles each distinct pattern once, with the router's options, within the regex budget
+  // (limits.h); every place that uses a refused pattern gets its own error.
   bool check_regex(const YAML::Node& n, const std::string& path, const std::string& pattern) {
-    re2::RE2 re(pattern, re2::RE2::Quiet);
-    if (!re.ok()) {
-      add(n.Mark(), path, fmt::format("invalid regex '{}': {}", pattern, re.error()));
+    if (pattern.size() > kMaxRegexLength) {
+      add(n.Mark(), path, fmt::format("the regex is {} bytes long, more than the limit of {}",
+                                      pattern.size(), kMaxRegexLength));
       return false;
     }
-    return true;
+    auto it = regexes_.find(pattern);
+    if (it == regexes_.end()) {
+      if (regex_cost_ > kMaxTotalRegexProgramSize) return false;  // reported once, where it happened
+      it = regexes_.emplace(pattern, compile_regex(pattern)).first;
+      regex_cost_ += it->second.cost;
+      if (regex_cost_ > kMaxTotalRegexProgramSize) {
+        add(n.Mark(), path, fmt::format("the regexes of this file need more than {} RE2 instructions "
+                                        "together, the most Sluice compiles for one file (identical "
+                                        "patterns count once); later regexes were not checked",
+                                        kMaxTotalRegexProgramSize));
+        return false;
+      }
+    }
+    if (!it->second.error.empty()) add(n.Mark(), path, it->second.error);
+    return it->second.error.empty();
+  }
+
+  struct RegexVerdict {
+    std::string error;  // empty: accepted
+    int64_t cost = 0;   // against kMaxTotalRegexProgramSize
+  };
+
+  static RegexVerdict compile_regex(const std::string& pattern) {
+    re2::RE2 re(pattern, regex_options());
+    if (re.error_code() == re2::RE2::ErrorPatternTooLarge) {
+      return {fmt::format("regex '{}' is too costly: RE2 cannot compile it within {} MiB (the most one "
+                          "regex may use; avoid large counted repetitions such as {{1000}})",
+                          pattern, kRegexMaxMemBytes / kMiB),
+              kRegexTooLargeCost};
+    }
+    if (!re.ok()) return {fmt::format("invalid regex '{}': {}", pattern, re.error()), 0};
+    if (re.ProgramSize() > kMaxRegexProgramSize) {
+      return {fmt::format("regex '{}' is too costly: its RE2 program has {} instructions, more than the "
+                          "limit of {} (avoid large counted repetitions such as {{1000}})",
+                          pattern, re.ProgramSize(), kMaxRegexProgramSize),
+              re.ProgramSize()};
+    }
+    return {"", re.ProgramSize()};
   }
 
   template <typename F>
@@ -357,8 +581,9 @@ class Loader {
     Listener l;
     if (!expect_map(n, path, {"name", "address", "virtual_hosts", "max_request_headers_size",
                               "max_request_headers_count", "max_request_body_size",
-                              "request_headers_timeout", "idle_timeout", "access_log",
-                              "max_connections"})) {
+                              "request_headers_timeout", "idle_timeout", "request_body_timeout",
+                              "request_body_total_timeout", "access_log", "max_connections",
+                              "request_headers", "response_headers"})) {
       return l;
     }
     if (n["name"]) non_empty_string(n["name"], join(path, "name"), l.name);
@@ -381,6 +606,13 @@ class Loader {
       duration_field(v, join(path, "request_headers_timeout"), l.request_headers_timeout);
     }
     if (auto v = n["idle_timeout"]) duration_field(v, join(path, "idle_timeout"), l.idle_timeout);
+    if (auto v = n["request_body_timeout"]) {
+      duration_field(v, join(path, "request_body_timeout"), l.request_body_timeout);
+    }
+    if (auto v = n["request_body_total_timeout"]) {
+      duration_field(v, join(path, "request_body_total_timeout"), l.request_body_total_timeout);
+    }
+    read_header_policy(n, path, l.header_policy);
     if (auto v = n["access_log"]) l.access_log = read_access_log(v, join(path, "access_log"));
     if (auto v = n["max_connections"]) {
       uint_field(v, join(path, "max_connections"), l.max_connections, 1, 10'000'000);
@@ -461,7 +693,9 @@ class Loader {
 
   VirtualHost read_virtual_host(const YAML::Node& n, const std::string& path) {
     VirtualHost vh;
-    if (!expect_map(n, path, {"name", "domains", "routes"})) return vh;
+    if (!expect_map(n, path, {"name", "domains", "routes", "request_headers", "response_headers", "upgrades"})) {
+      return vh;
+    }
     if (n["name"]) non_empty_string(n["name"], join(path, "name"), vh.name);
     else add(n.Mark(), join(path, "name"), "missing required key");
     if (auto d = n["domains"]) {
@@ -474,9 +708,11 @@ class Loader {
     } else {
       add(n.Mark(), join(path, "domains"), "missing required key");
     }
+    read_header_policy(n, path, vh.header_policy);
+    if (auto u = n["upgrades"]) vh.upgrades = read_upgrades(u, join(path, "upgrades"));
     if (auto r = n["routes"]) {
       sequence(r, join(path, "routes"), [&](const YAML::Node& rn, const std::string& p) {
-        vh.routes.push_back(read_route(rn, p, vh.routes.size()));
+        vh.routes.push_back(read_route(rn, p, vh.routes.size(), vh.upgrades));
       });
       if (r.IsSequence() && r.size() == 0) add(r.Mark(), join(path, "routes"), "needs at least one route");
       check_unique_names(r, join(path, "routes"), vh.routes, "route");
@@ -486,10 +722,14 @@ class Loader {
     return vh;
   }
 
-  Route read_route(const YAML::Node& n, const std::string& path, size_t position) {
+  // `vhost_upgrades`: the virtual host's `upgrades`, the default of its routes.
+  Route read_route(const YAML::Node& n, const std::string& path, size_t position,
+                   const std::vector<std::string>& vhost_upgrades) {
     Route r;
     r.name = fmt::format("route_{}", position);
-    if (!expect_map(n, path, {"name", "match", "cluster", "timeout", "prefix_rewrite", "host_rewrite"})) {
+    if (!expect_map(n, path, {"name", "match", "cluster", "direct_response", "redirect", "timeout",
+                              "prefix_rewrite", "host_rewrite", "request_headers", "response_headers",
+                              "upgrades", "upgrade_idle_timeout"})) {
       return r;
     }
     if (n["name"]) non_empty_string(n["name"], join(path, "name"), r.name);
@@ -499,8 +739,19 @@ class Loader {
     } else {
       add(n.Mark(), mpath, "missing required key");
     }
-    if (n["cluster"]) non_empty_string(n["cluster"], join(path, "cluster"), r.cluster);
-    else add(n.Mark(), join(path, "cluster"), "missing required key (the cluster this route sends to)");
+    read_response_headers_and_action(n, path, r);
+    // The keys below act on the request sent to a cluster.
+    const char* local = r.action == Route::ActionKind::kDirectResponse ? "direct_response"
+                        : r.action == Route::ActionKind::kRedirect   ? "redirect"
+                                                                     : nullptr;
+    for (const char* key : {"timeout", "prefix_rewrite", "host_rewrite", "request_headers", "upgrades",
+                            "upgrade_idle_timeout"}) {
+      if (local && n[key]) {
+        add(n[key].Mark(), join(path, key),
+            fmt::format("only used with 'cluster' (this route answers itself with '{}')", local));
+      }
+    }
+    if (local) return r;
     if (auto v = n["timeout"]) duration_field(v, join(path, "timeout"), r.timeout);
     if (auto v = n["prefix_rewrite"]) {
       std::string s;
@@ -524,7 +775,239 @@ class Loader {
         }
       }
     }
+    if (auto v = n["request_headers"]) {
+      read_header_mutation(v, join(path, "request_headers"), /*request=*/true, r.header_policy.request);
+    }
+    if (auto v = n["upgrades"]) r.upgrades = read_upgrades(v, join(path, "upgrades"));
+    if (auto v = n["upgrade_idle_timeout"]) {
+      std::string p = join(path, "upgrade_idle_timeout");
+      duration_field(v, p, r.upgrade_idle_timeout);
+      if (r.upgrade_idle_timeout.count() == 0) add(v.Mark(), p, "must be greater than 0");
+      if (r.upgrades.value_or(vhost_upgrades).empty()) {
+        add(v.Mark(), p, "only used on a route that tunnels upgrades ('upgrades' on the route or its "
+                         "virtual host)");
+      }
+    }
     return r;
+  }
+
+  // `response_headers`, and the one action: `cluster`, `direct_response` or `redirect`.
+  void read_response_headers_and_action(const YAML::Node& n, const std::string& path, Route& r) {
+    if (auto v = n["response_headers"]) {
+      read_header_mutation(v, join(path, "response_headers"), /*request=*/false, r.header_policy.response);
+    }
+    int actions = (n["cluster"] ? 1 : 0) + (n["direct_response"] ? 1 : 0) + (n["redirect"] ? 1 : 0);
+    if (actions != 1) {
+      add(n.Mark(), path, actions == 0 ? "needs one of 'cluster', 'direct_response' or 'redirect'"
+                                       : "takes only one of 'cluster', 'direct_response' or 'redirect'");
+    }
+    if (auto v = n["redirect"]) {
+      r.action = Route::ActionKind::kRedirect;
+      r.redirect = read_redirect(v, join(path, "redirect"), r.path_kind);
+    }
+    if (auto v = n["direct_response"]) {
+      r.action = Route::ActionKind::kDirectResponse;
+      r.direct_response = read_direct_response(v, join(path, "direct_response"));
+    }
+    if (auto v = n["cluster"]) {
+      r.action = Route::ActionKind::kCluster;
+      non_empty_string(v, join(path, "cluster"), r.cluster);
+    }
+  }
+
+  std::optional<DirectResponse> read_direct_response(const YAML::Node& n, const std::string& path) {
+    if (!expect_map(n, path, {"status", "body", "content_type"})) return std::nullopt;
+    DirectResponse d;
+    if (auto v = n["status"]) uint_field(v, join(path, "status"), d.status, 200, 599);
+    if (auto v = n["body"]) {
+      if (scalar(v, join(path, "body"), d.body) && d.body.size() > kMaxDirectResponseBodyBytes) {
+        add(v.Mark(), join(path, "body"), fmt::format("the body is {} bytes, more than the limit of {} (64 KiB)",
+                                                      d.body.size(), kMaxDirectResponseBodyBytes));
+      }
+      if ((d.status == 204 || d.status == 304) && !d.body.empty()) {
+        add(v.Mark(), join(path, "body"), fmt::format("a {} response has no body", d.status));
+      }
+    }
+    if (auto v = n["content_type"]) {
+      std::string p = join(path, "content_type");
+      if (non_empty_string(v, p, d.content_type)) field_value(v, p, d.content_type);
+    }
+    return d;
+  }
+
+  std::optional<Redirect> read_redirect(const YAML::Node& n, const std::string& path, Route::PathKind match) {
+    if (!expect_map(n, path, {"scheme", "host", "port", "path", "prefix_rewrite", "strip_query", "code"})) {
+      return std::nullopt;
+    }
+    Redirect d;
+    if (auto v = n["scheme"]) {
+      std::string s;
+      if (scalar(v, join(path, "scheme"), s)) {
+        s = lower(s);
+        if (s == "http" || s == "https") d.scheme = s;
+        else add(v.Mark(), join(path, "scheme"), fmt::format("unknown scheme '{}' (http or https)", s));
+      }
+    }
+    if (auto v = n["host"]) {
+      std::string s;
+      if (non_empty_string(v, join(path, "host"), s)) {
+        boost::system::error_code v4, v6{boost::asio::error::invalid_argument};
+        boost::asio::ip::make_address_v4(s, v4);
+        if (s.size() > 2 && s.front() == '[' && s.back() == ']') {
+          boost::asio::ip::make_address_v6(s.substr(1, s.size() - 2), v6);
+        }
+        bool ipv4 = !v4, ipv6 = !v6;
+        if (ipv4 || ipv6 || is_host_name(s)) {
+          d.host = lower(s);
+        } else {
+          add(v.Mark(), join(path, "host"),
+              fmt::format("'{}' is not a host name or an IP address ([IPv6] in brackets; the port goes "
+                          "in 'port')", s));
+        }
+      }
+    }
+    if (auto v = n["port"]) {
+      uint16_t port = 0;
+      uint_field(v, join(path, "port"), port, 1, 65535);
+      if (port != 0) d.port = port;
+    }
+    for (auto [key, out] : {std::pair{"path", &d.path}, std::pair{"prefix_rewrite", &d.prefix_rewrite}}) {
+      auto v = n[key];
+      std::string s;
+      if (!v || !scalar(v, join(path, key), s)) continue;
+      if (s.empty() || s.front() != '/') {
+        add(v.Mark(), join(path, key), "must start with '/'");
+      } else if (std::any_of(s.begin(), s.end(), [](char c) {
+                   return std::iscntrl(static_cast<unsigned char>(c)) || c == ' ';
+                 })) {
+        add(v.Mark(), join(path, key), "must not contain white space or control characters");
+      } else {
+        *out = s;
+      }
+    }
+    if (n["path"] && n["prefix_rewrite"]) {
+      add(n.Mark(), path, "takes only one of 'path' and 'prefix_rewrite'");
+    } else if (auto v = n["prefix_rewrite"]; v && match != Route::PathKind::kPrefix) {
+      add(v.Mark(), join(path, "prefix_rewrite"), "needs a 'prefix' match (the part it replaces)");
+    }
+    if (auto v = n["strip_query"]) bool_field(v, join(path, "strip_query"), d.strip_query);
+    if (auto v = n["code"]) {
+      int code = -1;  // stays so when uint_field reported an error
+      uint_field(v, join(path, "code"), code, 0, 999);
+      if (code == 301 || code == 302 || code == 303 || code == 307 || code == 308) {
+        d.code = code;
+      } else if (code != -1) {
+        add(v.Mark(), join(path, "code"), fmt::format("{} is not a redirect code (301, 302, 303, 307 or 308)", code));
+      }
+    }
+    // Without a new scheme, host, port or path the redirect points at the URL it came from.
+    if (!n["scheme"] && !n["host"] && !n["port"] && !n["path"] && !n["prefix_rewrite"]) {
+      add(n.Mark(), path, fmt::format("{}: set 'scheme', 'host', 'port', 'path' or 'prefix_rewrite' (a "
+                                      "redirect to the same URL loops)",
+                                      n["strip_query"] ? "changes nothing but the query" : "changes nothing"));
+    }
+    return d;
+  }
+
+  // A list of upgrade protocols to tunnel (`upgrades` of a virtual host or route).
+  std::vector<std::string> read_upgrades(const YAML::Node& n, const std::string& path) {
+    std::vector<std::string> out;
+    sequence(n, path, [&](const YAML::Node& u, const std::string& p) {
+      std::string s;
+      if (!non_empty_string(u, p, s)) return;
+      s = lower(s);
+      if (s == "h2c") {
+        add(u.Mark(), p, "h2c is not a tunnel protocol; HTTP/2 comes with the listener's http2 settings");
+      } else if (s != "websocket") {
+        add(u.Mark(), p, fmt::format("unknown upgrade protocol '{}' (only websocket is tunnelled)", s));
+      } else if (std::find(out.begin(), out.end(), s) != out.end()) {
+        add(u.Mark(), p, fmt::format("{} is listed twice", s));
+      } else {
+        out.push_back(s);
+      }
+    });
+    return out;
+  }
+
+  // `request_headers` and `response_headers` of a listener or virtual host.
+  void read_header_policy(const YAML::Node& n, const std::string& path, HeaderPolicy& out) {
+    if (auto v = n["request_headers"]) {
+      read_header_mutation(v, join(path, "request_headers"), /*request=*/true, out.request);
+    }
+    if (auto v = n["response_headers"]) {
+      read_header_mutation(v, join(path, "response_headers"), /*request=*/false, out.response);
+    }
+  }
+
+  // { set: {name: value}, add: {name: value}, remove: [name] }. A name appears once per mutation.
+  void read_header_mutation(const YAML::Node& n, const std::string& path, bool request, HeaderMutation& out) {
+    if (!expect_map(n, path, {"set", "add", "remove"})) return;
+    std::map<std::string, std::string> seen;  // lower-case name → the key that has it
+    for (auto [op, list] : {std::pair{"set", &out.set}, std::pair{"add", &out.add}}) {
+      auto m = n[op];
+      if (!m) continue;
+      std::string opath = join(path, op);
+      if (!m.IsMap()) {
+        add(m.Mark(), opath, "expected a map of header names to values");
+        continue;
+      }
+      for (auto it = m.begin(); it != m.end(); ++it) {
+        std::string name, value;
+        if (!header_name(it->first, opath, op, request, seen, name)) continue;
+        std::string p = join(opath, name);
+        if (scalar(it->second, p, value, "a string (the header value)") && header_value(it->second, p, value)) {
+          list->emplace_back(name, value);
+        }
+      }
+    }
+    if (auto r = n["remove"]) {
+      std::string rpath = join(path, "remove");
+      sequence(r, rpath, [&](const YAML::Node& item, const std::string& p) {
+        std::string name;
+        if (header_name(item, p, "remove", request, seen, name)) out.remove.push_back(name);
+      });
+    }
+  }
+
+  // Reads a header name that `op` ("set", "add" or "remove") may change, lower-cased into `name`.
+  bool header_name(const YAML::Node& n, const std::string& path, const std::string& op, bool request,
+                   std::map<std::string, std::string>& seen, std::string& name) {
+    std::string raw;
+    if (!scalar(n, path, raw, "a header name")) return false;
+    name = lower(raw);
+    std::string error;
+    if (!raw.empty() && raw.front() == ':') {
+      error = fmt::format("'{}' is a pseudo-header, not a header field; it cannot be changed here", raw);
+    } else if (!is_header_name(raw)) {
+      error = fmt::format("'{}' is not a header name (letters, digits and !#$%&'*+-.^_`|~)", raw);
+    } else if (is_framing_header(name)) {
+      error = fmt::format("'{}' cannot be changed: Sluice sets the framing and hop-by-hop headers "
+                          "(content-length, transfer-encoding, connection, keep-alive, proxy-connection, "
+                          "te, trailer, upgrade) itself", name);
+    } else if (request && name == "host" && op != "set") {
+      error = "'host' can only be set (a request has exactly one Host)";
+    } else if (auto [it, fresh] = seen.emplace(name, op); !fresh) {
+      error = fmt::format("'{}' is already in '{}' here; a header appears once per direction and level "
+                          "(names are case-insensitive)", name, it->second);
+    }
+    if (error.empty()) return true;
+    add(n.Mark(), path, error);
+    return false;
+  }
+
+  // RFC 9110 §5.5: CR, LF and NUL are what make a field value dangerous.
+  bool field_value(const YAML::Node& n, const std::string& path, const std::string& value) {
+    if (value.find_first_of(std::string_view("\r\n\0", 3)) == std::string::npos) return true;
+    add(n.Mark(), path, "a header value must not contain CR, LF or NUL");
+    return false;
+  }
+
+  // A header value template: a field value with only known %VARIABLES%.
+  bool header_value(const YAML::Node& n, const std::string& path, const std::string& value) {
+    if (!field_value(n, path, value)) return false;
+    auto parts = parse_header_template(value);
+    if (!parts) add(n.Mark(), path, parts.error().message);
+    return parts.ok();
   }
 
   void read_match(const YAML::Node& m, const std::string& path, Route& r) {
@@ -597,15 +1080,7 @@ class Loader {
       kind = HeaderMatch::Kind::kRegex;
       return scalar(v, join(path, "regex"), value) && check_regex(v, join(path, "regex"), value);
     }
-    if (auto v = n["present"]) {
-      std::string s;
-      if (!scalar(v, join(path, "present"), s, "true or false")) return false;
-      if (s != "true" && s != "false") {
-        add(v.Mark(), join(path, "present"), fmt::format("expected true or false, got '{}'", s));
-        return false;
-      }
-      present = s == "true";
-    }
+    if (auto v = n["present"]) return bool_field(v, join(path, "present"), present);
     return true;
   }
 
@@ -613,7 +1088,7 @@ class Loader {
     Cluster c;
     if (!expect_map(n, path, {"name", "lb", "hash_on", "maglev_table_size", "connect_timeout",
                               "idle_timeout", "max_idle_connections", "endpoints", "dns_refresh",
-                              "health_check", "panic_threshold"})) {
+                              "health_check", "panic_threshold", "circuit_breakers"})) {
       return c;
     }
     if (n["name"]) non_empty_string(n["name"], join(path, "name"), c.name);
@@ -661,6 +1136,16 @@ class Loader {
     }
     if (auto v = n["panic_threshold"]) uint_field(v, join(path, "panic_threshold"), c.panic_threshold, 0, 100);
     if (auto v = n["health_check"]) c.health_check = read_health_check(v, join(path, "health_check"));
+    if (auto v = n["circuit_breakers"]; v && expect_map(v, join(path, "circuit_breakers"),
+                                                       {"max_connections", "max_pending_requests"})) {
+      std::string p = join(path, "circuit_breakers");
+      if (auto m = v["max_connections"]) {
+        uint_field(m, join(p, "max_connections"), c.circuit_breakers.max_connections, 1, 10'000'000);
+      }
+      if (auto m = v["max_pending_requests"]) {
+        uint_field(m, join(p, "max_pending_requests"), c.circuit_breakers.max_pending_requests, 1, 10'000'000);
+      }
+    }
     std::string epath = join(path, "endpoints");
     if (auto e = n["endpoints"]) {
       sequence(e, epath, [&](const YAML::Node& en, const std::string& p) {
@@ -793,7 +1278,7 @@ class Loader {
         const auto& vh = c.listeners[i].virtual_hosts[j];
         for (size_t k = 0; k < vh.routes.size(); ++k) {
           const auto& r = vh.routes[k];
-          if (r.cluster.empty() || clusters.count(r.cluster)) continue;
+          if (r.action != Route::ActionKind::kCluster || r.cluster.empty() || clusters.count(r.cluster)) continue;
           auto at = routes[k]["cluster"];
           add(at.Mark(),
               fmt::format("listeners[{}].virtual_hosts[{}].routes[{}].cluster", i, j, k),
@@ -813,6 +1298,9 @@ class Loader {
 
   std::string file_;
   std::vector<LoadError> errors_;
+  size_t unreported_ = 0;  // errors beyond kMaxReportedErrors
+  std::unordered_map<std::string, RegexVerdict> regexes_;  // by pattern
+  int64_t regex_cost_ = 0;  // RE2 instructions compiled for this file
 };
 
 }  // namespace
@@ -823,15 +1311,21 @@ LoadResult load_string(std::string_view yaml, const std::string& file_name) {
 
 LoadResult load_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  // Reads at most one byte more than the limit: enough to refuse a file that is larger (or a
+  // pipe that never ends) without holding all of it.
+  std::string text;
+  char chunk[64 * 1024];
+  while (in && text.size() <= kMaxConfigFileBytes) {
+    in.read(chunk, sizeof chunk);
+    text.append(chunk, static_cast<size_t>(in.gcount()));
+  }
+  if (!in.is_open() || in.bad()) {
     LoadResult r;
     r.errors.push_back(LoadError{path, 0, 0, "", "cannot read the file"});
     return r;
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
   LoadResult result = load_string(text, path);
+  if (!result.ok()) return result;
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   if (EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr) == 1) {

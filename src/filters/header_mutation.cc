@@ -5,48 +5,13 @@
 namespace sluice::filters {
 
 ValueTemplate::ValueTemplate(std::string_view text) {
-  std::string literal;
-  auto flush = [&] {
-    if (!literal.empty()) parts_.push_back({Kind::kLiteral, std::move(literal)});
-    literal.clear();
-  };
-  size_t i = 0;
-  while (i < text.size()) {
-    if (text[i] != '%') {
-      literal += text[i++];
-      continue;
-    }
-    if (i + 1 < text.size() && text[i + 1] == '%') {  // "%%" is a literal percent
-      literal += '%';
-      i += 2;
-      continue;
-    }
-    size_t close = text.find('%', i + 1);
-    if (close == std::string_view::npos) {
-      literal.append(text.substr(i));
-      break;
-    }
-    std::string_view var = text.substr(i + 1, close - i - 1);
-    std::optional<Part> part;
-    if (var == "DOWNSTREAM_REMOTE_ADDRESS") part = Part{Kind::kRemoteAddress, {}};
-    else if (var == "UPSTREAM_HOST") part = Part{Kind::kUpstreamHost, {}};
-    else if (var == "REQUEST_ID") part = Part{Kind::kRequestId, {}};
-    else if (var.starts_with("REQ(") && var.ends_with(")")) {
-      part = Part{Kind::kRequestHeader, std::string(var.substr(4, var.size() - 5))};
-    }
-    if (!part) {
-      literal.append(text.substr(i, close - i + 1));
-    } else {
-      flush();
-      parts_.push_back(std::move(*part));
-    }
-    i = close + 1;
-  }
-  flush();
-  if (parts_.empty()) parts_.push_back({Kind::kLiteral, {}});
+  auto parsed = config::parse_header_template(text);
+  if (parsed) parts_ = std::move(parsed).value();
+  else parts_.push_back({config::TemplatePart::Kind::kLiteral, std::string(text)});
 }
 
 std::string ValueTemplate::render(const proxy::Exchange& x) const {
+  using Kind = config::TemplatePart::Kind;
   std::string out;
   for (const auto& p : parts_) {
     switch (p.kind) {
@@ -54,7 +19,7 @@ std::string ValueTemplate::render(const proxy::Exchange& x) const {
       case Kind::kRequestHeader:
         if (auto v = x.request.fields.get(p.text)) out += *v;
         break;
-      case Kind::kRemoteAddress: out += x.client_address; break;
+      case Kind::kDownstreamRemoteAddress: out += x.client_address; break;
       case Kind::kUpstreamHost: out += x.upstream_host; break;
       case Kind::kRequestId: out += x.request_id; break;
     }

@@ -209,6 +209,11 @@ awaitable<bool> DownstreamConnection::serve(const server::WorkerView& view,
   bool keep_open;
   if (st == filters::Status::kLocalReply) {
     keep_open = co_await send_local_reply(route, body_unread_);
+  } else if (route->action().kind != config::Route::ActionKind::kCluster) {
+    // Not reachable: a direct_response or redirect step always answers. Never index clusters
+    // with a route that has none.
+    keep_open = co_await local_reply(500, LocalReason::kNoRoute, "route has no cluster\n", true,
+                                     info.request_id);
   } else {
     keep_open = co_await proxy(view, listener, *route, req, info);
   }

@@ -2,12 +2,41 @@
 
 #include <strings.h>
 
+#include <mutex>
+#include <unordered_map>
+
+#include "sluice/config/limits.h"
+
 namespace sluice::router {
+
+namespace {
+
+// One compiled RE2 per distinct pattern among the snapshots alive: a few hundred routes with the
+// same regex compile it once and share its DFA memory, and a reload reuses the regexes of the
+// snapshot still serving. Only snapshot building (the control thread) comes here, never a request.
+// The options are the loader's, which validated the pattern, so compiling cannot fail here.
+std::shared_ptr<const re2::RE2> shared_regex(const std::string& pattern) {
+  static std::mutex mu;
+  static std::unordered_map<std::string, std::weak_ptr<const re2::RE2>> compiled;
+  static size_t sweep_at = 64;
+  std::lock_guard lock(mu);
+  if (auto it = compiled.find(pattern); it != compiled.end()) {
+    if (auto re = it->second.lock()) return re;
+  }
+  if (compiled.size() >= sweep_at) {  // forget patterns of dead snapshots, now and then
+    std::erase_if(compiled, [](const auto& entry) { return entry.second.expired(); });
+    sweep_at = 2 * compiled.size() + 64;
+  }
+  auto re = std::make_shared<const re2::RE2>(pattern, config::regex_options());
+  compiled[pattern] = re;
+  return re;
+}
+
+}  // namespace
 
 PathMatcher::PathMatcher(const config::Route& route) : kind_(route.path_kind), value_(route.path) {
   if (kind_ == config::Route::PathKind::kRegex) {
-    // Validated by the config loader, so construction cannot fail here.
-    regex_ = std::make_unique<re2::RE2>(value_, re2::RE2::Quiet);
+    regex_ = shared_regex(value_);
   }
 }
 
@@ -23,7 +52,7 @@ bool PathMatcher::matches(std::string_view path) const {
 
 HeaderMatcher::HeaderMatcher(const config::HeaderMatch& spec) : spec_(spec) {
   if (spec_.kind == config::HeaderMatch::Kind::kRegex) {
-    regex_ = std::make_unique<re2::RE2>(spec_.value, re2::RE2::Quiet);
+    regex_ = shared_regex(spec_.value);
   }
 }
 

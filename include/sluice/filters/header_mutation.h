@@ -8,26 +8,27 @@
 #include <vector>
 
 #include "sluice/config/config.h"
+#include "sluice/config/header_template.h"
 #include "sluice/filters/filter.h"
 #include "sluice/http/fields.h"
 
 namespace sluice::filters {
 
-// A header value with %VARIABLES% compiled at config load into literal and variable parts.
+// A header value with %VARIABLES% compiled at snapshot build into literal and variable parts
+// (config::parse_header_template, the loader's own parser, so both agree on the syntax).
 class ValueTemplate {
  public:
-  // Unknown variables stay literal text: the config loader has refused them already.
+  // A template the loader refused cannot reach here; if one did, it would be sent literally.
   explicit ValueTemplate(std::string_view text);
+  // %REQ(h)% gives the first value of h, or nothing when absent; an empty result still sets
+  // the field (an empty value), like Envoy.
   std::string render(const proxy::Exchange& exchange) const;
-  bool is_literal() const { return parts_.size() == 1 && parts_[0].kind == Kind::kLiteral; }
+  bool is_literal() const {
+    return parts_.empty() || (parts_.size() == 1 && parts_[0].kind == config::TemplatePart::Kind::kLiteral);
+  }
 
  private:
-  enum class Kind { kLiteral, kRequestHeader, kRemoteAddress, kUpstreamHost, kRequestId };
-  struct Part {
-    Kind kind;
-    std::string text;  // the literal, or the header name of %REQ(name)%
-  };
-  std::vector<Part> parts_;
+  std::vector<config::TemplatePart> parts_;
 };
 
 // One level's mutation of one direction, compiled.

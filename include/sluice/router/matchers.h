@@ -20,7 +20,7 @@ class PathMatcher {
  private:
   config::Route::PathKind kind_;
   std::string value_;
-  std::unique_ptr<re2::RE2> regex_;  // full match against the path, without the query
+  std::shared_ptr<const re2::RE2> regex_;  // full match against the path, without the query
 };
 
 class HeaderMatcher {
@@ -32,7 +32,7 @@ class HeaderMatcher {
 
  private:
   config::HeaderMatch spec_;
-  std::unique_ptr<re2::RE2> regex_;
+  std::shared_ptr<const re2::RE2> regex_;
 };
 
 class QueryMatcher {

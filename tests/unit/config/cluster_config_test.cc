@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "loader_test_util.h"
 #include "sluice/config/loader.h"
 
 namespace sluice::config {
@@ -46,31 +47,8 @@ Cluster only_cluster(const LoadResult& r) {
   return r.config.clusters.front();
 }
 
-struct Expected {
-  int line;
-  int column;
-  std::string path;
-  std::string message;
-};
-
-// Exactly these errors, in this order.
-void expect_errors(const LoadResult& r, const std::vector<Expected>& want) {
-  ASSERT_EQ(r.errors.size(), want.size()) << r.error_text();
-  for (size_t i = 0; i < want.size(); ++i) {
-    const LoadError& e = r.errors[i];
-    SCOPED_TRACE(e.to_string());
-    EXPECT_EQ(e.file, "test.yaml");
-    EXPECT_EQ(e.line, want[i].line);
-    EXPECT_EQ(e.column, want[i].column);
-    EXPECT_EQ(e.path, want[i].path);
-    EXPECT_EQ(e.message, want[i].message);
-  }
-}
-
-void expect_error(const LoadResult& r, int line, int column, const std::string& path,
-                  const std::string& message) {
-  expect_errors(r, {{line, column, path, message}});
-}
+using testing::expect_error;
+using testing::expect_errors;
 
 // --- defaults and accepted forms -------------------------------------------------------------
 
@@ -627,7 +605,44 @@ TEST(ClusterConfig, UnknownClusterKey) {
   expect_error(r, 13, 5, "clusters[0].lb_policy",
                "unknown key (known keys: name, lb, hash_on, maglev_table_size, connect_timeout, "
                "idle_timeout, max_idle_connections, endpoints, dns_refresh, health_check, "
-               "panic_threshold)");
+               "panic_threshold, circuit_breakers)");
+}
+
+// --- circuit_breakers ----------------------------------------------------------------------------
+
+TEST(ClusterConfig, CircuitBreakerDefaults) {
+  const Cluster c = only_cluster(load_cluster("    endpoints: [ 127.0.0.1:9000 ]\n"));
+  EXPECT_EQ(c.circuit_breakers.max_connections, 1024u);
+  EXPECT_EQ(c.circuit_breakers.max_pending_requests, 1024u);
+}
+
+TEST(ClusterConfig, CircuitBreakers) {
+  const Cluster c = only_cluster(load_cluster(R"(
+    circuit_breakers: { max_connections: 100, max_pending_requests: 5000 }
+    endpoints: [ 127.0.0.1:9000 ]
+)"));
+  EXPECT_EQ(c.circuit_breakers.max_connections, 100u);
+  EXPECT_EQ(c.circuit_breakers.max_pending_requests, 5000u);
+  // One key alone keeps the other's default.
+  const Cluster one = only_cluster(load_cluster(R"(
+    circuit_breakers: { max_pending_requests: 1 }
+    endpoints: [ 127.0.0.1:9000 ]
+)"));
+  EXPECT_EQ(one.circuit_breakers.max_connections, 1024u);
+  EXPECT_EQ(one.circuit_breakers.max_pending_requests, 1u);
+}
+
+TEST(ClusterConfig, CircuitBreakerErrors) {
+  LoadResult r = load_cluster(R"(
+    circuit_breakers: { max_connections: 0, max_pending_requests: many, max_requests: 1 }
+    endpoints: [ 127.0.0.1:9000 ]
+)");
+  expect_errors(r, {{13, 73, "clusters[0].circuit_breakers.max_requests",
+                     "unknown key (known keys: max_connections, max_pending_requests)"},
+                    {13, 42, "clusters[0].circuit_breakers.max_connections", "0 is out of range (1-10000000)"},
+                    {13, 67, "clusters[0].circuit_breakers.max_pending_requests", "'many' is not a whole number"}});
+  expect_error(load_cluster("    circuit_breakers: 10\n    endpoints: [ 127.0.0.1:9000 ]\n"), 13, 23,
+               "clusters[0].circuit_breakers", "expected a map");
 }
 
 }  // namespace

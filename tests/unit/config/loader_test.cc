@@ -9,6 +9,8 @@
 #include <fstream>
 #include <string>
 
+#include "loader_test_util.h"
+
 namespace sluice::config {
 namespace {
 
@@ -16,8 +18,7 @@ using namespace std::chrono_literals;
 
 // Raw string literals below start with a newline so that the YAML lines up in the source; drop
 // it so that line 1 of the document is the first line after R"(.
-std::string doc(const char* text) {
-  std::string s(text);
+std::string doc(std::string s) {
   if (!s.empty() && s.front() == '\n') s.erase(0, 1);
   return s;
 }
@@ -327,29 +328,8 @@ clusters:
 // 11 clusters:
 // 12   - name: c
 // 13     endpoints: [ 127.0.0.1:9000 ]
-const char* const kMinimal = R"(
-listeners:
-  - name: l
-    address: 127.0.0.1:8000
-    virtual_hosts:
-      - name: v
-        domains: ["*"]
-        routes:
-          - name: r
-            match: { prefix: / }
-            cluster: c
-clusters:
-  - name: c
-    endpoints: [ 127.0.0.1:9000 ]
-)";
-
-// Replaces the first occurrence of `from` in `text` (which must be there) by `to`.
-std::string replace(std::string text, const std::string& from, const std::string& to) {
-  auto pos = text.find(from);
-  EXPECT_NE(pos, std::string::npos) << "'" << from << "' not in the document";
-  if (pos != std::string::npos) text.replace(pos, from.size(), to);
-  return text;
-}
+using testing::kMinimal;  // this document, from loader_test_util.h
+using testing::replace;
 
 TEST(LoaderErrors, MinimalDocumentIsValid) {
   LoadResult r = load(doc(kMinimal));
@@ -372,8 +352,9 @@ TEST(LoaderErrors, UnknownNestedKey) {
   LoadResult r =
       load(replace(doc(kMinimal), "cluster: c\n", "cluster: c\n            retries: 3\n"));
   expect_error(single_error(r), 11, 13, "listeners[0].virtual_hosts[0].routes[0].retries",
-               "unknown key (known keys: name, match, cluster, timeout, prefix_rewrite, "
-               "host_rewrite)");
+               "unknown key (known keys: name, match, cluster, direct_response, redirect, timeout, "
+               "prefix_rewrite, host_rewrite, request_headers, response_headers, upgrades, "
+               "upgrade_idle_timeout)");
 }
 
 TEST(LoaderErrors, UnknownKeyInsideFlowMap) {
@@ -692,8 +673,8 @@ TEST(LoaderErrors, MissingRouteKeys) {
   ASSERT_EQ(r.errors.size(), 2u) << r.error_text();
   expect_error(r.errors[0], 8, 13, "listeners[0].virtual_hosts[0].routes[0].match",
                "missing required key");
-  expect_error(r.errors[1], 8, 13, "listeners[0].virtual_hosts[0].routes[0].cluster",
-               "missing required key (the cluster this route sends to)");
+  expect_error(r.errors[1], 8, 13, "listeners[0].virtual_hosts[0].routes[0]",
+               "needs one of 'cluster', 'direct_response' or 'redirect'");
 }
 
 TEST(LoaderErrors, MissingNamesAndEndpoints) {
