@@ -21,6 +21,8 @@ MIB = 1024 * 1024
 
 
 def config(jetty_port, access_log, idle="1h", ws_upgrades="[websocket]"):
+    # upgrade_idle_timeout only goes with a route that tunnels something (the loader says so).
+    idle_line = f"upgrade_idle_timeout: {idle}" if ws_upgrades != "[]" else ""
     return textwrap.dedent(f"""\
         workers: 1
         admin: {{ address: 127.0.0.1:0 }}
@@ -36,7 +38,7 @@ def config(jetty_port, access_log, idle="1h", ws_upgrades="[websocket]"):
                     match: {{ prefix: /ws/ }}
                     cluster: jetty
                     upgrades: {ws_upgrades}
-                    upgrade_idle_timeout: {idle}
+                    {idle_line}
                   - name: plain
                     match: {{ prefix: / }}
                     cluster: jetty
