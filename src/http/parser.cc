@@ -1,5 +1,6 @@
 #include "sluice/http/parser.h"
 
+#include <array>
 #include <cstring>
 #include <limits>
 
@@ -10,10 +11,18 @@ constexpr uint64_t kMaxLength = std::numeric_limits<int64_t>::max();
 
 // RFC 9110 §5.6.2 tchar. llhttp's loose mode also accepts a space in a field name, which lets
 // "Host : x" through (RFC 9112 §5.1 requires a 400 for it).
-bool is_tchar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  return c != 0 && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-}
+// A 256-entry table: one load per byte instead of a strchr for every name character (the
+// strchr version was ~1k instructions per small GET, bench/instructions).
+constexpr std::array<bool, 256> kTchar = [] {
+  std::array<bool, 256> t{};
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+
+bool is_tchar(char c) { return kTchar[static_cast<unsigned char>(c)]; }
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -155,21 +164,31 @@ const char* Parser::check_start_line(char c) {
 
 const char* Parser::check_lines(const char* data, size_t len) {
   const bool trailer = in_trailers_;
-  for (size_t i = 0; i < len; ++i) {
-    char c = data[i];
-    char before = i > 0 ? data[i - 1] : prev_line_byte_;
-    if (c == '\n' && before != '\r') {
-      return trailer ? "Bare LF in trailer section (lines must end with CRLF)"
-                     : "Bare LF in message head (lines must end with CRLF)";
-    }
-    // llhttp joins a line that starts with white space to the previous header value.
-    if ((c == ' ' || c == '\t') && before == '\n') {
-      return trailer ? "Obsolete line folding in trailer section"
-                     : "Obsolete line folding in message head";
-    }
-    if (start_line_ != StartLine::kDone) {
-      if (const char* reason = check_start_line(c)) return reason;
-    }
+  const char* bare_lf = trailer ? "Bare LF in trailer section (lines must end with CRLF)"
+                                : "Bare LF in message head (lines must end with CRLF)";
+  // llhttp joins a line that starts with white space to the previous header value.
+  const char* folding = trailer ? "Obsolete line folding in trailer section"
+                                : "Obsolete line folding in message head";
+  auto before = [&](size_t i) { return i > 0 ? data[i - 1] : prev_line_byte_; };
+  size_t i = 0;
+  // The start line byte by byte (its grammar is small and strict)...
+  for (; i < len && start_line_ != StartLine::kDone; ++i) {
+    const char c = data[i];
+    if (c == '\n' && before(i) != '\r') return bare_lf;
+    if ((c == ' ' || c == '\t') && before(i) == '\n') return folding;
+    if (const char* reason = check_start_line(c)) return reason;
+  }
+  // ...the field lines only where lines end: every LF must follow a CR, and no line may start
+  // with white space. memchr finds the line ends; checking every byte cost ~5k instructions per
+  // small GET (bench/instructions).
+  if (i < len && (data[i] == ' ' || data[i] == '\t') && before(i) == '\n') return folding;
+  while (i < len) {
+    const void* lf = std::memchr(data + i, '\n', len - i);
+    if (!lf) break;
+    const size_t n = static_cast<size_t>(static_cast<const char*>(lf) - data);
+    if (before(n) != '\r') return bare_lf;
+    if (n + 1 < len && (data[n + 1] == ' ' || data[n + 1] == '\t')) return folding;
+    i = n + 1;
   }
   if (len > 0) prev_line_byte_ = data[len - 1];
   return nullptr;
