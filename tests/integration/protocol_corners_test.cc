@@ -277,3 +277,28 @@ TEST(Trailers, RequestTrailersReachTheBackend) {
 
 }  // namespace
 }  // namespace sluice::testing
+
+namespace sluice::testing {
+namespace {
+
+TEST(Timeouts, TheRouteTimeoutCutsADownloadWhoseClientStopsReading) {
+  TestUpstream upstream([](UpstreamExchange& ex) { ex.respond_generated(256ull << 20, false); });
+  ProxyConfig c = to(upstream);
+  c.listener_options = "idle_timeout: 60s";
+  c.routes = {"{name: all, match: {prefix: /}, cluster: backend, timeout: 1s}"};
+  auto proxy = RunningProxy::start(c);
+  ASSERT_TRUE(proxy);
+  HttpConnection client(proxy->port());
+  ASSERT_TRUE(client.send(build_request("GET", "/big")));
+  // Read nothing for a while: socket buffers fill and Sluice's writes stall.
+  std::this_thread::sleep_for(3000ms);
+  // Sluice gave up at the route timeout (1 s), not the 60 s idle timeout: draining what was
+  // buffered ends in EOF long before the 256 MiB could have arrived.
+  // (With the idle timeout in charge the connection would still be open at the 20 s deadline.)
+  HttpConnection::CloseResult res = client.read_until_close(20000ms);
+  EXPECT_EQ(res.status, IoStatus::kEof);
+  EXPECT_LT(res.data.size(), 64u << 20);
+}
+
+}  // namespace
+}  // namespace sluice::testing
