@@ -24,9 +24,11 @@ fail() {
 
 command -v javac >/dev/null 2>&1 || fail "javac not found on PATH"
 
-# Every jar the embedded server + ServletContextHandler needs (no JSP, no websocket, no JMX).
+# Every jar the embedded server + ServletContextHandler + Jetty's own WebSocket API (/ws/echo)
+# need (no JSP, no JSR 356 javax.websocket, no JMX, no WebSocket client).
 jars=()
-for j in jetty9-server jetty9-servlet jetty9-security jetty9-http jetty9-io jetty9-util; do
+for j in jetty9-server jetty9-servlet jetty9-security jetty9-http jetty9-io jetty9-util \
+         jetty9-websocket-api jetty9-websocket-common jetty9-websocket-servlet jetty9-websocket-server; do
   [ -f "$java_dir/$j.jar" ] || fail "missing $java_dir/$j.jar"
   jars+=("$java_dir/$j.jar")
 done

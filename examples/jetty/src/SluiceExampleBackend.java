@@ -9,6 +9,8 @@
 //   /chunked?chunks=N&size=S     N flushes of S bytes, no Content-Length (chunked); optional delay-ms=D
 //   /upload                      streams the body, 200 "bytes: N\nsha256: HEX\n"
 //   /status/NNN                  status NNN, body "status NNN\n"
+//   /ws/echo                     WebSocket: echoes text as text and binary as binary (messages up
+//                                to 16 MiB); the text "close-me" makes it close with code 1000
 //
 // Query strings are parsed by hand (never request.getParameter()), so a POST with a large
 // application/x-www-form-urlencoded body (what `curl --data-binary` sends) is never form-parsed.
@@ -18,6 +20,7 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.PrintStream;
 import java.net.URLDecoder;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -40,6 +43,12 @@ import org.eclipse.jetty.server.ServerConnector;
 import org.eclipse.jetty.server.handler.StatisticsHandler;
 import org.eclipse.jetty.servlet.ServletContextHandler;
 import org.eclipse.jetty.servlet.ServletHolder;
+import org.eclipse.jetty.websocket.api.Session;
+import org.eclipse.jetty.websocket.api.StatusCode;
+import org.eclipse.jetty.websocket.api.annotations.OnWebSocketMessage;
+import org.eclipse.jetty.websocket.api.annotations.WebSocket;
+import org.eclipse.jetty.websocket.servlet.WebSocketServlet;
+import org.eclipse.jetty.websocket.servlet.WebSocketServletFactory;
 
 public final class SluiceExampleBackend {
     static final String TEXT = "text/plain; charset=utf-8";
@@ -47,6 +56,10 @@ public final class SluiceExampleBackend {
     static final int WRITE_SIZE = 64 * 1024; // a multiple of PATTERN.length
     static final int READ_SIZE = 8 * 1024;
     static final long STOP_TIMEOUT_MS = 2000; // grace for in-flight requests on SIGTERM
+    // Largest WebSocket message /ws/echo takes (text or binary, after reassembly of fragments).
+    // Jetty's default is 64 KiB; the proxy's tests send up to 2 MiB, so leave room above that.
+    static final int WS_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+    static final String WS_CLOSE_COMMAND = "close-me";
 
     /** 64 KiB of the repeating pattern; since 64 KiB is a multiple of 16, every write starts at pattern offset 0. */
     static final byte[] PATTERN_BLOCK = new byte[WRITE_SIZE];
@@ -166,6 +179,7 @@ public final class SluiceExampleBackend {
         context.addServlet(new ServletHolder("chunked", new ChunkedServlet(o.name)), "/chunked");
         context.addServlet(new ServletHolder("upload", new UploadServlet(o.name)), "/upload");
         context.addServlet(new ServletHolder("status", new StatusServlet(o.name)), "/status/*");
+        context.addServlet(new ServletHolder("ws-echo", new WsEchoServlet(o.name)), "/ws/echo");
         ServletHolder echo = new ServletHolder("echo", new EchoServlet(o.name));
         context.addServlet(echo, "/echo");
         context.addServlet(echo, "/*");
@@ -496,6 +510,49 @@ public final class SluiceExampleBackend {
                 return;
             }
             sendText(resp, status, "status " + status + "\n");
+        }
+    }
+
+    // ------------------------------------------------------------------ WebSocket
+
+    /** /ws/echo: the upgrade (the 101 response carries x-backend too) and the echo socket. */
+    static final class WsEchoServlet extends WebSocketServlet {
+        private static final long serialVersionUID = 1L;
+        final String name;
+
+        WsEchoServlet(String name) {
+            this.name = name;
+        }
+
+        @Override
+        public void configure(WebSocketServletFactory factory) {
+            factory.getPolicy().setMaxTextMessageSize(WS_MAX_MESSAGE_BYTES);
+            factory.getPolicy().setMaxBinaryMessageSize(WS_MAX_MESSAGE_BYTES);
+            factory.setCreator((req, resp) -> {
+                resp.setHeader("x-backend", name);
+                return new WsEchoSocket();
+            });
+        }
+    }
+
+    /**
+     * Echoes each whole message back with the same type. Sends are blocking, so replies leave in
+     * the order the messages arrived.
+     */
+    @WebSocket(maxTextMessageSize = WS_MAX_MESSAGE_BYTES, maxBinaryMessageSize = WS_MAX_MESSAGE_BYTES)
+    public static final class WsEchoSocket {
+        @OnWebSocketMessage
+        public void onText(Session session, String message) throws IOException {
+            if (WS_CLOSE_COMMAND.equals(message)) {
+                session.close(StatusCode.NORMAL, "closing on request");
+                return;
+            }
+            session.getRemote().sendString(message);
+        }
+
+        @OnWebSocketMessage
+        public void onBinary(Session session, byte[] buf, int offset, int length) throws IOException {
+            session.getRemote().sendBytes(ByteBuffer.wrap(buf, offset, length));
         }
     }
 }
