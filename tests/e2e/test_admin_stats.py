@@ -18,9 +18,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import request  # noqa: E402
-from sluice_e2e_util import (closed_port, config, route_labels, settled_after,  # noqa: E402
-                             start_sluice)
+from harness import (closed_port, config, request, route_labels,  # noqa: E402
+                     settled_after)
 
 RFC3339_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 UNROUTED = {"listener": "public", "vhost": "-", "route": "-"}
@@ -77,7 +76,7 @@ class AdminAndStats(harness.E2ETestCase):
     def setUp(self):
         super().setUp()
         self.dead_endpoint = f"127.0.0.1:{closed_port()}"
-        self.sluice = start_sluice(self, config(
+        self.sluice = self.start_sluice(config(
             clusters={"jetty": [self.jetty.endpoint], "dead": [self.dead_endpoint]},
             routes=[("echo", "/echo", "jetty"), ("slow", "/slow", "jetty"),
                     ("upload", "/upload", "jetty"), ("dead", "/dead", "dead")]))
@@ -114,8 +113,9 @@ class AdminAndStats(harness.E2ETestCase):
         path = os.path.join(self.tmp, "scrape.prom")
         with open(path, "w") as f:
             f.write(text)
+        promtool = harness.require_program("promtool", "prometheus")
         with open(path, "rb") as f:
-            r = subprocess.run(["promtool", "check", "metrics"], stdin=f, capture_output=True,
+            r = subprocess.run([promtool, "check", "metrics"], stdin=f, capture_output=True,
                                timeout=60)
         self.assertEqual(r.returncode, 0,
                          f"promtool check metrics failed:\nstdout: {r.stdout.decode()}\n"

@@ -18,9 +18,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import request  # noqa: E402
-from sluice_e2e_util import (ADDED_LISTENER_RE, config, route_labels,  # noqa: E402
-                             settled_after, start_sluice)
+from harness import (ADDED_LISTENER_RE, config, request, route_labels,  # noqa: E402
+                     settled_after)
 
 RFC3339_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
@@ -73,7 +72,7 @@ class Reload(harness.E2ETestCase):
     # (a) --------------------------------------------------------------------------------------
 
     def test_switch_backend_in_flight_request_finishes_on_old_config(self):
-        s = start_sluice(self, self.cfg("a"))
+        s = self.start_sluice(self.cfg("a"))
         keep = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
         self.addCleanup(keep.close)
         self.assertEqual(self.echo_backend(s.port, conn=keep), "A")
@@ -145,7 +144,7 @@ class Reload(harness.E2ETestCase):
     # (b) --------------------------------------------------------------------------------------
 
     def test_invalid_file_keeps_old_config_and_reports_the_error(self):
-        s = start_sluice(self, self.cfg("a"))
+        s = self.start_sluice(self.cfg("a"))
         keep = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
         self.addCleanup(keep.close)
         self.assertEqual(self.echo_backend(s.port, conn=keep), "A")
@@ -211,7 +210,7 @@ class Reload(harness.E2ETestCase):
         routes1 = [("main", "/echo", "a"), ("other", "/other", "b")]
         # 'other' removed, 'fresh' added, 'main' moved to cluster b.
         routes2 = [("main", "/echo", "b"), ("fresh", "/fresh", "b")]
-        s = start_sluice(self, self.cfg(None, routes=routes1))
+        s = self.start_sluice(self.cfg(None, routes=routes1))
         sent = {"main": 0, "other": 0, "fresh": 0}
 
         def traffic(paths):
@@ -264,7 +263,7 @@ class Reload(harness.E2ETestCase):
 
     def test_reloads_under_load_lose_no_request(self):
         texts = {"A": self.cfg("a"), "B": self.cfg("b"), "invalid": self.cfg("nosuch")}
-        s = start_sluice(self, texts["A"])
+        s = self.start_sluice(texts["A"])
         threads_n = 50
         stop = threading.Event()
         lock = threading.Lock()
@@ -376,7 +375,7 @@ class Reload(harness.E2ETestCase):
             # bound below meaningful; LeakSanitizer checks for leaks at exit as well.
             env = dict(os.environ)
             env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=1"
-        s = start_sluice(self, self.cfg("a"), env=env)
+        s = self.start_sluice(self.cfg("a"), env=env)
         keep = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
         self.addCleanup(keep.close)
 
@@ -459,7 +458,7 @@ class Reload(harness.E2ETestCase):
     # (f) --------------------------------------------------------------------------------------
 
     def test_listener_added_and_removed_by_reload(self):
-        s = start_sluice(self, self.cfg("a", listeners={"public": 0}))
+        s = self.start_sluice(self.cfg("a", listeners={"public": 0}))
         public = s.port
 
         s.write_config(self.cfg("a", listeners={"public": 0, "extra": 0}))
