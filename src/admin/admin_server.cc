@@ -125,6 +125,7 @@ AdminServer::Response AdminServer::handle(std::string_view method, std::string_v
     v.config_sha256 = reload.sha256;
     v.resident_memory_bytes = stats::read_resident_memory_bytes();
     v.open_fds = stats::count_open_fds();
+    v.access_log_dropped_lines = server_.access_log_dropped_lines();
     for (const auto& c : snapshot->clusters) v.cluster_endpoints[c->name()] = {c->healthy_count, c->endpoints.size() - c->healthy_count};
     return v;
   };

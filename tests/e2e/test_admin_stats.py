@@ -54,6 +54,7 @@ FAMILIES = {
     "sluice_server_config_info": "gauge",
     "sluice_server_resident_memory_bytes": "gauge",
     "sluice_server_open_fds": "gauge",
+    "sluice_access_log_dropped_lines_total": "counter",
 }
 
 
@@ -132,6 +133,7 @@ class AdminAndStats(harness.E2ETestCase):
             "sluice_endpoint_": {"cluster", "endpoint"},
             "sluice_listener_": {"listener"},
             "sluice_server_": {"result", "version", "sha256"},
+            "sluice_access_log_": set(),
         }
         for (name, labels), _ in m.samples.items():
             self.assertTrue(name.startswith("sluice_"), name)
