@@ -497,6 +497,29 @@ class Sluice:
                     return int(line.split()[1]) * 1024
         raise AssertionError("no VmRSS in /proc/PID/status")
 
+    def cpu_seconds(self):
+        """User + system CPU time the process has used, from /proc/PID/stat."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            # The command name (field 2) may contain spaces; the fields after it do not.
+            fields = f.read().rsplit(")", 1)[1].split()
+        # utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def runnable_seconds(self):
+        """Time the process's threads spent on a CPU or waiting in a run queue for one, from
+        /proc/PID/task/*/schedstat. Unlike cpu_seconds() it does not depend on how busy the
+        machine is: a thread that never sleeps adds one second per second even when other work
+        gets most of the CPU."""
+        total = 0
+        for tid in os.listdir(f"/proc/{self.pid}/task"):
+            try:
+                with open(f"/proc/{self.pid}/task/{tid}/schedstat") as f:
+                    on_cpu, waiting, _ = f.read().split()
+            except FileNotFoundError:  # the thread ended meanwhile
+                continue
+            total += int(on_cpu) + int(waiting)
+        return total / 1e9
+
 
 def run_sluice(args, timeout=30, input_bytes=None):
     """Runs sluice to completion (CLI checks). Returns CompletedProcess with str stdout/stderr."""

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -485,6 +486,102 @@ class AdminAndStats(harness.E2ETestCase):
         self.assertIn("route.public.app.echo.requests.2xx: 4\n", text.text)
         self.assertIn("cluster.jetty.upstream_requests.2xx: 4\n", text.text)
         self.assertIn("server.workers: 2\n", text.text)
+
+
+class AdminLimits(harness.E2ETestCase):
+    """Descriptor exhaustion and the admin connection limit. No backend needed: the cluster's
+    endpoint is never used."""
+
+    ADMIN_MAX_CONNECTIONS = 64  # kMaxAdminConnections, documented in the README
+
+    def start(self):
+        return self.start_sluice(config(clusters={"none": [f"127.0.0.1:{closed_port()}"]},
+                                        routes=[("all", "/", "none")], workers=1))
+
+    @staticmethod
+    def ask_ready(sock):
+        """One keep-alive GET /ready on `sock`; the status, or None when the server closed."""
+        stream = sock.makefile("rb")
+        try:
+            sock.sendall(b"GET /ready HTTP/1.1\r\nhost: admin\r\n\r\n")
+            return harness.read_response(stream).status
+        except (ConnectionError, OSError):
+            return None
+        finally:
+            stream.close()
+
+    def test_out_of_descriptors_backs_off_and_answers_afterwards(self):
+        s = self.start()
+        self.assertEqual(s.admin("GET", "/ready").status, 200)
+        # A few descriptors above what it uses now, so the connections below exhaust them.
+        limit = s.open_fds() + 6
+        resource.prlimit(s.pid, resource.RLIMIT_NOFILE, (limit, limit))
+
+        held = []
+        self.addCleanup(lambda: [c.close() for c in held])
+        # More than the limit to both the admin server and the listener: the first few are
+        # accepted, the others wait in the kernel's backlog, so both acceptors stay readable
+        # while accept() fails with EMFILE.
+        for port in (s.admin_port, s.port):
+            for _ in range(40):
+                held.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        self.assertTrue(poll(lambda: s.open_fds() >= limit, timeout=10),
+                        f"sluice has {s.open_fds()} descriptors open, the limit is {limit}")
+        time.sleep(0.3)
+
+        # Behaviour, not speed: a loop that retries at once never sleeps (the admin loop did
+        # not). Backing off sleeps nearly all the time; half a core is a generous bound. CPU time
+        # alone cannot tell on a busy machine, where a spinning thread gets a fraction of a core
+        # (about 25% here while four others built), so the time spent runnable (on a CPU or
+        # waiting for one) is checked too: about 1 s per second for a spinning thread.
+        cpu0, run0, t0 = s.cpu_seconds(), s.runnable_seconds(), time.monotonic()
+        time.sleep(2.0)
+        cpu1, run1, t1 = s.cpu_seconds(), s.runnable_seconds(), time.monotonic()
+        cpu_share, runnable_share = (cpu1 - cpu0) / (t1 - t0), (run1 - run0) / (t1 - t0)
+        self.assertLess(cpu_share, 0.5,
+                        f"sluice used {cpu_share:.0%} of a core while out of descriptors")
+        self.assertLess(runnable_share, 0.5,
+                        f"sluice's threads were runnable {runnable_share:.0%} of the time while "
+                        "out of descriptors (a thread that never sleeps)")
+        # Said once per stretch of failures, not once per retry.
+        s.wait_for_log(r"admin: accept failed: Too many open files; retrying every 50ms")
+        s.wait_for_log(r"listener 'public': accept failed: Too many open files")
+        self.assertEqual(s.count_log(r"admin: accept failed"), 1, s.stderr()[-3000:])
+
+        for c in held:
+            c.close()
+        held.clear()
+        ready = poll(lambda: s.admin("GET", "/ready").status == 200, timeout=15)
+        self.assertTrue(ready, "the admin server did not answer after descriptors were free\n"
+                        + s.stderr()[-3000:])
+        s.wait_for_log(r"admin: accepting again after \d+ failed attempt\(s\)")
+        r = request(s.port, "GET", "/")
+        self.assertEqual(r.status, 503, r)  # the listener serves again too (nothing upstream)
+
+    def test_admin_connections_are_capped(self):
+        s = self.start()
+        held = []
+        self.addCleanup(lambda: [c.close() for c in held])
+        for i in range(self.ADMIN_MAX_CONNECTIONS):
+            c = socket.create_connection(("127.0.0.1", s.admin_port), timeout=10)
+            held.append(c)
+            # Answered, so certainly accepted and counted; it stays open (keep-alive).
+            self.assertEqual(self.ask_ready(c), 200, f"connection {i}")
+
+        over = socket.create_connection(("127.0.0.1", s.admin_port), timeout=10)
+        self.addCleanup(over.close)
+        self.assertIsNone(self.ask_ready(over), "a connection over the limit was served")
+        s.wait_for_log(rf"admin: {self.ADMIN_MAX_CONNECTIONS} connections open \(the limit\)")
+        # The connections within the limit still work.
+        self.assertEqual(self.ask_ready(held[0]), 200)
+
+        # One closed: its slot is free again (once sluice has seen the close).
+        held.pop().close()
+
+        def served():
+            with socket.create_connection(("127.0.0.1", s.admin_port), timeout=10) as c:
+                return self.ask_ready(c) == 200
+        self.assertTrue(poll(served, timeout=10), "no slot freed after a connection closed")
 
 
 if __name__ == "__main__":
