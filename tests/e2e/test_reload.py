@@ -486,6 +486,47 @@ class Reload(harness.E2ETestCase):
         self.assertEqual(m.value("sluice_listener_requests_total", listener="extra"), 4)
         self.assertEqual(m.value("sluice_listener_requests_total", listener="public"), 1)
 
+    # (g) --------------------------------------------------------------------------------------
+
+    def test_reloads_while_health_probes_are_in_flight(self):
+        """Every reload changes the health check, so the running checker is destroyed while its
+        probe waits on Jetty's /slow, and a new one starts; every fourth removes the checked
+        cluster altogether and the next brings it back. Under AddressSanitizer a probe that
+        touched its destroyed checker aborts sluice (non-zero exit, report on stderr)."""
+        def text(i):
+            if i % 4 == 3:  # the checked cluster removed
+                return config(clusters={"b": [self.b.endpoint]}, routes=[("main", "/", "b")])
+            # /slow answers after 150 ms and a probe starts every 100 ms after the last answer,
+            # so a probe is in flight 60% of the time; the query differs by reload so that
+            # every reload replaces the checker.
+            checks = (f"    health_check: {{ path: \"/slow?ms={150 + i % 2}\", interval: 100ms, "
+                      f"timeout: 2s, healthy_threshold: 1, unhealthy_threshold: 1 }}\n")
+            return config(clusters={"a": [self.a.endpoint], "b": [self.b.endpoint]},
+                          routes=[("main", "/", "a")]).replace(
+                f"    endpoints: [ {self.a.endpoint} ]\n",
+                f"    endpoints: [ {self.a.endpoint} ]\n{checks}")
+
+        self.assertIn("health_check", text(0))
+        s = self.start_sluice(text(0))
+        version = 1
+        for i in range(1, 41):
+            # Staggered against the probe cycle (250 ms), so reloads land in every phase of it.
+            time.sleep(0.02 + (i * 37 % 100) / 1000)
+            s.write_config(text(i))
+            version += 1
+            self.assertEqual(s.reload(), ("applied", version), f"reload {i}")
+            self.assertEqual(self.echo_backend(s.port), "A" if i % 4 != 3 else "B", f"reload {i}")
+
+        # The last checker keeps probing: the endpoint stays healthy and serves.
+        time.sleep(0.6)
+        clusters = s.admin_json("/clusters?format=json")["endpoints"]
+        self.assertEqual([(e["cluster"], e["state"]) for e in clusters],
+                         [("a", "healthy"), ("b", "healthy")])
+        self.assertEqual(self.echo_backend(s.port), "A")
+        self.assertEqual(s.stop(), 0)
+        for report in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
+            self.assertNotIn(report, s.stderr())
+
 
 if __name__ == "__main__":
     unittest.main()
