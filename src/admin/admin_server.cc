@@ -6,6 +6,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "sluice/common/accept_backoff.h"
 #include "sluice/common/log.h"
 #include "sluice/config/dump.h"
 #include "sluice/stats/exposition.h"
@@ -61,18 +62,39 @@ Result<std::unique_ptr<AdminServer>> AdminServer::create(asio::io_context& conte
 void AdminServer::start() { asio::co_spawn(context_, accept_loop(), asio::detached); }
 
 awaitable<void> AdminServer::accept_loop() {
+  AcceptBackoff backoff("admin");
+  bool at_limit = false;  // log once per stretch of refused connections
   while (acceptor_.is_open()) {
     error_code ec;
     tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
-      if (ec == asio::error::operation_aborted) break;
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) break;
+      // Out of descriptors: retrying at once spun a core at 100% until some came back.
+      co_await backoff.after_failure(ec);
       continue;
     }
+    backoff.after_success();
+    if (*connections_ >= kMaxAdminConnections) {
+      if (!at_limit) {
+        log::warn("admin: {} connections open (the limit); closing new ones until one ends",
+                  kMaxAdminConnections);
+      }
+      at_limit = true;
+      error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    at_limit = false;
+    ++*connections_;  // here, not when the coroutine starts running: the count is exact
     asio::co_spawn(context_, serve_connection(std::move(socket)), asio::detached);
   }
 }
 
 awaitable<void> AdminServer::serve_connection(tcp::socket socket) {
+  struct Release {
+    std::shared_ptr<size_t> count;
+    ~Release() { --*count; }
+  } release{connections_};
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   while (true) {
@@ -125,6 +147,7 @@ AdminServer::Response AdminServer::handle(std::string_view method, std::string_v
     v.config_sha256 = reload.sha256;
     v.resident_memory_bytes = stats::read_resident_memory_bytes();
     v.open_fds = stats::count_open_fds();
+    v.access_log_dropped_lines = server_.access_log_dropped_lines();
     for (const auto& c : snapshot->clusters) v.cluster_endpoints[c->name()] = {c->healthy_count, c->endpoints.size() - c->healthy_count};
     return v;
   };

@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "sluice/common/accept_backoff.h"
 #include "sluice/common/log.h"
 #include "sluice/proxy/downstream_connection.h"
 
@@ -165,17 +166,16 @@ void Worker::close_acceptor(std::string listener_name) {
 }
 
 awaitable<void> Worker::accept_loop(std::string listener_name, tcp::acceptor& acceptor) {
+  AcceptBackoff backoff(fmt::format("listener '{}'", listener_name));
   while (acceptor.is_open()) {
     error_code ec;
     tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
-      // EMFILE and friends: log, back off briefly, keep accepting.
-      log::warn("accept on listener '{}' failed: {}", listener_name, ec.message());
-      asio::steady_timer pause(context_, std::chrono::milliseconds(50));
-      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      co_await backoff.after_failure(ec);  // EMFILE and friends
       continue;
     }
+    backoff.after_success();
     if (draining_) break;
     if (over_connection_limit(listener_name)) {
       // Like Envoy's listener connection limit: close at once rather than stop accepting, so the

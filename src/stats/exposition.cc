@@ -238,6 +238,9 @@ std::string render_prometheus(const MergedStats& m, const ServerValues& s) {
   w.sample("sluice_server_resident_memory_bytes", "", s.resident_memory_bytes);
   w.family("sluice_server_open_fds", "gauge", "Open file descriptors of the process.");
   w.sample("sluice_server_open_fds", "", s.open_fds);
+  w.family("sluice_access_log_dropped_lines_total", "counter",
+           "Access-log lines dropped because the writer was behind by its queue limit.");
+  w.sample("sluice_access_log_dropped_lines_total", "", s.access_log_dropped_lines);
   return w.take();
 }
 
@@ -252,6 +255,7 @@ std::string render_text(const MergedStats& m, const ServerValues& s) {
   line("server.reloads.failed", s.reloads_failed);
   line("server.resident_memory_bytes", s.resident_memory_bytes);
   line("server.open_fds", s.open_fds);
+  line("server.access_log_dropped_lines", s.access_log_dropped_lines);
   for (const auto& [k, v] : m.listeners) {
     std::string p = "listener." + k;
     line(p + ".downstream_connections_total", v.connections_total);
@@ -298,9 +302,10 @@ std::string render_json(const MergedStats& m, const ServerValues& s) {
   fmt::format_to(o,
                  "{{\"server\":{{\"uptime_seconds\":{:.3f},\"workers\":{},\"config_version\":{},"
                  "\"config_sha256\":\"{}\",\"reloads\":{{\"success\":{},\"failed\":{}}},"
-                 "\"resident_memory_bytes\":{},\"open_fds\":{}}}",
+                 "\"resident_memory_bytes\":{},\"open_fds\":{},\"access_log_dropped_lines\":{}}}",
                  s.uptime_seconds, s.workers, s.config_version, escape_json(s.config_sha256),
-                 s.reloads_success, s.reloads_failed, s.resident_memory_bytes, s.open_fds);
+                 s.reloads_success, s.reloads_failed, s.resident_memory_bytes, s.open_fds,
+                 s.access_log_dropped_lines);
   out += ",\"listeners\":[";
   bool first = true;
   for (const auto& [k, v] : m.listeners) {

@@ -22,7 +22,7 @@ struct ClusterManager::Runtime {
 ClusterManager::ClusterManager(asio::io_context& control, ChangeFn on_change)
     : control_(control), on_change_(std::move(on_change)) {}
 
-ClusterManager::~ClusterManager() = default;
+ClusterManager::~ClusterManager() { *alive_ = false; }
 
 Result<std::vector<tcp::endpoint>> ClusterManager::resolve(const std::string& host, uint16_t port) {
   tcp::resolver resolver(asio::system_executor{});
@@ -144,13 +144,14 @@ void ClusterManager::schedule_dns_refresh(Runtime& r) {
   if (!r.dns_timer) r.dns_timer = std::make_unique<asio::steady_timer>(control_);
   r.dns_timer->expires_after(r.spec.dns_refresh);
   std::string name = r.spec.name;
-  r.dns_timer->async_wait([this, name](error_code ec) {
-    if (ec) return;
-    asio::co_spawn(control_, refresh_dns(name), asio::detached);
+  r.dns_timer->async_wait([this, name, alive = alive_](error_code ec) {
+    if (ec || !*alive) return;
+    asio::co_spawn(control_, refresh_dns(name, alive), asio::detached);
   });
 }
 
-awaitable<void> ClusterManager::refresh_dns(std::string cluster) {
+awaitable<void> ClusterManager::refresh_dns(std::string cluster, std::shared_ptr<bool> alive) {
+  if (!*alive) co_return;
   auto it = clusters_.find(cluster);
   if (it == clusters_.end()) co_return;
   // Copy what is needed: a reload may replace the runtime while we wait on DNS.
@@ -167,6 +168,7 @@ awaitable<void> ClusterManager::refresh_dns(std::string cluster) {
     auto results = co_await resolver.async_resolve(ep.hostname, std::to_string(ep.address.port),
                                                    tcp::resolver::numeric_service,
                                                    asio::redirect_error(asio::use_awaitable, ec));
+    if (!*alive) co_return;  // stopped while resolving (`this` is gone)
     std::vector<tcp::endpoint> addrs;
     for (const auto& r : results) addrs.push_back(r.endpoint());
     std::sort(addrs.begin(), addrs.end());

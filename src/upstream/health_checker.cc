@@ -17,31 +17,41 @@ struct ProbeState {
 };
 }  // namespace
 
+// One probed endpoint. Owned by the checker and by its probe coroutine, which may outlive the
+// checker (see the header).
 struct HealthChecker::Target {
-  Target(asio::io_context& ctx, std::string k, tcp::endpoint a, bool h)
-      : key(std::move(k)), address(a), healthy(h), timer(ctx) {}
+  Target(HealthChecker* o, std::shared_ptr<const config::HealthCheck> s, std::string k,
+         tcp::endpoint a, bool h)
+      : owner(o), spec(std::move(s)), key(std::move(k)), address(a), healthy(h),
+        timer(o->context_) {}
+  HealthChecker* owner;  // null once stopped: the checker may be gone
+  std::shared_ptr<const config::HealthCheck> spec;
   std::string key;
   tcp::endpoint address;
   bool healthy;
   uint32_t successes = 0;  // in a row
   uint32_t failures = 0;   // in a row
-  bool stopped = false;
   asio::steady_timer timer;
   std::shared_ptr<ProbeState> probing;  // the probe in flight, to cancel it on stop
 };
 
 HealthChecker::HealthChecker(asio::io_context& context, std::string cluster, config::HealthCheck spec,
                              TransitionFn on_transition)
-    : context_(context), cluster_(std::move(cluster)), spec_(std::move(spec)), on_transition_(std::move(on_transition)) {}
+    : context_(context),
+      cluster_(std::move(cluster)),
+      spec_(std::make_shared<const config::HealthCheck>(std::move(spec))),
+      on_transition_(std::move(on_transition)) {}
 
 HealthChecker::~HealthChecker() {
-  for (auto& [key, t] : targets_) {
-    t->stopped = true;
-    t->timer.cancel();
-    if (t->probing) {
-      error_code ignored;
-      t->probing->socket.close(ignored);
-    }
+  for (auto& [key, t] : targets_) stop(*t);
+}
+
+void HealthChecker::stop(Target& t) {
+  t.owner = nullptr;
+  t.timer.cancel();
+  if (t.probing) {
+    error_code ignored;
+    t.probing->socket.close(ignored);
   }
 }
 
@@ -49,12 +59,7 @@ void HealthChecker::set_endpoints(const std::map<std::string, std::pair<tcp::end
   for (auto it = targets_.begin(); it != targets_.end();) {
     auto found = endpoints.find(it->first);
     if (found == endpoints.end() || found->second.first != it->second->address) {
-      it->second->stopped = true;
-      it->second->timer.cancel();
-      if (it->second->probing) {
-        error_code ignored;
-        it->second->probing->socket.close(ignored);
-      }
+      stop(*it->second);
       it = targets_.erase(it);
     } else {
       ++it;
@@ -62,18 +67,21 @@ void HealthChecker::set_endpoints(const std::map<std::string, std::pair<tcp::end
   }
   for (const auto& [key, entry] : endpoints) {
     if (targets_.count(key)) continue;
-    auto t = std::make_shared<Target>(context_, key, entry.first, entry.second);
+    auto t = std::make_shared<Target>(this, spec_, key, entry.first, entry.second);
     targets_[key] = t;
     asio::co_spawn(context_, probe_loop(t), asio::detached);
   }
 }
 
 awaitable<void> HealthChecker::probe_loop(std::shared_ptr<Target> target) {
-  while (!target->stopped) {
+  while (target->owner) {
     std::string failure = co_await probe(*target);
-    if (target->stopped) break;
-    record(*target, failure);
-    target->timer.expires_after(spec_.interval);
+    // A cancelled wait is not enough to know the checker is gone: its completion may have been
+    // queued before the stop. The owner pointer is.
+    if (!target->owner) break;
+    target->owner->record(*target, failure);
+    if (!target->owner) break;  // the transition stopped this target
+    target->timer.expires_after(target->spec->interval);
     error_code ec;
     co_await target->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
@@ -83,14 +91,14 @@ void HealthChecker::record(Target& t, const std::string& failure) {
   if (failure.empty()) {
     t.failures = 0;
     ++t.successes;
-    if (!t.healthy && t.successes >= spec_.healthy_threshold) {
+    if (!t.healthy && t.successes >= spec_->healthy_threshold) {
       t.healthy = true;
       on_transition_(t.key, true, fmt::format("{} passing checks", t.successes));
     }
   } else {
     t.successes = 0;
     ++t.failures;
-    if (t.healthy && t.failures >= spec_.unhealthy_threshold) {
+    if (t.healthy && t.failures >= spec_->unhealthy_threshold) {
       t.healthy = false;
       on_transition_(t.key, false, failure);
     }
@@ -104,19 +112,20 @@ bool HealthChecker::record_passive_failure(const std::string& endpoint_key, cons
   // A refused or timed-out connect is as clear a signal as a failed probe: out at once, back
   // after healthy_threshold passing probes.
   t.successes = 0;
-  t.failures = spec_.unhealthy_threshold;
+  t.failures = spec_->unhealthy_threshold;
   t.healthy = false;
   on_transition_(t.key, false, fmt::format("request could not connect: {}", why));
   return true;
 }
 
 awaitable<std::string> HealthChecker::probe(Target& t) {
+  const config::HealthCheck& spec = *t.spec;  // kept alive by the Target, not the checker
   auto ex = co_await asio::this_coro::executor;
   auto state = std::make_shared<ProbeState>(ex);
   tcp::socket& socket = state->socket;
   const bool& timed_out = state->timed_out;
   asio::steady_timer deadline(ex);
-  deadline.expires_after(spec_.timeout);
+  deadline.expires_after(spec.timeout);
   deadline.async_wait([state](error_code ec) {
     if (ec) return;
     state->timed_out = true;
@@ -131,14 +140,14 @@ awaitable<std::string> HealthChecker::probe(Target& t) {
   };
   error_code ec;
   co_await socket.async_connect(t.address, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return done(timed_out ? fmt::format("no answer within {}ms", spec_.timeout.count())
+  if (ec) co_return done(timed_out ? fmt::format("no answer within {}ms", spec.timeout.count())
                                    : fmt::format("connect: {}", ec.message()));
-  std::string host = spec_.host.empty() ? fmt::format("{}", t.key) : spec_.host;
+  std::string host = spec.host.empty() ? fmt::format("{}", t.key) : spec.host;
   std::string request = fmt::format(
       "GET {} HTTP/1.1\r\nhost: {}\r\nuser-agent: sluice-health-check\r\nconnection: close\r\n\r\n",
-      spec_.path, host);
+      spec.path, host);
   co_await asio::async_write(socket, asio::buffer(request), asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return done(timed_out ? fmt::format("no answer within {}ms", spec_.timeout.count())
+  if (ec) co_return done(timed_out ? fmt::format("no answer within {}ms", spec.timeout.count())
                                    : fmt::format("send: {}", ec.message()));
   // Only the status line matters: "HTTP/1.1 200 OK\r\n".
   std::array<char, 512> buf;
@@ -152,12 +161,12 @@ awaitable<std::string> HealthChecker::probe(Target& t) {
   std::string_view line(buf.data(), have);
   line = line.substr(0, line.find("\r\n"));
   if (line.size() < 12 || line.substr(0, 7) != "HTTP/1.") {
-    co_return done(timed_out ? fmt::format("no answer within {}ms", spec_.timeout.count())
+    co_return done(timed_out ? fmt::format("no answer within {}ms", spec.timeout.count())
                              : fmt::format("no valid HTTP status line{}", ec ? ": " + ec.message() : ""));
   }
   int status = 0;
   std::from_chars(line.data() + 9, line.data() + 12, status);
-  for (auto [lo, hi] : spec_.expected_statuses) {
+  for (auto [lo, hi] : spec.expected_statuses) {
     if (status >= lo && status <= hi) co_return done("");
   }
   co_return done(fmt::format("status {}", status));

@@ -1,8 +1,18 @@
 """End-to-end test harness: the built `sluice` binary against real peers.
 
-Standard library only. Every process is started in its own session (process group) and bound to
-127.0.0.1; every process a test starts is stopped by a cleanup that runs even when the test fails,
-and, as a last resort, when the Python process exits or dies (PR_SET_PDEATHSIG).
+The one place the e2e tests start processes and build what they send and check:
+  - Sluice: a sluice process (config file, start-up line, SIGHUP reloads that wait for their
+    outcome in the log, the admin endpoints, /proc readings), started by
+    E2ETestCase.start_sluice() / start_class_sluice();
+  - Jetty: the example backend (examples/jetty), started by start_jetty() / start_class_jetty();
+  - config() and basic_config(): configuration texts; request() and read_response(): HTTP;
+    Metrics: a parsed Prometheus scrape; settled_scrape(): a scrape once the counters settled.
+
+Standard library only (ws_client.py adds Debian's python3-websockets). Every process is started
+in its own session (process group) and bound to 127.0.0.1; every process a test starts is stopped
+by a cleanup that runs even when the test fails, and, as a last resort, when the Python process
+exits or dies (PR_SET_PDEATHSIG). A real peer that is missing (java, curl, promtool, ...) fails
+the test with the Debian package to install (require_program()); nothing passes by skipping.
 
 Environment (set by ctest, see tests/CMakeLists.txt):
   SLUICE_BINARY      path of the built sluice binary
@@ -12,6 +22,8 @@ Environment (set by ctest, see tests/CMakeLists.txt):
 import atexit
 import ctypes
 import http.client
+import json
+import math
 import os
 import re
 import shutil
@@ -129,6 +141,29 @@ def _wait_for_line(proc, path, pattern, timeout, what):
         time.sleep(0.02)
 
 
+def write_atomically(path, text):
+    """Replaces `path` in one rename, so a reader sees the old file or the new one, whole."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+# --- real peers --------------------------------------------------------------------------------
+
+class MissingPeer(AssertionError):
+    """A program a test needs is not installed. A failure, never a skip (DESIGN.md §8)."""
+
+
+def require_program(program, packages):
+    """The path of `program`; fails the test, naming the Debian package(s), when it is missing."""
+    path = shutil.which(program)
+    if not path:
+        raise MissingPeer(f"{program} is not installed: apt-get install {packages} "
+                          "(scripts/bootstrap installs every test peer)")
+    return path
+
+
 # --- ports and sockets -------------------------------------------------------------------------
 
 def free_port():
@@ -163,9 +198,8 @@ class Jetty:
         self.stderr_path = stem + ".stderr"
 
     def start(self, timeout=JETTY_START_TIMEOUT):
-        if not shutil.which("java"):
-            raise unittest.SkipTest("java is not installed (apt-get install default-jdk-headless "
-                                    "jetty9)")
+        require_program("java", "default-jdk-headless jetty9")
+        require_program("javac", "default-jdk-headless jetty9")
         argv = [JETTY_RUN, "--host", "127.0.0.1", "--port", str(self.requested_port),
                 "--name", self.name]
         self.proc = _spawn(argv, self.stdout_path, self.stderr_path)
@@ -210,6 +244,11 @@ class Jetty:
 
 # --- sluice ------------------------------------------------------------------------------------
 
+APPLIED_RE = re.compile(r"reload: configuration version (\d+) applied \(([0-9a-f]*)\)")
+FAILED_RE = re.compile(r"reload failed; still serving configuration version (\d+):")
+ADDED_LISTENER_RE = re.compile(r"reload: listener '([^']+)' listening on port (\d+)")
+
+
 def basic_config(endpoints, workers=2, listener_port=0, drain_timeout=None):
     """The shape from the project docs: /api/ (prefix rewritten to /) and a catch-all route."""
     # The admin server on an ephemeral port: never the default 9901, which may be taken.
@@ -239,34 +278,53 @@ def basic_config(endpoints, workers=2, listener_port=0, drain_timeout=None):
 
 
 class Sluice:
-    """One sluice process with its config written to `workdir`; stderr captured to a file."""
+    """One sluice process: its config file in `workdir`, stdout and stderr captured to files,
+    the worker count, listener ports and admin port read from its start-up line.
+
+    Every E2ETestCase starts it through start_sluice()/start_class_sluice(), which register a
+    cleanup that stops it (SIGTERM, exit status 0 asserted). As a last resort it is killed when
+    the Python process exits, and by the kernel if the Python process dies (PR_SET_PDEATHSIG).
+    """
 
     # e.g. "sluice 0.1.0 started: 2 worker(s), listeners: public=127.0.0.1:41234, admin: ..."
     STARTED = r"started: (\d+) worker\(s\), listeners: (.*)$"
     LISTENER = re.compile(r"([^\s=,]+)=(\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)")
     ADMIN = re.compile(r"\badmin: (\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)")
 
-    def __init__(self, workdir, config_text, name="sluice", args=()):
+    def __init__(self, workdir, config_text, name="sluice", args=("--log-level", "info"),
+                 env=None):
         self.workdir = workdir
-        self.name = name
         stem = _unique(workdir, name)
+        self.name = os.path.basename(stem)
         self.config_path = stem + ".yaml"
         self.stdout_path = stem + ".stdout"
         self.stderr_path = stem + ".stderr"
         self.args = list(args)
+        self.env = env  # None: inherit
         self.proc = None
         self.workers = None
         self.listeners = {}  # name -> port
         self.admin_port = None
-        with open(self.config_path, "w") as f:
-            f.write(config_text)
+        self.write_config(config_text)
+
+    # -- life cycle --
+
+    def write_config(self, text):
+        """Replaces the config file in one rename (a reload reads the old file or the new one)."""
+        write_atomically(self.config_path, text)
 
     @property
     def argv(self):
         return [sluice_binary(), "--config", self.config_path, *self.args]
 
+    def spawn(self):
+        """Starts the process without waiting for it to serve (see start())."""
+        self.proc = _spawn(self.argv, self.stdout_path, self.stderr_path, env=self.env)
+        return self
+
     def start(self, timeout=SLUICE_START_TIMEOUT):
-        self.proc = _spawn(self.argv, self.stdout_path, self.stderr_path)
+        """Starts the process and waits for its start-up line; raises if it exits first."""
+        self.spawn()
         try:
             m = _wait_for_line(self.proc, self.stderr_path, self.STARTED, timeout, self.name)
         except RuntimeError as e:
@@ -292,12 +350,15 @@ class Sluice:
         return self
 
     @property
-    def port(self):
-        """The port of the first (usually only) listener."""
-        return next(iter(self.listeners.values()))
+    def pid(self):
+        return self.proc.pid
 
-    def stderr(self):
-        return _read(self.stderr_path)
+    @property
+    def port(self):
+        """The port of the listener "public", or else of the first one."""
+        if "public" in self.listeners:
+            return self.listeners["public"]
+        return next(iter(self.listeners.values()))
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
@@ -305,8 +366,14 @@ class Sluice:
     def signal(self, sig):
         self.proc.send_signal(sig)
 
+    def stderr(self):
+        return _read(self.stderr_path)
+
+    def stdout(self):
+        return _read(self.stdout_path)
+
     def wait(self, timeout=STOP_TIMEOUT):
-        """Waits for exit; on timeout kills it and raises AssertionError."""
+        """Waits for exit and returns the status; on timeout kills it and raises AssertionError."""
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -318,15 +385,16 @@ class Sluice:
                 _live.discard(self.proc)
 
     def stop(self, timeout=STOP_TIMEOUT):
-        """SIGTERM and wait; asserts exit status 0 (a clean drain)."""
+        """SIGTERM and wait; asserts exit status 0 (a clean drain). Returns the status."""
         if self.proc is None:
-            return
+            return None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         code = self.wait(timeout)
         if code != 0:
             raise AssertionError(f"{self.name} exited with status {code} after SIGTERM, not 0\n"
                                  f"--- stderr ---\n{self.stderr()[-4000:]}")
+        return code
 
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -334,6 +402,123 @@ class Sluice:
             self.proc.wait(10)
         if self.proc is not None:
             _live.discard(self.proc)
+
+    # -- log --
+
+    def wait_for_log(self, regex, count=1, timeout=15.0):
+        """Waits until `regex` matched at least `count` lines of stderr; returns all matches."""
+        if isinstance(regex, str):
+            regex = re.compile(regex)
+
+        def found():
+            matches = [m for m in (regex.search(line) for line in self.stderr().splitlines()) if m]
+            return matches if len(matches) >= count else None
+        return self._poll(found, f"/{regex.pattern}/ x{count} in the log", timeout, 0.01)
+
+    def count_log(self, regex):
+        if isinstance(regex, str):
+            regex = re.compile(regex)
+        return sum(1 for line in self.stderr().splitlines() if regex.search(line))
+
+    def reload(self, timeout=15.0):
+        """SIGHUP, then waits for the outcome line. Returns ("applied", version) or
+        ("failed", version still serving)."""
+        applied = self.count_log(APPLIED_RE)
+        failed = self.count_log(FAILED_RE)
+        self.signal(signal.SIGHUP)
+
+        def outcome():
+            lines = self.stderr().splitlines()
+            a = [m for m in (APPLIED_RE.search(x) for x in lines) if m]
+            f = [m for m in (FAILED_RE.search(x) for x in lines) if m]
+            if len(a) > applied:
+                return "applied", int(a[-1].group(1))
+            if len(f) > failed:
+                return "failed", int(f[-1].group(1))
+            return None
+        return self._poll(outcome, "reload outcome after SIGHUP", timeout, 0.005)
+
+    def _poll(self, check, what, timeout, interval):
+        """Calls check() until it returns something other than None; fails when sluice exits
+        first or `timeout` passes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = check()
+            if result is not None:
+                return result
+            if not self.running():
+                raise AssertionError(f"{self.name} exited (status {self.proc.returncode}) while "
+                                     f"waiting for {what}\n{self.stderr()[-4000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: no {what} within {timeout}s\n--- stderr ---\n"
+                                     f"{self.stderr()[-4000:]}")
+            time.sleep(interval)
+
+    # -- admin --
+
+    def admin(self, method="GET", path="/", timeout=10.0):
+        """One request to the admin server, any status."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=timeout)
+        try:
+            conn.request(method, path)
+            r = conn.getresponse()
+            return Response(r.status, r.reason, r.getheaders(), r.read())
+        finally:
+            conn.close()
+
+    def admin_text(self, path):
+        """GET `path` on the admin server; the body as text. Anything but 200 fails."""
+        r = self.admin("GET", path)
+        if r.status != 200:
+            raise AssertionError(f"GET {path} on admin: {r}")
+        return r.text
+
+    def admin_json(self, path):
+        return json.loads(self.admin_text(path))
+
+    def scrape_text(self):
+        return self.admin_text("/stats/prometheus")
+
+    def scrape(self):
+        return Metrics(self.scrape_text())
+
+    def server_info(self):
+        return self.admin_json("/server_info")
+
+    # -- resources (from /proc, independent of what the process reports) --
+
+    def open_fds(self):
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def rss_bytes(self):
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS in /proc/PID/status")
+
+    def cpu_seconds(self):
+        """User + system CPU time the process has used, from /proc/PID/stat."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            # The command name (field 2) may contain spaces; the fields after it do not.
+            fields = f.read().rsplit(")", 1)[1].split()
+        # utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def runnable_seconds(self):
+        """Time the process's threads spent on a CPU or waiting in a run queue for one, from
+        /proc/PID/task/*/schedstat. Unlike cpu_seconds() it does not depend on how busy the
+        machine is: a thread that never sleeps adds one second per second even when other work
+        gets most of the CPU."""
+        total = 0
+        for tid in os.listdir(f"/proc/{self.pid}/task"):
+            try:
+                with open(f"/proc/{self.pid}/task/{tid}/schedstat") as f:
+                    on_cpu, waiting, _ = f.read().split()
+            except FileNotFoundError:  # the thread ended meanwhile
+                continue
+            total += int(on_cpu) + int(waiting)
+        return total / 1e9
 
 
 def run_sluice(args, timeout=30, input_bytes=None):
@@ -458,6 +643,197 @@ def pattern_bytes(n, offset=0):
     return (unit * reps)[offset % 16: offset % 16 + n]
 
 
+# --- configuration -----------------------------------------------------------------------------
+
+def config(clusters, routes, workers=2, listeners=None, access_log=None, domains=("*",),
+           extra_listener_keys=""):
+    """A sluice config.
+
+    clusters: {name: [endpoint, ...]}
+    routes:   [(route name, prefix, cluster name), ...] in one virtual host "app"
+    listeners: {name: port} (default {"public": 0}); every listener gets the same routes.
+    access_log: dict like {"path": FILE, "format": "json"} for every listener, or None.
+    """
+    listeners = listeners if listeners is not None else {"public": 0}
+    out = ["admin: { address: 127.0.0.1:0 }", f"workers: {workers}", "listeners:"]
+    for lname, port in listeners.items():
+        out.append(f"  - name: {lname}")
+        out.append(f"    address: 127.0.0.1:{port}")
+        if access_log:
+            items = ", ".join(f"{k}: {json.dumps(v)}" for k, v in access_log.items())
+            out.append(f"    access_log: {{ {items} }}")
+        if extra_listener_keys:
+            out.append(textwrap.indent(extra_listener_keys.strip("\n"), "    "))
+        out.append("    virtual_hosts:")
+        out.append("      - name: app")
+        out.append(f"        domains: [{', '.join(json.dumps(d) for d in domains)}]")
+        out.append("        routes:")
+        for rname, prefix, cluster in routes:
+            out.append(f"          - name: {rname}")
+            out.append(f"            match: {{ prefix: {json.dumps(prefix)} }}")
+            out.append(f"            cluster: {cluster}")
+    out.append("clusters:")
+    for cname, endpoints in clusters.items():
+        out.append(f"  - name: {cname}")
+        out.append("    connect_timeout: 2s")
+        out.append(f"    endpoints: [ {', '.join(endpoints)} ]")
+    return "\n".join(out) + "\n"
+
+
+def closed_port():
+    """A port on 127.0.0.1 where nothing listens (connect is refused)."""
+    for _ in range(20):
+        port = free_port()
+        if not port_accepts(port, timeout=0.5):
+            return port
+    raise RuntimeError("no closed port found")
+
+
+# --- Prometheus text format --------------------------------------------------------------------
+
+_SAMPLE_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+-?\d+)?$")
+_LABEL_RE = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(,|$)')
+
+
+def _parse_value(s):
+    if s in ("+Inf", "Inf"):
+        return math.inf
+    if s == "-Inf":
+        return -math.inf
+    return float(s)
+
+
+def parse_labels(text):
+    labels = {}
+    pos = 0
+    while pos < len(text):
+        m = _LABEL_RE.match(text, pos)
+        if not m:
+            raise ValueError(f"bad label list: {text!r}")
+        value = m.group(2).replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\")
+        labels[m.group(1)] = value
+        pos = m.end()
+    return labels
+
+
+class Metrics:
+    """A parsed scrape: samples keyed by (name, frozenset(labels.items())), and family types."""
+
+    def __init__(self, text):
+        self.text = text
+        self.samples = {}
+        self.types = {}   # family name -> counter|gauge|histogram|...
+        self.helps = {}
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            if line.startswith("# TYPE "):
+                _, _, name, typ = line.split(" ", 3)
+                self.types[name] = typ
+                continue
+            if line.startswith("# HELP "):
+                parts = line.split(" ", 3)
+                self.helps[parts[2]] = parts[3] if len(parts) > 3 else ""
+                continue
+            if line.startswith("#"):
+                continue
+            m = _SAMPLE_RE.match(line)
+            if not m:
+                raise ValueError(f"bad sample line: {line!r}")
+            labels = parse_labels(m.group(3) or "")
+            key = (m.group(1), frozenset(labels.items()))
+            if key in self.samples:
+                raise ValueError(f"duplicate sample: {line!r}")
+            self.samples[key] = _parse_value(m.group(4))
+
+    def get(self, name, default=None, **labels):
+        """The one sample `name` whose labels are exactly `labels`."""
+        return self.samples.get((name, frozenset(labels.items())), default)
+
+    def value(self, name, **labels):
+        """Like get(), but the sample must exist; a missing sample fails loudly."""
+        v = self.get(name, **labels)
+        if v is None:
+            near = [k for k in self.samples if k[0] == name][:10]
+            raise AssertionError(f"no sample {name}{labels}; samples of that name: {near}")
+        return v
+
+    def find(self, name, **labels):
+        """All samples `name` whose labels include `labels`: list of (labels dict, value)."""
+        want = set(labels.items())
+        return [(dict(k[1]), v) for k, v in self.samples.items()
+                if k[0] == name and want <= k[1]]
+
+    def family_of(self, sample_name):
+        if sample_name in self.types:
+            return sample_name
+        for suffix in ("_bucket", "_sum", "_count"):
+            if sample_name.endswith(suffix):
+                base = sample_name[: -len(suffix)]
+                if self.types.get(base) == "histogram":
+                    return base
+        return None
+
+    def counter_samples(self):
+        """Samples that may never decrease: counters and histogram buckets, sums and counts."""
+        out = {}
+        for key, v in self.samples.items():
+            fam = self.family_of(key[0])
+            if fam is None:
+                continue
+            if self.types[fam] in ("counter", "histogram"):
+                out[key] = v
+        return out
+
+    def histogram(self, name, **labels):
+        """(buckets [(le, cumulative)] in exposition order, sum, count) for one label set."""
+        buckets = []
+        for line in self.text.splitlines():
+            if not line.startswith(name + "_bucket{"):
+                continue
+            m = _SAMPLE_RE.match(line)
+            lab = parse_labels(m.group(3))
+            le = lab.pop("le")
+            if lab == labels:
+                buckets.append((_parse_value(le), _parse_value(m.group(4))))
+        return buckets, self.value(name + "_sum", **labels), self.value(name + "_count", **labels)
+
+
+def route_labels(route, vhost="app", listener="public"):
+    return {"listener": listener, "vhost": vhost, "route": route}
+
+
+def settled_scrape(sluice, pred=lambda m: True, timeout=10.0):
+    """A scrape taken once `pred(scrape)` holds and the counters stopped moving.
+
+    Sluice records an exchange's numbers when the exchange ends, just after the last response
+    byte was written, so a client can read its response a moment before the counters move. This
+    waits for that moment: until `pred` holds and two scrapes in a row show the same counters.
+    After `timeout` it returns the last scrape anyway, so the caller's exact assertions fail and
+    show the values.
+    """
+    deadline = time.monotonic() + timeout
+    prev = sluice.scrape()
+    while True:
+        cur = sluice.scrape()
+        if pred(cur) and cur.counter_samples() == prev.counter_samples():
+            return cur
+        if time.monotonic() > deadline:
+            return cur
+        prev = cur
+        time.sleep(0.01)
+
+
+def route_requests_total(m):
+    """Every request sluice finished, over all routes and code classes (local replies too)."""
+    return sum(v for _, v in m.find("sluice_route_requests_total"))
+
+
+def settled_after(sluice, n_requests, timeout=10.0):
+    """settled_scrape() once sluice has recorded at least `n_requests` requests in all."""
+    return settled_scrape(sluice, lambda m: route_requests_total(m) >= n_requests, timeout)
+
+
 # --- base test case ----------------------------------------------------------------------------
 
 class E2ETestCase(unittest.TestCase):
@@ -482,8 +858,8 @@ class E2ETestCase(unittest.TestCase):
         return j.start()
 
     def start_sluice(self, config_text, name="sluice", args=("--log-level", "info"),
-                     check_exit=True):
-        s = Sluice(self.tmp, config_text, name=name, args=args)
+                     check_exit=True, env=None):
+        s = Sluice(self.tmp, config_text, name=name, args=args, env=env)
         # A process the test did not stop itself is stopped here; a non-zero exit fails the test.
         self.addCleanup(s.stop if check_exit else s.kill)
         return s.start()

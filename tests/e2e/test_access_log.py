@@ -15,8 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import request  # noqa: E402
-from sluice_e2e_util import closed_port, config, start_sluice  # noqa: E402
+from harness import closed_port, config, request  # noqa: E402
 
 RFC3339_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 FIELDS = {"start_time", "request_id", "client_address", "method", "authority", "path", "protocol",
@@ -61,7 +60,7 @@ class AccessLog(harness.E2ETestCase):
     def start(self, fmt="json", path=None):
         self.log_path = path or os.path.join(self.tmp, "access.log")
         self.dead_endpoint = f"127.0.0.1:{closed_port()}"
-        self.sluice = start_sluice(self, config(
+        self.sluice = self.start_sluice(config(
             clusters={"jetty": [self.jetty.endpoint], "dead": [self.dead_endpoint]},
             routes=[("echo", "/echo", "jetty"), ("upload", "/upload", "jetty"),
                     ("dead", "/dead", "dead")],
@@ -211,9 +210,9 @@ class AccessLog(harness.E2ETestCase):
         self.assertEqual(oct(os.stat(self.log_path).st_mode & 0o777), oct(0o644 & ~umask))
 
     def test_stdout_destination(self):
-        s = start_sluice(self, config(clusters={"jetty": [self.jetty.endpoint]},
-                                      routes=[("echo", "/echo", "jetty")],
-                                      access_log={"path": "stdout"}))  # format defaults to json
+        s = self.start_sluice(config(clusters={"jetty": [self.jetty.endpoint]},
+                                    routes=[("echo", "/echo", "jetty")],
+                                    access_log={"path": "stdout"}))  # format defaults to json
         for i in range(3):
             self.assertEqual(request(s.port, "GET", f"/echo?i={i}").status, 200)
         deadline = time.monotonic() + 10

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -18,9 +19,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import request  # noqa: E402
-from sluice_e2e_util import (closed_port, config, route_labels, settled_after,  # noqa: E402
-                             start_sluice)
+from harness import (closed_port, config, request, route_labels,  # noqa: E402
+                     settled_after)
 
 RFC3339_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 UNROUTED = {"listener": "public", "vhost": "-", "route": "-"}
@@ -55,6 +55,7 @@ FAMILIES = {
     "sluice_server_config_info": "gauge",
     "sluice_server_resident_memory_bytes": "gauge",
     "sluice_server_open_fds": "gauge",
+    "sluice_access_log_dropped_lines_total": "counter",
 }
 
 
@@ -77,7 +78,7 @@ class AdminAndStats(harness.E2ETestCase):
     def setUp(self):
         super().setUp()
         self.dead_endpoint = f"127.0.0.1:{closed_port()}"
-        self.sluice = start_sluice(self, config(
+        self.sluice = self.start_sluice(config(
             clusters={"jetty": [self.jetty.endpoint], "dead": [self.dead_endpoint]},
             routes=[("echo", "/echo", "jetty"), ("slow", "/slow", "jetty"),
                     ("upload", "/upload", "jetty"), ("dead", "/dead", "dead")]))
@@ -114,8 +115,9 @@ class AdminAndStats(harness.E2ETestCase):
         path = os.path.join(self.tmp, "scrape.prom")
         with open(path, "w") as f:
             f.write(text)
+        promtool = harness.require_program("promtool", "prometheus")
         with open(path, "rb") as f:
-            r = subprocess.run(["promtool", "check", "metrics"], stdin=f, capture_output=True,
+            r = subprocess.run([promtool, "check", "metrics"], stdin=f, capture_output=True,
                                timeout=60)
         self.assertEqual(r.returncode, 0,
                          f"promtool check metrics failed:\nstdout: {r.stdout.decode()}\n"
@@ -132,6 +134,7 @@ class AdminAndStats(harness.E2ETestCase):
             "sluice_endpoint_": {"cluster", "endpoint"},
             "sluice_listener_": {"listener"},
             "sluice_server_": {"result", "version", "sha256"},
+            "sluice_access_log_": set(),
         }
         for (name, labels), _ in m.samples.items():
             self.assertTrue(name.startswith("sluice_"), name)
@@ -483,6 +486,102 @@ class AdminAndStats(harness.E2ETestCase):
         self.assertIn("route.public.app.echo.requests.2xx: 4\n", text.text)
         self.assertIn("cluster.jetty.upstream_requests.2xx: 4\n", text.text)
         self.assertIn("server.workers: 2\n", text.text)
+
+
+class AdminLimits(harness.E2ETestCase):
+    """Descriptor exhaustion and the admin connection limit. No backend needed: the cluster's
+    endpoint is never used."""
+
+    ADMIN_MAX_CONNECTIONS = 64  # kMaxAdminConnections, documented in the README
+
+    def start(self):
+        return self.start_sluice(config(clusters={"none": [f"127.0.0.1:{closed_port()}"]},
+                                        routes=[("all", "/", "none")], workers=1))
+
+    @staticmethod
+    def ask_ready(sock):
+        """One keep-alive GET /ready on `sock`; the status, or None when the server closed."""
+        stream = sock.makefile("rb")
+        try:
+            sock.sendall(b"GET /ready HTTP/1.1\r\nhost: admin\r\n\r\n")
+            return harness.read_response(stream).status
+        except (ConnectionError, OSError):
+            return None
+        finally:
+            stream.close()
+
+    def test_out_of_descriptors_backs_off_and_answers_afterwards(self):
+        s = self.start()
+        self.assertEqual(s.admin("GET", "/ready").status, 200)
+        # A few descriptors above what it uses now, so the connections below exhaust them.
+        limit = s.open_fds() + 6
+        resource.prlimit(s.pid, resource.RLIMIT_NOFILE, (limit, limit))
+
+        held = []
+        self.addCleanup(lambda: [c.close() for c in held])
+        # More than the limit to both the admin server and the listener: the first few are
+        # accepted, the others wait in the kernel's backlog, so both acceptors stay readable
+        # while accept() fails with EMFILE.
+        for port in (s.admin_port, s.port):
+            for _ in range(40):
+                held.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        self.assertTrue(poll(lambda: s.open_fds() >= limit, timeout=10),
+                        f"sluice has {s.open_fds()} descriptors open, the limit is {limit}")
+        time.sleep(0.3)
+
+        # Behaviour, not speed: a loop that retries at once never sleeps (the admin loop did
+        # not). Backing off sleeps nearly all the time; half a core is a generous bound. CPU time
+        # alone cannot tell on a busy machine, where a spinning thread gets a fraction of a core
+        # (about 25% here while four others built), so the time spent runnable (on a CPU or
+        # waiting for one) is checked too: about 1 s per second for a spinning thread.
+        cpu0, run0, t0 = s.cpu_seconds(), s.runnable_seconds(), time.monotonic()
+        time.sleep(2.0)
+        cpu1, run1, t1 = s.cpu_seconds(), s.runnable_seconds(), time.monotonic()
+        cpu_share, runnable_share = (cpu1 - cpu0) / (t1 - t0), (run1 - run0) / (t1 - t0)
+        self.assertLess(cpu_share, 0.5,
+                        f"sluice used {cpu_share:.0%} of a core while out of descriptors")
+        self.assertLess(runnable_share, 0.5,
+                        f"sluice's threads were runnable {runnable_share:.0%} of the time while "
+                        "out of descriptors (a thread that never sleeps)")
+        # Said once per stretch of failures, not once per retry.
+        s.wait_for_log(r"admin: accept failed: Too many open files; retrying every 50ms")
+        s.wait_for_log(r"listener 'public': accept failed: Too many open files")
+        self.assertEqual(s.count_log(r"admin: accept failed"), 1, s.stderr()[-3000:])
+
+        for c in held:
+            c.close()
+        held.clear()
+        ready = poll(lambda: s.admin("GET", "/ready").status == 200, timeout=15)
+        self.assertTrue(ready, "the admin server did not answer after descriptors were free\n"
+                        + s.stderr()[-3000:])
+        s.wait_for_log(r"admin: accepting again after \d+ failed attempt\(s\)")
+        r = request(s.port, "GET", "/")
+        self.assertEqual(r.status, 503, r)  # the listener serves again too (nothing upstream)
+
+    def test_admin_connections_are_capped(self):
+        s = self.start()
+        held = []
+        self.addCleanup(lambda: [c.close() for c in held])
+        for i in range(self.ADMIN_MAX_CONNECTIONS):
+            c = socket.create_connection(("127.0.0.1", s.admin_port), timeout=10)
+            held.append(c)
+            # Answered, so certainly accepted and counted; it stays open (keep-alive).
+            self.assertEqual(self.ask_ready(c), 200, f"connection {i}")
+
+        over = socket.create_connection(("127.0.0.1", s.admin_port), timeout=10)
+        self.addCleanup(over.close)
+        self.assertIsNone(self.ask_ready(over), "a connection over the limit was served")
+        s.wait_for_log(rf"admin: {self.ADMIN_MAX_CONNECTIONS} connections open \(the limit\)")
+        # The connections within the limit still work.
+        self.assertEqual(self.ask_ready(held[0]), 200)
+
+        # One closed: its slot is free again (once sluice has seen the close).
+        held.pop().close()
+
+        def served():
+            with socket.create_connection(("127.0.0.1", s.admin_port), timeout=10) as c:
+                return self.ask_ready(c) == 200
+        self.assertTrue(poll(served, timeout=10), "no slot freed after a connection closed")
 
 
 if __name__ == "__main__":

@@ -62,8 +62,9 @@ class ThroughProxy(harness.E2ETestCase):
         path = os.path.join(self.tmp, "post.bin")
         with open(path, "wb") as f:
             f.write(body)
+        curl = harness.require_program("curl", "curl")
         out = subprocess.run(
-            ["curl", "-sS", "--max-time", "60", "-v", "--data-binary", f"@{path}",
+            [curl, "-sS", "--max-time", "60", "-v", "--data-binary", f"@{path}",
              "-H", "Content-Type: application/octet-stream", "-H", "Expect: 100-continue",
              f"http://127.0.0.1:{self.sluice.port}/api/upload"],
             capture_output=True, text=True, timeout=90)
@@ -79,8 +80,9 @@ class ThroughProxy(harness.E2ETestCase):
         with open(path, "wb") as f:
             f.write(body)
         base = f"http://127.0.0.1:{self.sluice.port}"
+        curl = harness.require_program("curl", "curl")
         out = subprocess.run(
-            ["curl", "-sS", "--max-time", "60", "-H", "Transfer-Encoding: chunked", "-T", path,
+            [curl, "-sS", "--max-time", "60", "-H", "Transfer-Encoding: chunked", "-T", path,
              "-w", "\nhttp_code=%{http_code}\n", f"{base}/upload"],
             capture_output=True, text=True, timeout=90)
         self.assertEqual(out.returncode, 0, out.stderr)
@@ -88,7 +90,7 @@ class ThroughProxy(harness.E2ETestCase):
                                      f"{hashlib.sha256(body).hexdigest()}\n\nhttp_code=200\n")
         # What Jetty received: a chunked PUT with every byte, no Content-Length.
         out = subprocess.run(
-            ["curl", "-sS", "--max-time", "60", "-H", "Transfer-Encoding: chunked", "-T", path,
+            [curl, "-sS", "--max-time", "60", "-H", "Transfer-Encoding: chunked", "-T", path,
              f"{base}/api/echo"], capture_output=True, text=True, timeout=90)
         self.assertEqual(out.returncode, 0, out.stderr)
         fields, hdrs = parse_echo(out.stdout)

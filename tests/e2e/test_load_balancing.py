@@ -13,7 +13,6 @@ so the backend a request reached is read straight from the response.
 """
 
 import http.client
-import json
 import os
 import re
 import sys
@@ -48,28 +47,14 @@ def lb_config(endpoints, cluster_extra="", workers=2):
         """) + (extra + "\n" if extra.strip() else "") + "    endpoints:\n" + items + "\n"
 
 
-def admin_get(sluice, path):
-    conn = http.client.HTTPConnection("127.0.0.1", sluice.admin_port, timeout=10)
-    try:
-        conn.request("GET", path)
-        r = conn.getresponse()
-        body = r.read().decode("utf-8", "replace")
-        if r.status != 200:
-            raise AssertionError(f"admin GET {path}: {r.status} {body}")
-        return body
-    finally:
-        conn.close()
-
-
 def endpoints_state(sluice):
     """{endpoint key: entry} from /clusters?format=json."""
-    data = json.loads(admin_get(sluice, "/clusters?format=json"))
-    return {e["endpoint"]: e for e in data["endpoints"]}
+    return {e["endpoint"]: e for e in sluice.admin_json("/clusters?format=json")["endpoints"]}
 
 
 def metric(sluice, name, labels):
     """The value of one sample from /stats/prometheus; `labels` is the exact label text."""
-    text = admin_get(sluice, "/stats/prometheus")
+    text = sluice.scrape_text()
     m = re.search(r"^" + re.escape(f"{name}{{{labels}}}") + r" (\S+)$", text, re.M)
     if not m:
         raise AssertionError(f"no sample {name}{{{labels}}} in /stats/prometheus")

@@ -18,9 +18,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import request  # noqa: E402
-from sluice_e2e_util import (ADDED_LISTENER_RE, config, route_labels,  # noqa: E402
-                             settled_after, start_sluice)
+from harness import (ADDED_LISTENER_RE, config, request, route_labels,  # noqa: E402
+                     settled_after)
 
 RFC3339_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
@@ -73,7 +72,7 @@ class Reload(harness.E2ETestCase):
     # (a) --------------------------------------------------------------------------------------
 
     def test_switch_backend_in_flight_request_finishes_on_old_config(self):
-        s = start_sluice(self, self.cfg("a"))
+        s = self.start_sluice(self.cfg("a"))
         keep = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
         self.addCleanup(keep.close)
         self.assertEqual(self.echo_backend(s.port, conn=keep), "A")
@@ -145,7 +144,7 @@ class Reload(harness.E2ETestCase):
     # (b) --------------------------------------------------------------------------------------
 
     def test_invalid_file_keeps_old_config_and_reports_the_error(self):
-        s = start_sluice(self, self.cfg("a"))
+        s = self.start_sluice(self.cfg("a"))
         keep = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
         self.addCleanup(keep.close)
         self.assertEqual(self.echo_backend(s.port, conn=keep), "A")
@@ -211,7 +210,7 @@ class Reload(harness.E2ETestCase):
         routes1 = [("main", "/echo", "a"), ("other", "/other", "b")]
         # 'other' removed, 'fresh' added, 'main' moved to cluster b.
         routes2 = [("main", "/echo", "b"), ("fresh", "/fresh", "b")]
-        s = start_sluice(self, self.cfg(None, routes=routes1))
+        s = self.start_sluice(self.cfg(None, routes=routes1))
         sent = {"main": 0, "other": 0, "fresh": 0}
 
         def traffic(paths):
@@ -264,7 +263,7 @@ class Reload(harness.E2ETestCase):
 
     def test_reloads_under_load_lose_no_request(self):
         texts = {"A": self.cfg("a"), "B": self.cfg("b"), "invalid": self.cfg("nosuch")}
-        s = start_sluice(self, texts["A"])
+        s = self.start_sluice(texts["A"])
         threads_n = 50
         stop = threading.Event()
         lock = threading.Lock()
@@ -376,7 +375,7 @@ class Reload(harness.E2ETestCase):
             # bound below meaningful; LeakSanitizer checks for leaks at exit as well.
             env = dict(os.environ)
             env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=1"
-        s = start_sluice(self, self.cfg("a"), env=env)
+        s = self.start_sluice(self.cfg("a"), env=env)
         keep = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
         self.addCleanup(keep.close)
 
@@ -459,7 +458,7 @@ class Reload(harness.E2ETestCase):
     # (f) --------------------------------------------------------------------------------------
 
     def test_listener_added_and_removed_by_reload(self):
-        s = start_sluice(self, self.cfg("a", listeners={"public": 0}))
+        s = self.start_sluice(self.cfg("a", listeners={"public": 0}))
         public = s.port
 
         s.write_config(self.cfg("a", listeners={"public": 0, "extra": 0}))
@@ -486,6 +485,47 @@ class Reload(harness.E2ETestCase):
         m = s.scrape()
         self.assertEqual(m.value("sluice_listener_requests_total", listener="extra"), 4)
         self.assertEqual(m.value("sluice_listener_requests_total", listener="public"), 1)
+
+    # (g) --------------------------------------------------------------------------------------
+
+    def test_reloads_while_health_probes_are_in_flight(self):
+        """Every reload changes the health check, so the running checker is destroyed while its
+        probe waits on Jetty's /slow, and a new one starts; every fourth removes the checked
+        cluster altogether and the next brings it back. Under AddressSanitizer a probe that
+        touched its destroyed checker aborts sluice (non-zero exit, report on stderr)."""
+        def text(i):
+            if i % 4 == 3:  # the checked cluster removed
+                return config(clusters={"b": [self.b.endpoint]}, routes=[("main", "/", "b")])
+            # /slow answers after 150 ms and a probe starts every 100 ms after the last answer,
+            # so a probe is in flight 60% of the time; the query differs by reload so that
+            # every reload replaces the checker.
+            checks = (f"    health_check: {{ path: \"/slow?ms={150 + i % 2}\", interval: 100ms, "
+                      f"timeout: 2s, healthy_threshold: 1, unhealthy_threshold: 1 }}\n")
+            return config(clusters={"a": [self.a.endpoint], "b": [self.b.endpoint]},
+                          routes=[("main", "/", "a")]).replace(
+                f"    endpoints: [ {self.a.endpoint} ]\n",
+                f"    endpoints: [ {self.a.endpoint} ]\n{checks}")
+
+        self.assertIn("health_check", text(0))
+        s = self.start_sluice(text(0))
+        version = 1
+        for i in range(1, 41):
+            # Staggered against the probe cycle (250 ms), so reloads land in every phase of it.
+            time.sleep(0.02 + (i * 37 % 100) / 1000)
+            s.write_config(text(i))
+            version += 1
+            self.assertEqual(s.reload(), ("applied", version), f"reload {i}")
+            self.assertEqual(self.echo_backend(s.port), "A" if i % 4 != 3 else "B", f"reload {i}")
+
+        # The last checker keeps probing: the endpoint stays healthy and serves.
+        time.sleep(0.6)
+        clusters = s.admin_json("/clusters?format=json")["endpoints"]
+        self.assertEqual([(e["cluster"], e["state"]) for e in clusters],
+                         [("a", "healthy"), ("b", "healthy")])
+        self.assertEqual(self.echo_backend(s.port), "A")
+        self.assertEqual(s.stop(), 0)
+        for report in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
+            self.assertNotIn(report, s.stderr())
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ Debian's modules.
 
     from ws_client import WsClient, connect
 
-    with connect("ws://127.0.0.1:10000/ws/echo") as ws:        # through Sluice, or straight to Jetty
+    # Through Sluice, or straight to Jetty:
+    with connect("ws://127.0.0.1:10000/ws/echo") as ws:
         ws.send_text("hello");   assert ws.recv_text() == "hello"
         ws.send_binary(b"\\0\\1"); assert ws.recv_binary() == b"\\0\\1"
         assert ws.echo(b"x" * (2 << 20)) == b"x" * (2 << 20)  # one large message
@@ -194,7 +195,8 @@ class WsClient:
         return self._loop.run_until_complete(asyncio.wait_for(coro, self.timeout))
 
 
-def connect(url, headers=None, timeout=DEFAULT_TIMEOUT, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES):
+def connect(url, headers=None, timeout=DEFAULT_TIMEOUT,
+            max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES):
     """Opens a WsClient on `url` (ws://host:port/path); use it in a `with` block."""
     return WsClient(url, headers=headers, timeout=timeout,
                     max_message_bytes=max_message_bytes).open()

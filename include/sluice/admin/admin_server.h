@@ -12,6 +12,11 @@
 
 namespace sluice::admin {
 
+// Admin connections open at once. One more is closed as soon as it is accepted, so scrapers and
+// health checks that leave connections open cannot take every descriptor of the process (rule 7).
+// Not configurable yet (an `admin.max_connections` key would be the place).
+inline constexpr size_t kMaxAdminConnections = 64;
+
 class AdminServer {
  public:
   static Result<std::unique_ptr<AdminServer>> create(asio::io_context& context,
@@ -38,6 +43,9 @@ class AdminServer {
   asio::io_context& context_;
   server::Server& server_;
   tcp::acceptor acceptor_;
+  // Open admin connections. Shared with the connections' coroutines, which may be destroyed
+  // after this object when the io_context is torn down.
+  std::shared_ptr<size_t> connections_ = std::make_shared<size_t>(0);
   uint16_t port_ = 0;
   bool health_check_failed_ = false;
 };

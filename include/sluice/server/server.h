@@ -65,6 +65,7 @@ class Server {
   std::vector<const stats::Shard*> stats_shards() const;
   // Closes access-log files so the next lines reopen them (SIGUSR1, after logrotate).
   void reopen_access_logs() { access_log_->reopen(); }
+  uint64_t access_log_dropped_lines() const { return access_log_->dropped_lines(); }
   std::chrono::steady_clock::time_point start_time() const { return start_time_; }
 
  private:

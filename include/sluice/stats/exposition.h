@@ -59,6 +59,7 @@ struct ServerValues {
   std::string config_sha256;
   uint64_t resident_memory_bytes = 0;
   uint64_t open_fds = 0;
+  uint64_t access_log_dropped_lines = 0;  // queue full (accesslog::Writer)
   struct ClusterEndpoints {
     size_t healthy = 0, unhealthy = 0;
   };

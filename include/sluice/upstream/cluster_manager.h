@@ -39,10 +39,14 @@ class ClusterManager {
   static Result<std::vector<tcp::endpoint>> resolve(const std::string& host, uint16_t port);
   void rebuild(Runtime& r);
   void schedule_dns_refresh(Runtime& r);
-  awaitable<void> refresh_dns(std::string cluster);
+  // `alive` is a parameter, not read from the member: the coroutine may start after `this` died.
+  awaitable<void> refresh_dns(std::string cluster, std::shared_ptr<bool> alive);
 
   asio::io_context& control_;
   ChangeFn on_change_;
+  // False once this object is being destroyed. DNS refreshes hold a copy: a resolve or a timer
+  // completion queued before the destruction must not touch it afterwards.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::map<std::string, std::unique_ptr<Runtime>> clusters_;
   std::vector<std::string> order_;
 };

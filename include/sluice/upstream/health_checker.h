@@ -3,6 +3,12 @@
 // endpoint is probed every `interval`: GET `path`, healthy when the status is expected and the
 // answer comes within `timeout`. `healthy_threshold` passes in a row bring an endpoint back,
 // `unhealthy_threshold` failures in a row take it out. Runs on the control thread.
+//
+// Lifetime: a reload that changes `health_check` (or removes the cluster) destroys the checker
+// while its probes wait on I/O. The probe coroutines never refer to the checker itself: each
+// holds its Target, which has its own copy of the settings and a pointer back to the checker
+// that the checker clears when it stops the target. A probe that resumes after that finds the
+// pointer null and ends without touching anything else.
 #include <functional>
 #include <map>
 #include <memory>
@@ -30,17 +36,19 @@ class HealthChecker {
   // A request could not connect: count it as a failed probe now (passive detection). Returns
   // true when that made the endpoint unhealthy.
   bool record_passive_failure(const std::string& endpoint_key, const std::string& why);
-  const config::HealthCheck& spec() const { return spec_; }
+  const config::HealthCheck& spec() const { return *spec_; }
 
  private:
   struct Target;
-  awaitable<void> probe_loop(std::shared_ptr<Target> target);
-  awaitable<std::string> probe(Target& target);  // empty on success, else why it failed
+  // Static: they reach the checker only through Target::owner, checked after every wait.
+  static awaitable<void> probe_loop(std::shared_ptr<Target> target);
+  static awaitable<std::string> probe(Target& target);  // empty on success, else why it failed
+  static void stop(Target& target);
   void record(Target& target, const std::string& failure);
 
   asio::io_context& context_;
   std::string cluster_;
-  config::HealthCheck spec_;
+  std::shared_ptr<const config::HealthCheck> spec_;  // shared with the targets
   TransitionFn on_transition_;
   std::map<std::string, std::shared_ptr<Target>> targets_;
 };

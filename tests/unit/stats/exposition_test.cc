@@ -108,6 +108,7 @@ TEST(Exposition, ServerValuesAppear) {
   v.config_version = 5;
   v.config_sha256 = "abc";
   v.cluster_endpoints["jetty"] = {2, 1};
+  v.access_log_dropped_lines = 7;
   std::string text = render_prometheus(MergedStats{}, v);
   EXPECT_EQ(lines_with(text, "sluice_server_workers 3").size(), 1u);
   EXPECT_EQ(lines_with(text, "sluice_server_reloads_total{result=\"success\"} 4").size(), 1u);
@@ -115,6 +116,10 @@ TEST(Exposition, ServerValuesAppear) {
   EXPECT_EQ(lines_with(text, "sluice_server_config_info{version=\"5\",sha256=\"abc\"} 1").size(), 1u);
   EXPECT_EQ(lines_with(text, "sluice_cluster_endpoints{cluster=\"jetty\",state=\"healthy\"} 2").size(), 1u);
   EXPECT_EQ(lines_with(text, "sluice_cluster_endpoints{cluster=\"jetty\",state=\"unhealthy\"} 1").size(), 1u);
+  EXPECT_EQ(lines_with(text, "# TYPE sluice_access_log_dropped_lines_total counter").size(), 1u);
+  EXPECT_EQ(lines_with(text, "sluice_access_log_dropped_lines_total 7").size(), 1u);
+  EXPECT_EQ(lines_with(render_text(MergedStats{}, v), "server.access_log_dropped_lines: 7").size(), 1u);
+  EXPECT_NE(render_json(MergedStats{}, v).find("\"access_log_dropped_lines\":7"), std::string::npos);
 }
 
 TEST(Exposition, JsonEscapesControlCharacters) {
