@@ -330,9 +330,15 @@ awaitable<bool> DownstreamConnection::proxy(const server::WorkerView& view,
     // connection; anything else (a POST, or any request whose body bytes left) never is: the
     // backend may have acted on it (RFC 9110 §9.2.2).
     const bool may_retry = lease.reused && info.idempotent && !info.has_body && attempt == 0;
+    // The error records its source and whether it may be retried; the retry decision reads it
+    // (the resilience work adds retry policies on the same record).
+    auto upstream_error = [&] {
+      exchange_.error = Error{Error::Source::kUpstream, may_retry};
+      return exchange_.error->retryable;
+    };
     if (sent == SendStatus::kUpstreamFailed) {
       release(lease, false);
-      if (may_retry) continue;
+      if (upstream_error()) continue;
       co_return co_await local_reply(502, LocalReason::kUpstreamReset,
                                      "upstream connection failed while sending the request\n",
                                      body_unread_, info.request_id);
@@ -358,7 +364,7 @@ awaitable<bool> DownstreamConnection::proxy(const server::WorkerView& view,
         co_return false;
       case RelayStatus::kClosedBeforeResponse:
         release(lease, false);
-        if (may_retry) continue;
+        if (upstream_error()) continue;
         co_return co_await local_reply(502, LocalReason::kUpstreamReset,
                                        "upstream closed the connection before responding\n", false,
                                        info.request_id);

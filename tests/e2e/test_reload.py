@@ -486,6 +486,29 @@ class Reload(harness.E2ETestCase):
         self.assertEqual(m.value("sluice_listener_requests_total", listener="extra"), 4)
         self.assertEqual(m.value("sluice_listener_requests_total", listener="public"), 1)
 
+    def test_removed_listener_answers_in_flight_requests_with_connection_close(self):
+        s = self.start_sluice(self.cfg("a", listeners={"public": 0, "extra": 0}))
+        public = s.listeners["public"]
+        # One keep-alive connection idle, one with a slow request in flight, both on 'public'.
+        idle = http.client.HTTPConnection("127.0.0.1", public, timeout=30)
+        idle.request("GET", "/echo")
+        idle.getresponse().read()
+        busy = http.client.HTTPConnection("127.0.0.1", public, timeout=30)
+        busy.request("GET", "/slow?ms=1500")
+        time.sleep(0.3)  # the request is upstream now
+        s.write_config(self.cfg("a", listeners={"extra": 0}))
+        self.assertEqual(s.reload(), ("applied", 2))
+        # The request in flight finishes normally, and says the connection ends with it.
+        r = busy.getresponse()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.read(), b"slow 1500\n")
+        self.assertEqual(r.getheader("connection"), "close")
+        # The idle keep-alive connection was closed by Sluice (EOF, not a reset or a hang).
+        idle.sock.settimeout(10)
+        self.assertEqual(idle.sock.recv(1), b"")
+        busy.close()
+        idle.close()
+
     # (g) --------------------------------------------------------------------------------------
 
     def test_reloads_while_health_probes_are_in_flight(self):
