@@ -221,6 +221,9 @@ std::string utf8_error(std::string_view s, size_t at, std::string_view what) {
 // kMaxYamlScalarBytes, so a billion-laughs file costs as much as reading its few hundred bytes.
 class ExpansionBudget : public YAML::EventHandler {
  public:
+  explicit ExpansionBudget(uint64_t file_bytes)
+      : file_bytes_(file_bytes),
+        max_nodes_(std::min(kMaxYamlNodes, kMaxYamlNodesPerByte * file_bytes + kYamlNodeAllowance)) {}
   struct Exceeded {
     YAML::Mark mark;
     std::string message;
@@ -293,9 +296,14 @@ class ExpansionBudget : public YAML::EventHandler {
     auto via = [&](uint64_t n, const char* unit) {
       return alias != 0 ? fmt::format(" (alias {} here adds {} {})", alias_name(alias), n, unit) : std::string();
     };
-    if (total_.nodes > kMaxYamlNodes) {
+    if (total_.nodes > max_nodes_) {
+      const std::string per_size =
+          max_nodes_ < kMaxYamlNodes
+              ? fmt::format(" from a file of {} bytes ({} per byte)", file_bytes_, kMaxYamlNodesPerByte)
+              : std::string();
       throw Exceeded{mark, fmt::format("with its aliases expanded the document has more than {} YAML "
-                                       "nodes, the most Sluice reads{}", kMaxYamlNodes, via(s.nodes, "nodes"))};
+                                       "nodes, the most Sluice reads{}{}",
+                                       max_nodes_, per_size, via(s.nodes, "nodes"))};
     }
     if (total_.bytes > kMaxYamlScalarBytes) {
       throw Exceeded{mark, fmt::format("with its aliases expanded the document has more than {} MiB of "
@@ -317,6 +325,8 @@ class ExpansionBudget : public YAML::EventHandler {
   std::vector<std::optional<Size>> sizes_;  // by anchor id; nullopt while the node is open
   std::vector<std::string> names_;          // anchor id - 1 → name
   Size total_;
+  uint64_t file_bytes_;
+  uint64_t max_nodes_;
 };
 
 // Walks the YAML tree, collecting every error with its position and key path.
@@ -337,7 +347,7 @@ class Loader {
       // Size the document from the parser's events before yaml-cpp builds a tree of it.
       std::istringstream events{std::string(text)};
       YAML::Parser parser(events);
-      ExpansionBudget budget;
+      ExpansionBudget budget(text.size());
       parser.HandleNextDocument(budget);
       root = YAML::Load(std::string(text));
     } catch (const YAML::ParserException& e) {

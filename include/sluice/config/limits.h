@@ -26,6 +26,12 @@ inline constexpr uint64_t kMaxConfigFileBytes = 4 * kMiB;
 // adds it) before any tree is built, so a bomb is refused in milliseconds. Without aliases a file
 // of kMaxConfigFileBytes has at most about this many nodes ("- a\n" is 4 bytes).
 inline constexpr uint64_t kMaxYamlNodes = 1'000'000;
+// And at most this many nodes per byte of the file (plus kYamlNodeAllowance): without aliases a
+// node takes at least two bytes ("[a,b]"), so only aliases can go beyond it. It stops a small
+// alias bomb well below kMaxYamlNodes (514 bytes expanding to 65,536 route conditions, found by
+// tests/fuzz/config_loader) while leaving every file without aliases untouched.
+inline constexpr uint64_t kMaxYamlNodesPerByte = 16;
+inline constexpr uint64_t kYamlNodeAllowance = 256;
 // Bytes of all scalars with aliases expanded: one large anchored string repeated by aliases is
 // copied by every key that reads it. Without aliases this is at most the file size.
 inline constexpr uint64_t kMaxYamlScalarBytes = 4 * kMaxConfigFileBytes;

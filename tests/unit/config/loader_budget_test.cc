@@ -87,11 +87,15 @@ TEST(LoaderBudget, BillionLaughsIsRefusedBeforeAnyTreeIsBuilt) {
   }
   yaml += kMinimal;
   LoadResult r = load_string(yaml, "test.yaml");
-  // The map, `lol` and its list are 3 nodes; a0..a5 expand to 10, 91, 820, 7381, 66430 and
-  // 597871: 672,606 nodes before line 8, where the list of a6 and its first *a5 pass a million.
-  expect_error(r, 8, 10, "",
-               "with its aliases expanded the document has more than 1000000 YAML nodes, the most "
-               "Sluice reads (alias '*a5' here adds 597871 nodes)");
+  // The map, `lol` and its list are 3 nodes; a0..a3 expand to 10, 91, 820 and 7381 nodes. A
+  // file of its size may expand to 16 nodes per byte (+256): a4's first *a3, on line 6, passes
+  // that. (Without the per-byte bound, line 8 would pass the million-node cap.)
+  const uint64_t cap = kMaxYamlNodesPerByte * yaml.size() + kYamlNodeAllowance;
+  expect_error(r, 6, 10, "",
+               fmt::format("with its aliases expanded the document has more than {} YAML nodes, the "
+                           "most Sluice reads from a file of {} bytes (16 per byte) (alias '*a3' here "
+                           "adds 7381 nodes)",
+                           cap, yaml.size()));
 }
 
 TEST(LoaderBudget, AliasBombOfValidRoutesIsRefused) {
@@ -117,9 +121,15 @@ TEST(LoaderBudget, AliasBombOfValidRoutesIsRefused) {
       thirty("h"), thirty("r"), thirty("v"), thirty("l"));
   LoadResult r = load_string(yaml, "test.yaml");
   ASSERT_EQ(r.errors.size(), 1u) << r.error_text();
-  EXPECT_EQ(r.errors[0].line, 9) << r.error_text();  // in the list of listeners
-  EXPECT_EQ(r.errors[0].message.rfind("with its aliases expanded the document has more than 1000000 "
-                                      "YAML nodes, the most Sluice reads (alias '*l' here adds ", 0),
+  // Refused by the per-byte bound already in the list of virtual hosts (line 7); without it, the
+  // million-node cap would stop it in the list of listeners (line 9).
+  EXPECT_EQ(r.errors[0].line, 7) << r.error_text();
+  EXPECT_EQ(r.errors[0].message.rfind(fmt::format("with its aliases expanded the document has more than {} "
+                                                  "YAML nodes, the most Sluice reads from a file of {} bytes "
+                                                  "(16 per byte) (alias '*v' here adds ",
+                                                  kMaxYamlNodesPerByte * yaml.size() + kYamlNodeAllowance,
+                                                  yaml.size()),
+                                      0),
             0u)
       << r.error_text();
 }
@@ -155,6 +165,23 @@ TEST(LoaderBudget, MillionNodesWithoutAliasesAreRefused) {
   expect_refused(load_string(yaml + kMinimal, "test.yaml"), 1,
                  "with its aliases expanded the document has more than 1000000 YAML nodes, the most "
                  "Sluice reads");
+}
+
+TEST(LoaderBudget, ASmallAliasBombIsRefusedByItsAmplification) {
+  // 16 wide and 4 deep: 65,536 header conditions from about 500 bytes, far below kMaxYamlNodes
+  // but far beyond what a file of that size can hold without aliases (found by fuzzing).
+  std::string yaml = "a: &a [{name: x, present: true}, {name: x, present: true}, {name: x, present: true},"
+                     " {name: x, present: true}, {name: x, present: true}, {name: x, present: true},"
+                     " {name: x, present: true}, {name: x, present: true}, {name: x, present: true},"
+                     " {name: x, present: true}, {name: x, present: true}, {name: x, present: true},"
+                     " {name: x, present: true}, {name: x, present: true}, {name: x, present: true},"
+                     " {name: x, present: true}]\n"
+                     "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+                     "d: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n";
+  LoadResult r = load_string(yaml + kMinimal, "test.yaml");
+  ASSERT_FALSE(r.errors.empty());
+  EXPECT_NE(r.errors[0].message.find("per byte"), std::string::npos) << r.errors[0].message;
 }
 
 TEST(LoaderBudget, OneLongStringRepeatedByAliasesIsRefused) {
