@@ -243,10 +243,8 @@ awaitable<bool> DownstreamConnection::send_local_reply(const router::Route* rout
   // The route's response steps (header mutation) see a local answer like an upstream one.
   exchange_.response.status = reply.status;
   exchange_.response.fields = std::move(reply.headers);
-  if (route) {
-    const auto& chain = route->chain();
-    for (auto it = chain.rbegin(); it != chain.rend(); ++it) (*it)->on_response_head(exchange_);
-  }
+  exchange_.route = route;
+  run_response_steps();
   std::string msg = fmt::format("HTTP/1.1 {} {}\r\n", reply.status, reason_phrase(reply.status));
   bool has_type = false;
   for (const auto& f : exchange_.response.fields.items()) {

@@ -125,15 +125,6 @@ awaitable<bool> DownstreamConnection::serve(const server::WorkerView& view,
       case 12:  // x-request-id
         if (request_id.empty() && http::iequals(h.name, "x-request-id")) request_id = h.value;
         break;
-      case 17:  // transfer-encoding
-        if (http::iequals(h.name, "transfer-encoding") && !http::iequals(h.value, "chunked")) {
-          // Sluice re-frames request bodies, so it cannot carry codings other than chunked;
-          // refusing is what RFC 9112 §6.1 asks of a server that does not know a coding (nginx:
-          // 501).
-          co_return co_await local_reply(501, LocalReason::kNotImplemented,
-                                         "transfer codings other than chunked are not supported\n", true);
-        }
-        break;
       default:
         break;
     }
@@ -220,8 +211,6 @@ awaitable<bool> DownstreamConnection::serve(const server::WorkerView& view,
   record_.route_stats->active.add(-1);
   co_return keep_open;
 }
-
-
 
 awaitable<bool> DownstreamConnection::proxy(const server::WorkerView& view,
                                             const server::ListenerInfo& listener,
@@ -636,33 +625,31 @@ awaitable<DownstreamConnection::SendStatus> DownstreamConnection::send_request(
   }
 }
 
-// The codings of a response's Transfer-Encoding other than a final "chunked" ("gzip" for
-// "gzip, chunked"): they are part of the body and travel with it.
-std::string DownstreamConnection::transfer_codings_of(std::span<const http::HeaderView> fields) {
-  std::string codings;
-  for (const auto& f : fields) {
-    if (!http::iequals(f.name, "transfer-encoding")) continue;
-    if (!codings.empty()) codings += ", ";
-    codings.append(f.value);
+// The codings of a response other than a final "chunked" ("gzip" for "gzip, chunked"), from
+// the parser: they are part of the body and travel with it.
+std::string DownstreamConnection::transfer_codings_of(const http::Parser& parser, const char* base) {
+  const auto& codings = parser.transfer_codings();
+  size_t n = codings.size();
+  if (n > 0 && http::iequals(codings[n - 1].in(base), "chunked")) --n;
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    if (i > 0) out += ", ";
+    out.append(codings[i].in(base));
   }
-  // Drop a final "chunked" (with the separator and white space before it).
-  std::string_view v = codings;
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-  if (v.size() >= 7 && http::iequals(v.substr(v.size() - 7), "chunked")) {
-    v.remove_suffix(7);
-    while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == ',')) v.remove_suffix(1);
-  }
-  return std::string(v);
+  return out;
+}
+
+void DownstreamConnection::run_response_steps() {
+  if (!exchange_.route) return;
+  // Response steps run in reverse chain order (the innermost step sees the response first).
+  const auto& chain = exchange_.route->chain();
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) (*it)->on_response_head(exchange_);
 }
 
 void DownstreamConnection::queue_response_head(const RequestInfo& info, bool chunked, bool close,
                                                std::string_view transfer_codings,
                                                std::string_view upgrade) {
-  if (const router::Route* route = exchange_.route) {
-    // Response steps run in reverse chain order (the innermost step sees the response first).
-    const auto& chain = route->chain();
-    for (auto it = chain.rbegin(); it != chain.rend(); ++it) (*it)->on_response_head(exchange_);
-  }
+  run_response_steps();
   http::DownstreamResponseInput in;
   in.status = exchange_.response.status;
   in.reason = exchange_.response.reason;
@@ -791,7 +778,7 @@ awaitable<DownstreamConnection::RelayStatus> DownstreamConnection::relay_respons
         }
         const bool no_body = info.is_head || status == 204 || status == 304;
         const bool sized = up.parser.has_content_length();
-        codings = no_body ? std::string() : transfer_codings_of(exchange_.response.fields.items());
+        codings = no_body ? std::string() : transfer_codings_of(up.parser, base);
         if (!codings.empty() && info.http10) {
           // An HTTP/1.0 client cannot be told about a transfer coding (RFC 9112 §6.1).
           up_deadline_.disarm();

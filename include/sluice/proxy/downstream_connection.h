@@ -148,7 +148,9 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
   awaitable<void> pump(net::Stream& from, net::Stream& to, ByteBuffer& buffer, TunnelState& state,
                        uint64_t& counter);
   awaitable<void> watch_tunnel(TunnelState& state, upstream::UpstreamConnection& up);
-  static std::string transfer_codings_of(std::span<const http::HeaderView> fields);
+  static std::string transfer_codings_of(const http::Parser& parser, const char* base);
+  // The response steps of the exchange's route (none for a reply made before routing).
+  void run_response_steps();
   // Builds the response head of the exchange (after the response steps) into out_.
   void queue_response_head(const RequestInfo& info, bool chunked, bool close,
                            std::string_view transfer_codings, std::string_view upgrade);
