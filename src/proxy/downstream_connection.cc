@@ -285,8 +285,10 @@ config::Duration DownstreamConnection::response_write_timeout() const {
   if (response_deadline_ == std::chrono::steady_clock::time_point{}) return idle_timeout_;
   auto left = std::chrono::duration_cast<config::Duration>(response_deadline_ -
                                                            std::chrono::steady_clock::now());
-  // At least 1 ms: a zero timeout would mean "none" to Deadline.
-  return std::max(config::Duration(1), std::min(idle_timeout_, left));
+  // idle_timeout 0 means "none": then the route deadline alone bounds the write. At least 1 ms:
+  // a zero timeout would mean "none" to Deadline.
+  const config::Duration bound = idle_timeout_.count() > 0 ? std::min(idle_timeout_, left) : left;
+  return std::max(config::Duration(1), bound);
 }
 
 awaitable<void> DownstreamConnection::close_gracefully() {
