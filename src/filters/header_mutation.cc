@@ -53,7 +53,7 @@ HeaderMutationFilter::HeaderMutationFilter(const std::vector<const config::Heade
   }
 }
 
-std::shared_ptr<const Filter> HeaderMutationFilter::create(
+std::shared_ptr<Filter> HeaderMutationFilter::create(
     const std::vector<const config::HeaderPolicy*>& levels) {
   for (const auto* level : levels) {
     if (level && !level->empty()) return std::make_shared<HeaderMutationFilter>(levels);

@@ -1,8 +1,8 @@
 #include "sluice/proxy/downstream_connection.h"
 
 #include <fmt/core.h>
+#include <fmt/format.h>
 
-#include "sluice/accesslog/format.h"
 #include "sluice/common/log.h"
 
 namespace sluice::proxy {
@@ -12,6 +12,7 @@ namespace {
 constexpr size_t kInitialBufferSize = 32 * 1024;
 constexpr auto kLingerTime = std::chrono::seconds(2);
 constexpr size_t kLingerMaxBytes = 4 * 1024 * 1024;
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 const char* reason_phrase(int status) {
   switch (status) {
@@ -43,25 +44,24 @@ const char* reason_phrase(int status) {
   }
 }
 
-// Access-log flags, after Envoy's response flags where one exists.
-const char* flag_for(LocalReason reason) {
-  switch (reason) {
-    case LocalReason::kNoRoute: return "NR";
-    case LocalReason::kNoHealthyUpstream: return "UH";
-    case LocalReason::kConnectFailure: return "UF";
-    case LocalReason::kUpstreamReset: return "UC";
-    case LocalReason::kTimeout: return "UT";
-    case LocalReason::kBadRequest: return "DPE";
-    case LocalReason::kHeadersTooLarge: return "DPE";
-    case LocalReason::kBodyTooLarge: return "RTL";
-    case LocalReason::kRequestTimeout: return "DT";
-    case LocalReason::kOverflow: return "UO";
-    case LocalReason::kNotImplemented: return "DPE";
-    case LocalReason::kDirectResponse: return "-";
-    case LocalReason::kRedirect: return "-";
-    case LocalReason::kCount: break;
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && http::iequals(s.substr(0, prefix.size()), prefix);
+}
+
+// RFC 9110 §9.2.2: a request with one of these methods may be sent again after a connection
+// failure; any other (POST, PATCH, ...) may already have had its effect and is never replayed.
+bool is_idempotent(llhttp_method_t method) {
+  switch (method) {
+    case HTTP_GET:
+    case HTTP_HEAD:
+    case HTTP_OPTIONS:
+    case HTTP_TRACE:
+    case HTTP_PUT:
+    case HTTP_DELETE:
+      return true;
+    default:
+      return false;
   }
-  return "-";
 }
 
 }  // namespace
@@ -72,13 +72,12 @@ DownstreamConnection::DownstreamConnection(server::Worker& worker, std::string l
       listener_name_(std::move(listener_name)),
       stream_(std::move(socket)),
       down_deadline_(stream_.get_executor()),
-      up_deadline_(stream_.get_executor()),
       in_(kInitialBufferSize),
-      parser_(http::Parser::Kind::kRequest, 100) {
+      parser_(http::Parser::Kind::kRequest, 100),
+      runner_(worker, *this, stream_.get_executor()) {
   client_address_ = stream_.peer().address;
   error_code ec;
   stream_.lowest_layer().set_option(tcp::no_delay(true), ec);
-  headers_.reserve(32);
   out_.reserve(16);
 }
 
@@ -112,7 +111,6 @@ awaitable<void> DownstreamConnection::run() {
     const server::ListenerInfo* listener = view ? view->snapshot->find_listener(listener_name_) : nullptr;
     if (!listener) break;
     const config::Listener& spec = listener->spec;
-    idle_timeout_ = spec.idle_timeout;
     parser_.set_max_headers(spec.max_request_headers_count);
     body_unread_ = false;
     request_keep_alive_ = true;
@@ -126,30 +124,36 @@ awaitable<void> DownstreamConnection::run() {
       view = newest;
       listener = view->snapshot->find_listener(listener_name_);
     }
-    listener_index_ = static_cast<size_t>(listener - view->snapshot->listeners().data());
-    open_exchange(view);
+    spec_ = &listener->spec;
+    const auto listener_index = static_cast<size_t>(listener - view->snapshot->listeners().data());
+    if (listener_stats_) listener_stats_->requests_total.add();
+    runner_.open(std::move(view), listener_index, head_start_, client_address_);
+    http10_ = false;
+    expect_continue_ = continue_sent_ = false;
     bool keep_open = false;
     if (status == HeadStatus::kTimeout) {
-      co_await local_reply(408, LocalReason::kRequestTimeout, "request headers not received in time\n", true);
+      co_await runner_.reply(408, LocalReason::kRequestTimeout, "request headers not received in time\n", true);
     } else if (status == HeadStatus::kBad) {
-      co_await local_reply(400, LocalReason::kBadRequest, "malformed request\n", true);
+      co_await runner_.reply(400, LocalReason::kBadRequest, "malformed request\n", true);
     } else if (status == HeadStatus::kTooLarge) {
-      co_await local_reply(431, LocalReason::kHeadersTooLarge, "request headers too large\n", true);
+      co_await runner_.reply(431, LocalReason::kHeadersTooLarge, "request headers too large\n", true);
     } else if (status == HeadStatus::kNotImplemented) {
-      co_await local_reply(501, LocalReason::kNotImplemented,
-                           "transfer codings other than chunked are not supported\n", true);
+      co_await runner_.reply(501, LocalReason::kNotImplemented,
+                             "transfer codings other than chunked are not supported\n", true);
     } else if (status == HeadStatus::kBadVersion) {
-      co_await local_reply(505, LocalReason::kBadRequest, "HTTP version not supported\n", true);
+      co_await runner_.reply(505, LocalReason::kBadRequest, "HTTP version not supported\n", true);
+    } else if (Refusal refused = decode_head(*listener); refused.status != 0) {
+      co_await runner_.reply(refused.status, refused.reason, std::string(refused.body), true);
     } else {
-      keep_open = co_await serve(*view, *listener);
+      keep_open = co_await runner_.run(*listener);
     }
-    finish_exchange();
+    runner_.finish();
     if (!keep_open) break;
   }
   co_await close_gracefully();
   // End the watchdogs' pending waits: they hold this connection alive.
   down_deadline_.cancel();
-  up_deadline_.cancel();
+  runner_.cancel();
 }
 
 awaitable<DownstreamConnection::HeadStatus> DownstreamConnection::read_head(const config::Listener& spec) {
@@ -218,77 +222,289 @@ awaitable<DownstreamConnection::HeadStatus> DownstreamConnection::read_head(cons
   }
 }
 
-awaitable<bool> DownstreamConnection::write_downstream(config::Duration idle_timeout) {
+DownstreamConnection::Refusal DownstreamConnection::decode_head(const server::ListenerInfo& listener) {
+  const char* base = in_.data();
+  Exchange& ex = runner_.exchange();
+  RequestHead& head = ex.request;
+  for (const auto& h : parser_.headers()) head.fields.push_back({h.name.in(base), h.value.in(base)});
+
+  http10_ = parser_.http_major() == 1 && parser_.http_minor() == 0;
+  const bool chunked = parser_.chunked();
+  ex.facts.protocol = http10_ ? "HTTP/1.0" : "HTTP/1.1";
+  ex.facts.has_body = chunked || parser_.content_length() > 0;
+  ex.facts.body_length_known = !chunked;
+  ex.facts.head_request = parser_.method() == HTTP_HEAD;
+  ex.facts.idempotent = is_idempotent(parser_.method());
+  request_keep_alive_ = parser_.keep_alive();
+  body_unread_ = ex.facts.has_body;
+  body_pos_ = head_end_;
+  body_bytes_ = 0;
+  head_owned_ = false;
+  if (!ex.facts.has_body) {
+    // Let the parser step over the end of a body-less message (consumes nothing), and mark the
+    // head consumed: whatever answers it (upstream or a local reply), the next request starts
+    // after it. The bytes stay in place, so the views into them stay valid for this exchange.
+    parser_.execute(in_.data(), head_end_, head_end_);
+    in_.consume_to(head_end_);
+  }
+
+  head.method = llhttp_method_name(parser_.method());
+  std::string_view target = parser_.url().in(base);
+  if (log::enabled(log::Level::kDebug)) runner_.method_and_path() = fmt::format("{} {}", head.method, target);
+
+  std::string_view authority_in_target;
+  if (parser_.method() == HTTP_CONNECT) {
+    return {400, LocalReason::kBadRequest, "CONNECT is not supported\n"};
+  }
+  if (starts_with_ci(target, "http://") || starts_with_ci(target, "https://")) {
+    // Absolute form: the authority in the target wins over Host (RFC 9112 §3.2.2).
+    std::string_view rest = target.substr(target.find("://") + 3);
+    size_t slash = rest.find_first_of("/?");
+    authority_in_target = rest.substr(0, slash);
+    target = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+    if (!target.empty() && target.front() == '?') {
+      return {400, LocalReason::kBadRequest, "invalid request target\n"};
+    }
+  } else if (target != "*" && (target.empty() || target.front() != '/')) {
+    return {400, LocalReason::kBadRequest, "invalid request target\n"};
+  }
+  const size_t question = target.find('?');
+  head.path = target.substr(0, question);
+  head.query = question == std::string_view::npos ? std::string_view{} : target.substr(question + 1);
+  head.has_query = question != std::string_view::npos;
+
+  int host_headers = 0;
+  std::string_view host;
+  std::string_view request_id;
+  std::string_view upgrade_offer;
+  bool connection_upgrade = false;
+  // One pass over the fields, dispatched on the name's length first: most names match none of
+  // these, and the length settles that without comparing characters.
+  for (const auto& h : head.fields.items()) {
+    switch (h.name.size()) {
+      case 4:  // host
+        if (http::iequals(h.name, "host")) {
+          ++host_headers;
+          host = h.value;
+        }
+        break;
+      case 6:  // expect
+        if (http::iequals(h.name, "expect")) {
+          if (!http::iequals(h.value, "100-continue")) {
+            return {400, LocalReason::kBadRequest, "unsupported Expect header\n"};
+          }
+          expect_continue_ = !http10_;
+        }
+        break;
+      case 7:  // upgrade
+        if (http::iequals(h.name, "upgrade")) upgrade_offer = h.value;
+        break;
+      case 10:  // connection
+        if (http::iequals(h.name, "connection")) {
+          connection_upgrade = connection_upgrade || http::named_by_connection({&h, 1}, "upgrade");
+        }
+        break;
+      case 12:  // x-request-id
+        if (request_id.empty() && http::iequals(h.name, "x-request-id")) request_id = h.value;
+        break;
+      default:
+        break;
+    }
+  }
+  if (host_headers > 1) {
+    return {400, LocalReason::kBadRequest, "more than one Host header\n"};
+  }
+  if (host_headers == 0 && !http10_ && authority_in_target.empty()) {
+    return {400, LocalReason::kBadRequest, "missing Host header\n"};
+  }
+  head.authority = authority_in_target.empty() ? host : authority_in_target;
+  // An empty x-request-id counts as absent: Sluice generates one and replaces the empty header.
+  ex.facts.request_id_generated = request_id.empty();
+  if (request_id.empty()) {
+    ex.request_id = http::make_request_id();
+  } else {
+    ex.request_id.assign(request_id);
+  }
+  // A WebSocket handshake (a GET without a body) may be tunnelled; the route decides.
+  if (connection_upgrade && http::iequals(upgrade_offer, "websocket") &&
+      parser_.method() == HTTP_GET && !ex.facts.has_body && !http10_) {
+    ex.facts.upgrade = upgrade_offer;
+  }
+
+  ExchangeRecord& record = runner_.record();
+  if (record.log) {
+    record.method = head.method;
+    record.authority = head.authority;
+    record.target = parser_.url().in(base);
+  }
+  const auto& spec = listener.spec;
+  if (spec.max_request_body_bytes > 0 && parser_.has_content_length() &&
+      parser_.content_length() > spec.max_request_body_bytes) {
+    return {413, LocalReason::kBodyTooLarge, "request body too large\n"};
+  }
+  return {};
+}
+
+// --- Downstream ---
+
+awaitable<bool> DownstreamConnection::send_continue() {
+  continue_sent_ = true;
+  out_.clear();
+  out_.emplace_back(kContinue.data(), kContinue.size());
+  co_return co_await flush_response(spec_->idle_timeout);
+}
+
+awaitable<Downstream::BodyStatus> DownstreamConnection::read_request_body(filters::BodySpans& part,
+                                                                          bool& last, bool wait) {
+  const config::Listener& spec = *spec_;
+  if (!wait) body_start_ = std::chrono::steady_clock::now();
+  // A body that trickles in is cut: request_body_timeout between reads, and optionally
+  // request_body_total_timeout for the whole body (slowloris on the body).
+  const config::Duration between_reads =
+      spec.request_body_timeout.count() > 0 ? spec.request_body_timeout : spec.idle_timeout;
+  while (true) {
+    if (body_pos_ < in_.end()) {
+      http::Parser::Step step = parser_.execute(in_.data(), body_pos_, in_.end());
+      if (step.error) co_return BodyStatus::kBad;
+      body_pos_ += step.consumed;
+      for (const auto& s : parser_.body()) body_bytes_ += s.size();
+      if (spec.max_request_body_bytes > 0 && body_bytes_ > spec.max_request_body_bytes) {
+        co_return BodyStatus::kTooLarge;
+      }
+      part = parser_.body();
+      last = step.message_complete;
+      if (last) {
+        body_unread_ = false;
+        in_.consume_to(body_pos_);  // the bytes stay in place until the next compact()
+        auto& trailers = runner_.exchange().request_trailers;
+        trailers.clear();
+        for (const auto& t : parser_.trailers()) trailers.push_back({t.name, t.value});
+      }
+      co_return BodyStatus::kOk;
+    }
+    if (!wait) {
+      part = {};
+      last = false;
+      co_return BodyStatus::kOk;
+    }
+    // Everything parsed so far went upstream: reuse the buffer for the next part. The request
+    // head's views point into it, so the exchange takes its own copy first (once).
+    if (!head_owned_) {
+      runner_.exchange().own_request_head();
+      head_owned_ = true;
+    }
+    in_.consume_to(body_pos_);
+    in_.compact();
+    body_pos_ = in_.begin();
+    error_code ec;
+    config::Duration timeout = between_reads;
+    bool total_limited = false;
+    if (spec.request_body_total_timeout.count() > 0) {
+      auto left = std::chrono::duration_cast<config::Duration>(
+          body_start_ + spec.request_body_total_timeout - std::chrono::steady_clock::now());
+      if (left.count() <= 0) co_return BodyStatus::kTimeout;
+      if (left < timeout) {
+        timeout = left;
+        total_limited = true;
+      }
+    }
+    down_deadline_.arm(stream_, timeout, shared_from_this());
+    size_t n = co_await stream_.async_read_some(asio::buffer(in_.write_ptr(), in_.writable()),
+                                                asio::redirect_error(asio::use_awaitable, ec));
+    const bool timed_out = down_deadline_.expired();
+    down_deadline_.disarm();
+    if (ec && timed_out && (total_limited || spec.request_body_timeout.count() > 0)) {
+      co_return BodyStatus::kTimeout;
+    }
+    if (ec) co_return BodyStatus::kGone;
+    in_.commit(n);
+  }
+}
+
+bool DownstreamConnection::queue_response_head(const ResponseFraming& framing) {
+  const Exchange& ex = runner_.exchange();
+  const int status = ex.response.status;
+  http::DownstreamResponseInput in;
+  in.status = status;
+  in.reason = ex.response.reason;
+  in.request_id = ex.request_id;
+  in.headers = ex.response.fields.items();
+  out_.clear();
+  if (!framing.upgrade.empty()) {
+    in.upgrade = framing.upgrade;
+    chunked_down_ = false;
+    keep_open_ = false;
+  } else {
+    // An HTTP/1.0 client cannot be told about a transfer coding (RFC 9112 §6.1).
+    if (!framing.transfer_codings.empty() && http10_) return false;
+    const bool no_body = ex.facts.head_request || status == 204 || status == 304;
+    chunked_down_ = !no_body && !framing.length_known && !http10_;
+    // An HTTP/1.0 client gets an unsized body delimited by closing the connection.
+    const bool close_delimited = !no_body && !framing.length_known && http10_;
+    keep_open_ = request_keep_alive_ && !worker_.draining() && !close_delimited && !listener_removed();
+    in.chunked_body = chunked_down_;
+    in.transfer_codings = framing.transfer_codings;
+    in.close = !keep_open_;
+    in.keep_alive_header = keep_open_ && http10_;
+  }
+  http::build_downstream_response_head(in, head_parts_);
+  out_.emplace_back(head_parts_.prefix.data(), head_parts_.prefix.size());
+  for (auto v : head_parts_.middle) out_.emplace_back(v.data(), v.size());
+  out_.emplace_back(head_parts_.suffix.data(), head_parts_.suffix.size());
+  return true;
+}
+
+void DownstreamConnection::queue_response_body(filters::BodySpans body, bool last) {
+  encoder_.append(out_, body, chunked_down_, last, runner_.exchange().response_trailers.items());
+}
+
+awaitable<bool> DownstreamConnection::flush_response(config::Duration timeout) {
+  if (out_.empty()) co_return true;
   error_code ec;
-  down_deadline_.arm(stream_, idle_timeout, shared_from_this());
+  down_deadline_.arm(stream_, timeout, shared_from_this());
   co_await stream_.async_write(out_, asio::redirect_error(asio::use_awaitable, ec));
   down_deadline_.disarm();
   out_.clear();
   co_return !ec;
 }
 
-awaitable<bool> DownstreamConnection::local_reply(int status, LocalReason reason, std::string_view body,
-                                                  bool close, std::string_view request_id) {
-  exchange_.local_reply.emplace();
-  exchange_.local_reply->status = status;
-  exchange_.local_reply->reason = reason;
-  exchange_.local_reply->body.assign(body);
-  if (!request_id.empty()) exchange_.request_id = request_id;
-  co_return co_await send_local_reply(nullptr, close);
-}
-
-awaitable<bool> DownstreamConnection::send_local_reply(const router::Route* route, bool close) {
-  LocalReply& reply = *exchange_.local_reply;
-  if (worker_.draining() || !request_keep_alive_ || listener_removed()) close = true;
-  // The route's response steps (header mutation) see a local answer like an upstream one.
-  exchange_.response.status = reply.status;
-  exchange_.response.fields = std::move(reply.headers);
-  exchange_.route = route;
-  run_response_steps();
-  std::string msg = fmt::format("HTTP/1.1 {} {}\r\n", reply.status, reason_phrase(reply.status));
+awaitable<bool> DownstreamConnection::send_local_reply(bool close) {
+  const Exchange& ex = runner_.exchange();
+  const LocalReply& reply = *ex.local_reply;
+  if (worker_.draining() || !request_keep_alive_ || body_unread_ || listener_removed()) close = true;
+  std::string& msg = local_head_;
+  msg.clear();
+  fmt::format_to(std::back_inserter(msg), "HTTP/1.1 {} {}\r\n", reply.status, reason_phrase(reply.status));
   bool has_type = false;
-  for (const auto& f : exchange_.response.fields.items()) {
+  for (const auto& f : ex.response.fields.items()) {
     if (http::iequals(f.name, "content-length") || http::iequals(f.name, "transfer-encoding") ||
         http::iequals(f.name, "connection")) {
       continue;  // framing is Sluice's
     }
     has_type = has_type || http::iequals(f.name, "content-type");
-    fmt::format_to(std::back_inserter(msg), "{}: {}\r\n", f.name, f.value);
+    msg.append(f.name).append(": ").append(f.value).append("\r\n");
   }
-  if (!has_type && !reply.body.empty()) fmt::format_to(std::back_inserter(msg), "content-type: {}\r\n", reply.content_type);
+  if (!has_type && !reply.body.empty()) msg.append("content-type: ").append(reply.content_type).append("\r\n");
   fmt::format_to(std::back_inserter(msg), "content-length: {}\r\n", reply.body.size());
-  if (!exchange_.request_id.empty() && !exchange_.response.fields.get("x-request-id")) {
-    fmt::format_to(std::back_inserter(msg), "x-request-id: {}\r\n", exchange_.request_id);
+  if (!ex.request_id.empty() && !ex.response.fields.get("x-request-id")) {
+    msg.append("x-request-id: ").append(ex.request_id).append("\r\n");
   }
   if (close) msg += "connection: close\r\n";
   msg += "\r\n";
   // A reply to HEAD has the head only: its Content-Length says what a GET would have carried
   // (RFC 9110 §9.3.2), and body bytes would desynchronise a keep-alive client.
-  if (!is_head_) msg.append(reply.body);
-  record_.status = reply.status;
-  record_.local = reply.reason;
-  record_.sent_bytes = is_head_ ? 0 : reply.body.size();  // what the client received
-  if (!record_.flags) record_.flags = flag_for(reply.reason);
+  if (!ex.facts.head_request) msg.append(reply.body);
   out_.clear();
   out_.emplace_back(msg.data(), msg.size());
-  bool ok = co_await write_downstream(idle_timeout_);
+  const bool ok = co_await flush_response(spec_ ? spec_->idle_timeout : config::Duration(0));
   co_return ok && !close;
 }
 
 bool DownstreamConnection::listener_removed() const {
   const auto& current = worker_.view();
-  if (!current || current == record_.view) return false;
+  const auto& mine = runner_.record().view;
+  if (!current || current == mine) return false;
   return current->snapshot->find_listener(listener_name_) == nullptr;
-}
-
-config::Duration DownstreamConnection::response_write_timeout() const {
-  if (response_deadline_ == std::chrono::steady_clock::time_point{}) return idle_timeout_;
-  auto left = std::chrono::duration_cast<config::Duration>(response_deadline_ -
-                                                           std::chrono::steady_clock::now());
-  // idle_timeout 0 means "none": then the route deadline alone bounds the write. At least 1 ms:
-  // a zero timeout would mean "none" to Deadline.
-  const config::Duration bound = idle_timeout_.count() > 0 ? std::min(idle_timeout_, left) : left;
-  return std::max(config::Duration(1), bound);
 }
 
 awaitable<void> DownstreamConnection::close_gracefully() {
@@ -312,82 +528,106 @@ awaitable<void> DownstreamConnection::close_gracefully() {
   stream_.close();
 }
 
-void DownstreamConnection::open_exchange(std::shared_ptr<server::WorkerView> view) {
-  record_ = ExchangeRecord{};
-  record_.open = true;
-  record_.start = head_start_;
-  record_.route_stats = view->listeners[listener_index_].unrouted;
-  record_.log = view->snapshot->listeners()[listener_index_].spec.access_log.has_value();
-  if (record_.log) {
-    auto now = std::chrono::steady_clock::now();
-    record_.start_wall = std::chrono::system_clock::now() -
-                         std::chrono::duration_cast<std::chrono::system_clock::duration>(now - head_start_);
+// --- Tunnels ---
+
+// What the two halves of a tunnel share; it lives in tunnel()'s frame, which outlives both.
+struct DownstreamConnection::TunnelState {
+  explicit TunnelState(const asio::any_io_executor& ex) : done(ex), idle(ex) {}
+  asio::steady_timer done;  // cancelled to wake tunnel() when the other half has finished
+  asio::steady_timer idle;  // the idle watchdog's timer
+  config::Duration idle_timeout{0};
+  std::chrono::steady_clock::time_point last_activity;
+  bool up_done = false, down_done = false, failed = false, watcher_done = false;
+};
+
+awaitable<void> DownstreamConnection::tunnel(upstream::Session& session, config::Duration idle_timeout,
+                                             uint64_t& from_client, uint64_t& to_client) {
+  net::Stream& up = session.stream();
+  ByteBuffer& up_buffer = session.leftover();  // bytes the upstream sent after its 101
+  auto self = shared_from_this();
+  // Bytes that arrived behind the request head belong to the tunnel.
+  in_.consume_to(head_end_);
+  body_unread_ = false;
+  TunnelState state(stream_.get_executor());
+  state.idle_timeout = idle_timeout;
+  state.last_activity = std::chrono::steady_clock::now();
+  // Downstream → upstream runs in its own coroutine; upstream → downstream in this one. This
+  // frame outlives both: it waits for the other pump before returning.
+  asio::co_spawn(stream_.get_executor(),
+                 [self, &state, &up, &from_client]() -> awaitable<void> {
+                   co_await self->pump(self->stream_, up, self->in_, state, from_client);
+                   state.up_done = true;
+                   state.done.cancel();
+                 },
+                 asio::detached);
+  asio::co_spawn(stream_.get_executor(), watch_tunnel(state, up), asio::detached);
+  co_await pump(up, stream_, up_buffer, state, to_client);
+  state.down_done = true;
+  if (!state.up_done) {
+    error_code ignored;
+    state.done.expires_at(std::chrono::steady_clock::time_point::max());
+    co_await state.done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
   }
-  record_.view = std::move(view);
-  if (listener_stats_) listener_stats_->requests_total.add();
-  method_and_path_.clear();
-  exchange_.clear();
-  exchange_.client_address = client_address_;
-  is_head_ = false;
-  response_deadline_ = {};
+  state.idle.cancel();
+  if (!state.watcher_done) {
+    error_code ignored;
+    state.done.expires_at(std::chrono::steady_clock::time_point::max());
+    co_await state.done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+  stream_.close();
 }
 
-void DownstreamConnection::write_access_log(std::chrono::steady_clock::time_point now) {
-  using namespace std::chrono;
-  const auto& spec = *record_.view->snapshot->listeners()[listener_index_].spec.access_log;
-  accesslog::Entry e;
-  e.start = record_.start_wall;
-  e.request_id = record_.request_id;
-  e.client_address = client_address_;
-  e.method = record_.method;
-  e.authority = record_.authority;
-  e.path = record_.target;
-  e.protocol = record_.protocol;
-  e.status = record_.status;
-  e.received_bytes = record_.received_bytes;
-  e.sent_bytes = record_.sent_bytes;
-  e.duration_ms = duration<double, std::milli>(now - record_.start).count();
-  if (record_.endpoint) e.upstream_endpoint = record_.endpoint->key;
-  if (record_.upstream_end > record_.upstream_start) {
-    e.upstream_ms = duration<double, std::milli>(record_.upstream_end - record_.upstream_start).count();
+awaitable<void> DownstreamConnection::pump(net::Stream& from, net::Stream& to, ByteBuffer& buffer,
+                                           TunnelState& state, uint64_t& counter) {
+  // Whatever is already buffered goes first.
+  while (true) {
+    if (buffer.size() > 0) {
+      error_code ec;
+      co_await to.async_write(asio::buffer(buffer.data() + buffer.begin(), buffer.size()),
+                              asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+      counter += buffer.size();
+      state.last_activity = std::chrono::steady_clock::now();
+      buffer.consume_to(buffer.end());
+      buffer.compact();
+    }
+    error_code ec;
+    size_t n = co_await from.async_read_some(asio::buffer(buffer.write_ptr(), buffer.writable()),
+                                             asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == asio::error::eof) {
+      // A half close travels on: the other side may still send (TCP allows it, WebSocket
+      // closes with a handshake in the data before the FIN anyway).
+      to.shutdown_send();
+      co_return;
+    }
+    if (ec) break;
+    buffer.commit(n);
+    state.last_activity = std::chrono::steady_clock::now();
   }
-  e.route = record_.route_name;
-  e.cluster = record_.cluster;
-  e.flags = record_.flags ? record_.flags : "-";
-  std::string& out = worker_.access_log().buffer(spec.path);
-  if (spec.format == config::AccessLog::Format::kJson) accesslog::append_json(out, e);
-  else accesslog::append_text(out, e);
-  worker_.access_log().committed(spec.path);
+  // An error either way (a reset, the idle timeout) ends the whole tunnel.
+  from.cancel();
+  to.cancel();
+  state.failed = true;
 }
 
-void DownstreamConnection::finish_exchange() {
-  if (!record_.open) return;
-  using namespace std::chrono;
-  auto now = steady_clock::now();
-  // The client went away before a response was sent: counted as 499, like nginx.
-  if (record_.status == 0) {
-    record_.status = 499;
-    if (!record_.flags) record_.flags = "DC";
+awaitable<void> DownstreamConnection::watch_tunnel(TunnelState& state, net::Stream& up) {
+  auto self = shared_from_this();
+  while (!(state.up_done && state.down_done) && !state.failed) {
+    auto deadline = state.last_activity + state.idle_timeout;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      log::debug("tunnel idle for {}ms: closing", state.idle_timeout.count());
+      state.failed = true;
+      stream_.cancel();
+      up.cancel();
+      break;
+    }
+    state.idle.expires_at(deadline);
+    error_code ec;
+    co_await state.idle.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) break;  // cancelled: the tunnel ended
   }
-  stats::RouteStats& rs = *record_.route_stats;
-  rs.requests[stats::code_class_index(record_.status)].add();
-  rs.duration.observe_seconds(duration<double>(now - record_.start).count());
-  if (record_.upstream_end > record_.upstream_start) {
-    rs.upstream_duration.observe_seconds(
-        duration<double>(record_.upstream_end - record_.upstream_start).count());
-  }
-  rs.received_bytes.add(record_.received_bytes);
-  rs.sent_bytes.add(record_.sent_bytes);
-  if (record_.local) rs.local_replies[static_cast<size_t>(*record_.local)].add();
-  if (record_.log) write_access_log(now);
-  if (log::enabled(log::Level::kDebug)) {
-    log::debug("{} {} -> {}{}{} cluster={} endpoint={} {:.1f}ms", client_address_, method_and_path_,
-               record_.status, record_.local ? " local=" : "",
-               record_.local ? stats::to_string(*record_.local) : "", record_.cluster,
-               record_.endpoint ? std::string_view(record_.endpoint->key) : std::string_view("-"),
-               duration<double, std::milli>(now - record_.start).count());
-  }
-  record_ = ExchangeRecord{};
+  state.watcher_done = true;
+  if (state.up_done && state.down_done) state.done.cancel();
 }
 
 }  // namespace sluice::proxy

@@ -6,6 +6,7 @@
 
 #include "sluice/filters/header_mutation.h"
 #include "sluice/filters/local_actions.h"
+#include "sluice/filters/registry.h"
 
 namespace sluice::router {
 
@@ -24,16 +25,38 @@ Route::Route(const config::Route& spec, size_t cluster_index, const config::Virt
   action_.websocket = std::find(upgrades.begin(), upgrades.end(), "websocket") != upgrades.end();
   action_.upgrade_idle_timeout = spec.upgrade_idle_timeout;
 
-  // The chain: header mutation (all levels in one step), then the local action if any.
+  // The chain: header mutation (all levels in one step), registered compiled-in steps, then
+  // the local action if any.
   std::vector<const config::HeaderPolicy*> all = levels;
   all.push_back(&spec.header_policy);
   if (auto f = filters::HeaderMutationFilter::create(all)) chain_.push_back(std::move(f));
+  for (const auto& factory : filters::step_factories()) {
+    if (auto f = factory(spec)) chain_.push_back(std::move(f));
+  }
   if (spec.action == config::Route::ActionKind::kDirectResponse && spec.direct_response) {
     chain_.push_back(std::make_shared<filters::DirectResponseFilter>(*spec.direct_response));
   } else if (spec.action == config::Route::ActionKind::kRedirect && spec.redirect) {
     std::string prefix = spec.path_kind == config::Route::PathKind::kRegex ? "" : spec.path;
     chain_.push_back(std::make_shared<filters::RedirectFilter>(*spec.redirect, std::move(prefix)));
   }
+  for (const auto& step : chain_) chain_wants_body_ = chain_wants_body_ || step->wants_body();
+}
+
+void Route::assign_state_slots(std::string_view prefix, std::vector<filters::StateSlot>& slots) {
+  for (const auto& step : chain_) {
+    if (!step->make_worker_state()) continue;
+    step->assign_state_slot(slots.size());
+    slots.push_back({std::string(prefix) + "/" + name_ + "/" + std::string(step->name()), step.get()});
+  }
+}
+
+void VirtualHost::assign_state_slots(std::string_view prefix, std::vector<filters::StateSlot>& slots) {
+  const std::string here = std::string(prefix) + "/" + name_;
+  for (auto& r : routes_) r.assign_state_slots(here, slots);
+}
+
+void RouteTable::assign_state_slots(std::string_view listener, std::vector<filters::StateSlot>& slots) {
+  for (auto& vh : hosts_) vh->assign_state_slots(listener, slots);
 }
 
 bool Route::matches(const http::RequestView& request) const {

@@ -14,6 +14,7 @@ std::shared_ptr<const Routing> Routing::build(config::Config config) {
   for (const auto& l : config.listeners) {
     r->listeners.push_back(ListenerInfo{l, router::RouteTable(l, config.clusters)});
   }
+  for (auto& l : r->listeners) l.routes.assign_state_slots(l.spec.name, r->step_slots);
   r->config = std::move(config);
   return r;
 }

@@ -93,6 +93,19 @@ void Worker::swap_snapshot(SnapshotPtr snapshot) {
     }
     view->listeners.push_back(std::move(binding));
   }
+  // Steps' per-worker state: kept for a slot whose key the previous snapshot had, made fresh
+  // otherwise; state of steps that left the configuration goes with the last view using it.
+  std::unordered_map<std::string, std::shared_ptr<filters::WorkerState>> states;
+  const auto& slots = snapshot->routing->step_slots;
+  view->step_states.reserve(slots.size());
+  for (const auto& slot : slots) {
+    auto it = step_states_.find(slot.key);
+    std::shared_ptr<filters::WorkerState> state =
+        it != step_states_.end() ? it->second : std::shared_ptr<filters::WorkerState>(slot.step->make_worker_state());
+    view->step_states.push_back(state);
+    states.emplace(slot.key, std::move(state));
+  }
+  step_states_ = std::move(states);
   view->snapshot = std::move(snapshot);
   view_ = std::move(view);
 }

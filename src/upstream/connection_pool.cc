@@ -6,26 +6,6 @@
 
 namespace sluice::upstream {
 
-UpstreamConnection::UpstreamConnection(const asio::any_io_executor& ex,
-                                       stats::ClusterStats* cstats, stats::EndpointStats* estats,
-                                       std::shared_ptr<CircuitBreaker> cb)
-    : cluster_stats(cstats),
-      endpoint_stats(estats),
-      breaker(std::move(cb)),
-      stream(tcp::socket(ex)),
-      in(32 * 1024),
-      parser(http::Parser::Kind::kResponse, 1000) {
-  cluster_stats->connections_active.add(1);
-  endpoint_stats->connections_active.add(1);
-  if (breaker) breaker->opened();
-}
-
-UpstreamConnection::~UpstreamConnection() {
-  cluster_stats->connections_active.add(-1);
-  endpoint_stats->connections_active.add(-1);
-  if (breaker) breaker->closed();
-}
-
 bool idle_socket_is_alive(tcp::socket& socket) {
   char byte;
   ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -40,8 +20,8 @@ std::unique_ptr<UpstreamConnection> EndpointPool::take(Clock::time_point now,
     std::unique_ptr<UpstreamConnection> conn = std::move(idle_.back());
     idle_.pop_back();
     drop_idle(1);
-    if (now - conn->idle_since >= idle_timeout || !idle_socket_is_alive(conn->stream.lowest_layer())) {
-      conn->stream.close();
+    if (now - conn->idle_since >= idle_timeout || !idle_socket_is_alive(conn->stream().lowest_layer())) {
+      conn->stream().close();
       continue;
     }
     return conn;
@@ -52,11 +32,11 @@ std::unique_ptr<UpstreamConnection> EndpointPool::take(Clock::time_point now,
 void EndpointPool::give_back(std::unique_ptr<UpstreamConnection> conn, Clock::time_point now,
                              size_t max_idle) {
   if (retired_ || idle_.size() >= max_idle) {
-    conn->stream.close();
+    conn->stream().close();
     return;
   }
   conn->idle_since = now;
-  CircuitBreaker* breaker = conn->breaker.get();
+  CircuitBreaker* breaker = conn->breaker();
   idle_.push_back(std::move(conn));
   cluster_stats_->connections_idle.add(1);
   if (breaker) breaker->returned();  // a request waiting for a connection may take this one
@@ -67,7 +47,7 @@ void EndpointPool::sweep(Clock::time_point now, Clock::duration idle_timeout) {
   size_t expired = 0;
   while (expired < idle_.size() && now - idle_[expired]->idle_since >= idle_timeout) ++expired;
   for (size_t i = 0; i < expired; ++i) {
-    idle_[i]->stream.close();
+    idle_[i]->stream().close();
   }
   idle_.erase(idle_.begin(), idle_.begin() + static_cast<ptrdiff_t>(expired));
   drop_idle(expired);
@@ -75,7 +55,7 @@ void EndpointPool::sweep(Clock::time_point now, Clock::duration idle_timeout) {
 
 void EndpointPool::close_all() {
   for (auto& c : idle_) {
-    c->stream.close();
+    c->stream().close();
   }
   drop_idle(idle_.size());
   idle_.clear();

@@ -52,7 +52,7 @@ class HeaderMutationFilter final : public Filter {
   // The policies in order of application (listener, virtual host, route); empty ones skipped.
   explicit HeaderMutationFilter(const std::vector<const config::HeaderPolicy*>& levels);
   // Null when no level mutates anything: the chain then has no step for it.
-  static std::shared_ptr<const Filter> create(const std::vector<const config::HeaderPolicy*>& levels);
+  static std::shared_ptr<Filter> create(const std::vector<const config::HeaderPolicy*>& levels);
 
   std::string_view name() const override { return "header_mutation"; }
   void on_upstream_request(proxy::Exchange& exchange) const override;

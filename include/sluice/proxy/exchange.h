@@ -3,10 +3,13 @@
 // A downstream codec (HTTP/1 today, HTTP/2 next) fills the request part; the router step and the
 // upstream session fill the response part; the codec writes the response in its own framing.
 // Nothing here knows HTTP/1 text.
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "sluice/filters/filter.h"
 #include "sluice/http/fields.h"
 #include "sluice/stats/metrics.h"
 
@@ -49,15 +52,39 @@ struct ResponseHead {
   http::FieldList fields;
 };
 
+// What the downstream codec tells the exchange about the request beyond its head.
+struct RequestFacts {
+  std::string_view protocol = "HTTP/1.1";  // for logs: "HTTP/1.0", "HTTP/1.1", later "HTTP/2"
+  bool head_request = false;       // HEAD: whatever the status, the response carries no body
+  bool has_body = false;           // body bytes follow the head
+  bool body_length_known = false;  // the body's length was declared (else it is framed upstream)
+  bool idempotent = false;         // RFC 9110 §9.2.2: may be sent again after a failed attempt
+  std::string_view upgrade;        // a WebSocket offer the route tunnels ("websocket"), else empty
+  bool request_id_generated = false;  // Sluice made request_id (the client sent none)
+};
+
 struct Exchange {
   RequestHead request;
+  RequestFacts facts;
   ResponseHead response;
+  http::FieldList request_trailers;   // filled when the request body ends with trailer fields
+  http::FieldList response_trailers;  // likewise for the response
   const router::Route* route = nullptr;
   std::string_view client_address;
-  std::string_view request_id;
+  std::string request_id;
   std::string_view upstream_host;  // the chosen endpoint ("ip:port"), once picked
   std::optional<LocalReply> local_reply;  // set by a step that answers the request itself
   std::optional<Error> error;
+  // The worker's state of every step of the snapshot this exchange runs on, by state slot.
+  const std::vector<std::shared_ptr<filters::WorkerState>>* step_states = nullptr;
+
+  // The per-worker state of `step` (made by its make_worker_state()), or null when it has none.
+  template <typename State>
+  State* step_state(const filters::Filter& step) const {
+    const size_t slot = step.state_slot();
+    if (!step_states || slot >= step_states->size()) return nullptr;
+    return static_cast<State*>((*step_states)[slot].get());
+  }
 
   // Makes the exchange answer locally; the caller returns filters::Status::kLocalReply.
   LocalReply& reply_locally(int status, stats::LocalReason reason, std::string body) {
@@ -67,10 +94,27 @@ struct Exchange {
     local_reply->body = std::move(body);
     return *local_reply;
   }
+  // Copies the request head into storage of its own: its views pointed into the codec's read
+  // buffer, which a long request body needs back. Uploads only; a GET never pays for it.
+  void own_request_head() {
+    auto& f = request.fields;
+    request.method = f.own(std::string(request.method));
+    request.authority = f.own(std::string(request.authority));
+    request.path = f.own(std::string(request.path));
+    request.query = f.own(std::string(request.query));
+    for (auto& item : f.items()) {
+      item.name = f.own(std::string(item.name));
+      item.value = f.own(std::string(item.value));
+    }
+  }
   // Resets for the next request, keeping the fields' storage (no allocation per request).
   void clear() {
     request.fields.clear();
     response.fields.clear();
+    request_trailers.clear();
+    response_trailers.clear();
+    facts = RequestFacts{};
+    request_id.clear();
     request.method = request.authority = request.path = request.query = {};
     request.scheme = "http";
     request.has_query = false;
@@ -80,6 +124,7 @@ struct Exchange {
     upstream_host = {};
     local_reply.reset();
     error.reset();
+    step_states = nullptr;
   }
 };
 

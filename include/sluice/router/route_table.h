@@ -35,6 +35,10 @@ class Route {
   const RouteAction& action() const { return action_; }
   // The route's steps, in order; the router step (for cluster routes) follows the last one.
   const filters::Chain& chain() const { return chain_; }
+  // Whether any step has body or trailer hooks: without one, bodies stream with no per-part call.
+  bool chain_wants_body() const { return chain_wants_body_; }
+  // Gives every step with per-worker state the next slot (snapshot build, control thread).
+  void assign_state_slots(std::string_view prefix, std::vector<filters::StateSlot>& slots);
   // The path to send upstream (prefix_rewrite applied), without the query.
   std::string rewritten_path(std::string_view path) const;
 
@@ -45,6 +49,7 @@ class Route {
   std::vector<QueryMatcher> query_;
   RouteAction action_;
   filters::Chain chain_;
+  bool chain_wants_body_ = false;
 };
 
 class VirtualHost {
@@ -54,6 +59,7 @@ class VirtualHost {
   const Route* match(const http::RequestView& request) const;
   const std::string& name() const { return name_; }
   const std::vector<Route>& routes() const { return routes_; }
+  void assign_state_slots(std::string_view prefix, std::vector<filters::StateSlot>& slots);
 
  private:
   std::string name_;
@@ -67,6 +73,8 @@ class RouteTable {
   // The port in `authority` is ignored; comparison is case-insensitive.
   const VirtualHost* find_virtual_host(std::string_view authority) const;
   const std::vector<std::unique_ptr<VirtualHost>>& virtual_hosts() const { return hosts_; }
+  // Numbers the steps with per-worker state of every route (snapshot build, control thread).
+  void assign_state_slots(std::string_view listener, std::vector<filters::StateSlot>& slots);
 
  private:
   struct StringHash {

@@ -22,6 +22,8 @@ struct ListenerInfo {
 struct Routing {
   config::Config config;
   std::vector<ListenerInfo> listeners;
+  // Every route step with per-worker state, by state slot (Filter::state_slot()).
+  std::vector<filters::StateSlot> step_slots;
   // `config` must have passed config::load_*; building cannot fail after that.
   static std::shared_ptr<const Routing> build(config::Config config);
 };

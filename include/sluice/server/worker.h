@@ -50,6 +50,8 @@ struct WorkerView {
   SnapshotPtr snapshot;
   std::vector<ClusterBinding> clusters;    // by Snapshot::clusters index
   std::vector<ListenerBinding> listeners;  // by Snapshot::listeners index
+  // The worker's state of each route step that keeps one, by state slot (Routing::step_slots).
+  std::vector<std::shared_ptr<filters::WorkerState>> step_states;
 
   // The stats cells of `route` in virtual host `vhost` of listener `listener_index`.
   stats::RouteStats* route_stats(size_t listener_index, const router::VirtualHost* vhost,
@@ -115,6 +117,8 @@ class Worker {
   std::atomic<bool> finished_{false};
   std::shared_ptr<WorkerView> view_;
   std::unordered_map<std::string, std::shared_ptr<ClusterState>> cluster_states_;
+  // Route steps' per-worker state by slot key, carried over reloads that keep the step.
+  std::unordered_map<std::string, std::shared_ptr<filters::WorkerState>> step_states_;
   std::map<std::string, std::unique_ptr<tcp::acceptor>> acceptors_;
   std::vector<std::unique_ptr<tcp::acceptor>> retired_acceptors_;  // closed; freed with the worker
   asio::steady_timer sweep_timer_;

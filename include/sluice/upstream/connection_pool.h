@@ -11,29 +11,14 @@
 #include "sluice/net/stream.h"
 #include "sluice/stats/metrics.h"
 #include "sluice/upstream/circuit_breaker.h"
+#include "sluice/upstream/http1_session.h"
 
 namespace sluice::upstream {
 
 using Clock = std::chrono::steady_clock;
 
-// One HTTP/1.1 upstream session: a stream to one endpoint and the parser of its responses.
-struct UpstreamConnection {
-  // Counts itself in the cluster's and endpoint's active-connection gauges and in the worker's
-  // circuit breaker for its lifetime.
-  UpstreamConnection(const asio::any_io_executor& ex, stats::ClusterStats* cluster_stats,
-                     stats::EndpointStats* endpoint_stats, std::shared_ptr<CircuitBreaker> breaker);
-  ~UpstreamConnection();
-  UpstreamConnection(const UpstreamConnection&) = delete;
-  UpstreamConnection& operator=(const UpstreamConnection&) = delete;
-  stats::ClusterStats* cluster_stats;
-  stats::EndpointStats* endpoint_stats;
-  std::shared_ptr<CircuitBreaker> breaker;
-  net::Stream stream;
-  ByteBuffer in;
-  http::Parser parser;
-  Clock::time_point idle_since{};
-  uint64_t requests = 0;
-};
+// The pool holds HTTP/1.1 sessions; an HTTP/2 session (multiplexed) gets its own pool shape.
+using UpstreamConnection = Http1Session;
 
 class EndpointPool {
  public:

@@ -1,0 +1,135 @@
+#pragma once
+// Runs one exchange, whatever codec produced it: picks the virtual host and route, runs the
+// route's filter chain, then the router step (pick cluster and endpoint, forward through an
+// upstream session, relay the response back through the chain to the codec), and records the
+// exchange once at its end (stats, access log). The HTTP/1 codec keeps one runner per
+// connection, reused per request; the HTTP/2 codec will keep one per stream.
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sluice/common/asio.h"
+#include "sluice/common/deadline.h"
+#include "sluice/proxy/downstream.h"
+#include "sluice/proxy/exchange.h"
+#include "sluice/server/worker.h"
+#include "sluice/stats/metrics.h"
+
+namespace sluice::proxy {
+
+using stats::LocalReason;
+
+// What one exchange did, filled in as it goes and finished in one place (stats, logs).
+struct ExchangeRecord {
+  bool open = false;
+  std::chrono::steady_clock::time_point start;
+  std::chrono::steady_clock::time_point upstream_start;  // request head sent upstream
+  std::chrono::steady_clock::time_point upstream_end;    // upstream response complete
+  int status = 0;
+  std::optional<LocalReason> local;
+  stats::RouteStats* route_stats = nullptr;
+  const upstream::EndpointInfo* endpoint = nullptr;
+  std::string_view cluster;  // into the snapshot held by `view`
+  std::shared_ptr<server::WorkerView> view;  // keeps the names above alive
+  size_t listener_index = 0;                 // in `view`
+  uint64_t received_bytes = 0;  // request body
+  uint64_t sent_bytes = 0;      // response body
+  const char* flags = nullptr;  // access-log flags, e.g. "UF"; null when none
+  std::string_view route_name = "-";
+  // Copied from the head only when the listener writes an access log.
+  bool log = false;
+  std::chrono::system_clock::time_point start_wall;
+  std::string method = "-", authority, target;
+  bool tunnel = false;  // an upgraded connection: bytes counted both ways until either side closed
+};
+
+class ExchangeRunner {
+ public:
+  ExchangeRunner(server::Worker& worker, Downstream& downstream, const asio::any_io_executor& ex);
+
+  Exchange& exchange() { return exchange_; }
+  const Exchange& exchange() const { return exchange_; }
+  ExchangeRecord& record() { return record_; }
+  const ExchangeRecord& record() const { return record_; }
+
+  // Starts the record of an exchange whose head was just read (or failed to parse).
+  void open(std::shared_ptr<server::WorkerView> view, size_t listener_index,
+            std::chrono::steady_clock::time_point start, std::string_view client_address);
+  // Routes the exchange's request, runs the route's steps and the router step. Returns whether
+  // the connection may stay open.
+  awaitable<bool> run(const server::ListenerInfo& listener);
+  // A reply made by Sluice itself (no route, a malformed request, an upstream failure): the
+  // route's response steps run on it when the exchange was routed.
+  awaitable<bool> reply(int status, LocalReason reason, std::string body, bool close);
+  // Counts the exchange in the stats and logs it; a no-op when none is open.
+  void finish();
+  // The connection is going away: end the upstream deadline's wait (it holds the codec alive).
+  void cancel() { up_deadline_.cancel(); }
+  // The route timeout's end while a response streams (none when zero).
+  std::chrono::steady_clock::time_point response_deadline() const { return response_deadline_; }
+  // For debug logs: "METHOD target", filled only when debug logging is on.
+  std::string& method_and_path() { return method_and_path_; }
+
+ private:
+  // An upstream session checked out of a worker pool for one request.
+  struct Lease {
+    std::shared_ptr<upstream::EndpointPool> pool;
+    std::unique_ptr<upstream::UpstreamConnection> conn;
+    const upstream::EndpointInfo* endpoint = nullptr;
+    bool reused = false;
+    size_t max_idle = 0;  // the cluster's max_idle_connections
+    explicit operator bool() const { return conn != nullptr; }
+  };
+  enum class AcquireStatus { kOk, kNoEndpoint, kConnectFailed, kOverflow };
+  enum class SendStatus { kSent, kUpstreamFailed, kDownstreamGone, kBadBody, kBodyTooLarge,
+                          kBodyTimeout, kLocalReply };
+  enum class RelayStatus {
+    kDone,
+    kClosedBeforeResponse,  // not one byte came back: the request may be retried on a fresh connection
+    kUpstreamReset,
+    kInvalidResponse,
+    kTimeout,
+    kFailedAfterHead,  // the response was cut after its head went downstream: abort the connection
+    kDownstreamGone,
+    kUpgraded,  // 101 to an upgrade Sluice asked for: the head went downstream, tunnel next
+  };
+
+  // --- exchange_runner.cc: the chain runner. ---
+  awaitable<bool> send_local_reply(bool close);
+  // The response steps (reverse chain order) on exchange_.response.
+  void run_response_steps();
+  bool chain_wants_body() const;
+  // The downstream write timeout while a response streams: the idle timeout, or less when the
+  // route timeout ends sooner (so a client that stops reading is cut by the route timeout).
+  config::Duration response_write_timeout() const;
+  void write_access_log(std::chrono::steady_clock::time_point now);
+
+  // --- router_step.cc: pick → forward → relay. ---
+  awaitable<bool> forward(const router::Route& route);
+  awaitable<Lease> acquire(const upstream::ClusterInfo& cluster,
+                           const server::WorkerView::ClusterBinding& binding, bool fresh_only,
+                           std::optional<uint64_t> hash, config::Duration queue_timeout,
+                           std::string& error, AcquireStatus& status);
+  // The Maglev key of a request (hash_on), or none when the request does not carry it.
+  std::optional<uint64_t> request_hash(const config::HashOn& on) const;
+  awaitable<SendStatus> send_request(Lease& lease, const router::Route& route);
+  awaitable<RelayStatus> relay_response(Lease& lease, const router::Route& route);
+  void start_endpoint_request(Lease& lease);
+  void release(Lease& lease, bool reusable);
+
+  server::Worker& worker_;
+  Downstream& down_;
+  asio::any_io_executor executor_;
+  Deadline up_deadline_;
+  Exchange exchange_;  // the current request in neutral form, reused (its storage) per request
+  ExchangeRecord record_;
+  config::Duration idle_timeout_{60000};  // the listener's
+  std::chrono::steady_clock::time_point response_deadline_{};  // route timeout; none when zero
+  std::string method_and_path_;
+  // Reused per request so the steady state allocates little.
+  std::vector<http::HeaderView> fields_before_;  // request fields before the steps ran
+};
+
+}  // namespace sluice::proxy

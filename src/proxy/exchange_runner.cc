@@ -1,0 +1,219 @@
+// The exchange runner: route → the route's steps → router step or local reply, and the one
+// place an exchange is counted and logged. Protocol-neutral: the codec behind `down_` frames
+// everything.
+#include "sluice/proxy/exchange_runner.h"
+
+#include <fmt/core.h>
+
+#include "sluice/accesslog/format.h"
+#include "sluice/common/log.h"
+
+namespace sluice::proxy {
+
+namespace {
+
+// Access-log flags, after Envoy's response flags where one exists.
+const char* flag_for(LocalReason reason) {
+  switch (reason) {
+    case LocalReason::kNoRoute: return "NR";
+    case LocalReason::kNoHealthyUpstream: return "UH";
+    case LocalReason::kConnectFailure: return "UF";
+    case LocalReason::kUpstreamReset: return "UC";
+    case LocalReason::kTimeout: return "UT";
+    case LocalReason::kBadRequest: return "DPE";
+    case LocalReason::kHeadersTooLarge: return "DPE";
+    case LocalReason::kBodyTooLarge: return "RTL";
+    case LocalReason::kRequestTimeout: return "DT";
+    case LocalReason::kOverflow: return "UO";
+    case LocalReason::kNotImplemented: return "DPE";
+    case LocalReason::kDirectResponse: return "-";
+    case LocalReason::kRedirect: return "-";
+    case LocalReason::kCount: break;
+  }
+  return "-";
+}
+
+}  // namespace
+
+ExchangeRunner::ExchangeRunner(server::Worker& worker, Downstream& downstream,
+                               const asio::any_io_executor& ex)
+    : worker_(worker), down_(downstream), executor_(ex), up_deadline_(ex) {}
+
+void ExchangeRunner::open(std::shared_ptr<server::WorkerView> view, size_t listener_index,
+                          std::chrono::steady_clock::time_point start,
+                          std::string_view client_address) {
+  record_ = ExchangeRecord{};
+  record_.open = true;
+  record_.start = start;
+  record_.listener_index = listener_index;
+  record_.route_stats = view->listeners[listener_index].unrouted;
+  const auto& spec = view->snapshot->listeners()[listener_index].spec;
+  record_.log = spec.access_log.has_value();
+  if (record_.log) {
+    auto now = std::chrono::steady_clock::now();
+    record_.start_wall = std::chrono::system_clock::now() -
+                         std::chrono::duration_cast<std::chrono::system_clock::duration>(now - start);
+  }
+  record_.view = std::move(view);
+  idle_timeout_ = spec.idle_timeout;
+  method_and_path_.clear();
+  exchange_.clear();
+  exchange_.client_address = client_address;
+  response_deadline_ = {};
+}
+
+awaitable<bool> ExchangeRunner::run(const server::ListenerInfo& listener) {
+  const server::WorkerView& view = *record_.view;
+  RequestHead& head = exchange_.request;
+  http::RequestView req;
+  req.method = head.method;
+  req.authority = head.authority;
+  req.path = head.path;
+  req.query = head.query;
+  req.headers = head.fields.items();
+
+  const router::VirtualHost* vhost = listener.routes.find_virtual_host(req.authority);
+  if (!vhost) {
+    co_return co_await reply(404, LocalReason::kNoRoute,
+                             "no virtual host matches the request's Host\n", false);
+  }
+  const router::Route* route = vhost->match(req);
+  if (!route) {
+    co_return co_await reply(
+        404, LocalReason::kNoRoute,
+        fmt::format("no route matches the request in virtual host '{}'\n", vhost->name()), false);
+  }
+  record_.route_name = route->name();
+  record_.route_stats = view.route_stats(record_.listener_index, vhost, route);
+  record_.route_stats->active.add(1);
+  exchange_.route = route;
+  exchange_.step_states = &view.step_states;
+  // An upgrade offer is tunnelled only where the route allows it; anywhere else it is served
+  // as plain HTTP/1.1 and the Upgrade/Connection fields are dropped as hop-by-hop, like nginx.
+  // This is also how an h2c offer is declined.
+  if (!route->action().websocket) exchange_.facts.upgrade = {};
+
+  // The request steps, inline: a nested coroutine per request would cost a frame allocation.
+  filters::Status st = filters::Status::kContinue;
+  for (const auto& step : route->chain()) {
+    st = step->on_request_head(exchange_);
+    if (st == filters::Status::kPause) st = co_await step->resume(exchange_);
+    if (st == filters::Status::kLocalReply) break;
+  }
+  bool keep_open;
+  if (st == filters::Status::kLocalReply) {
+    keep_open = co_await send_local_reply(false);
+  } else if (route->action().kind != config::Route::ActionKind::kCluster) {
+    // Not reachable: a direct_response or redirect step always answers. Never index clusters
+    // with a route that has none.
+    exchange_.route = nullptr;
+    keep_open = co_await reply(500, LocalReason::kNoRoute, "route has no cluster\n", true);
+  } else {
+    keep_open = co_await forward(*route);
+  }
+  record_.route_stats->active.add(-1);
+  co_return keep_open;
+}
+
+awaitable<bool> ExchangeRunner::reply(int status, LocalReason reason, std::string body, bool close) {
+  // Sluice's own error replies do not go through the route's response steps: a step's
+  // configuration describes responses of the route, not failures to produce one.
+  exchange_.route = nullptr;
+  exchange_.reply_locally(status, reason, std::move(body));
+  co_return co_await send_local_reply(close);
+}
+
+awaitable<bool> ExchangeRunner::send_local_reply(bool close) {
+  LocalReply& reply = *exchange_.local_reply;
+  // The route's response steps (header mutation) see a local answer like an upstream one.
+  exchange_.response.status = reply.status;
+  exchange_.response.reason = {};
+  exchange_.response.fields = std::move(reply.headers);
+  run_response_steps();
+  record_.status = reply.status;
+  record_.local = reply.reason;
+  record_.sent_bytes = exchange_.facts.head_request ? 0 : reply.body.size();  // what the client got
+  if (!record_.flags) record_.flags = flag_for(reply.reason);
+  co_return co_await down_.send_local_reply(close);
+}
+
+void ExchangeRunner::run_response_steps() {
+  if (!exchange_.route) return;
+  // Response steps run in reverse chain order (the innermost step sees the response first).
+  const auto& chain = exchange_.route->chain();
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) (*it)->on_response_head(exchange_);
+}
+
+bool ExchangeRunner::chain_wants_body() const {
+  return exchange_.route && exchange_.route->chain_wants_body();
+}
+
+config::Duration ExchangeRunner::response_write_timeout() const {
+  if (response_deadline_ == std::chrono::steady_clock::time_point{}) return idle_timeout_;
+  auto left = std::chrono::duration_cast<config::Duration>(response_deadline_ -
+                                                           std::chrono::steady_clock::now());
+  // idle_timeout 0 means "none": then the route deadline alone bounds the write. At least 1 ms:
+  // a zero timeout would mean "none" to Deadline.
+  const config::Duration bound = idle_timeout_.count() > 0 ? std::min(idle_timeout_, left) : left;
+  return std::max(config::Duration(1), bound);
+}
+
+void ExchangeRunner::write_access_log(std::chrono::steady_clock::time_point now) {
+  using namespace std::chrono;
+  const auto& spec = *record_.view->snapshot->listeners()[record_.listener_index].spec.access_log;
+  accesslog::Entry e;
+  e.start = record_.start_wall;
+  e.request_id = exchange_.request_id;
+  e.client_address = exchange_.client_address;
+  e.method = record_.method;
+  e.authority = record_.authority;
+  e.path = record_.target;
+  e.protocol = exchange_.facts.protocol;
+  e.status = record_.status;
+  e.received_bytes = record_.received_bytes;
+  e.sent_bytes = record_.sent_bytes;
+  e.duration_ms = duration<double, std::milli>(now - record_.start).count();
+  if (record_.endpoint) e.upstream_endpoint = record_.endpoint->key;
+  if (record_.upstream_end > record_.upstream_start) {
+    e.upstream_ms = duration<double, std::milli>(record_.upstream_end - record_.upstream_start).count();
+  }
+  e.route = record_.route_name;
+  e.cluster = record_.cluster;
+  e.flags = record_.flags ? record_.flags : "-";
+  std::string& out = worker_.access_log().buffer(spec.path);
+  if (spec.format == config::AccessLog::Format::kJson) accesslog::append_json(out, e);
+  else accesslog::append_text(out, e);
+  worker_.access_log().committed(spec.path);
+}
+
+void ExchangeRunner::finish() {
+  if (!record_.open) return;
+  using namespace std::chrono;
+  auto now = steady_clock::now();
+  // The client went away before a response was sent: counted as 499, like nginx.
+  if (record_.status == 0) {
+    record_.status = 499;
+    if (!record_.flags) record_.flags = "DC";
+  }
+  stats::RouteStats& rs = *record_.route_stats;
+  rs.requests[stats::code_class_index(record_.status)].add();
+  rs.duration.observe_seconds(duration<double>(now - record_.start).count());
+  if (record_.upstream_end > record_.upstream_start) {
+    rs.upstream_duration.observe_seconds(
+        duration<double>(record_.upstream_end - record_.upstream_start).count());
+  }
+  rs.received_bytes.add(record_.received_bytes);
+  rs.sent_bytes.add(record_.sent_bytes);
+  if (record_.local) rs.local_replies[static_cast<size_t>(*record_.local)].add();
+  if (record_.log) write_access_log(now);
+  if (log::enabled(log::Level::kDebug)) {
+    log::debug("{} {} -> {}{}{} cluster={} endpoint={} {:.1f}ms", exchange_.client_address,
+               method_and_path_, record_.status, record_.local ? " local=" : "",
+               record_.local ? stats::to_string(*record_.local) : "", record_.cluster,
+               record_.endpoint ? std::string_view(record_.endpoint->key) : std::string_view("-"),
+               duration<double, std::milli>(now - record_.start).count());
+  }
+  record_ = ExchangeRecord{};
+}
+
+}  // namespace sluice::proxy
