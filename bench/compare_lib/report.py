@@ -190,7 +190,7 @@ def sanity_notes(summary, scenarios, targets, titles, closed_loop, rate_scenario
     return notes
 
 
-def special_sections(summary, scenarios, titles, special, startups, workers):
+def special_sections(summary, scenarios, titles, special, startups):
     """Markdown for the 10k-route last÷first ratios, start-up times, the reload scenario and the
     idle-connections scenario ("" when none of them ran)."""
     out = []
@@ -223,8 +223,8 @@ def special_sections(summary, scenarios, titles, special, startups, workers):
     rl = special.get("reload")
     if rl:
         out += ["## Reload of a 10,000-route configuration under load", "",
-                "Start-up: process start → the last route answers 200. Reload: signal sent → the "
-                "route the new configuration adds answers 200 (polled every 10 ms on new "
+                "Start-up: process start → the last route answers 200. Reload: signal sent → "
+                "the route the new configuration adds answers 200 (polled every 10 ms on new "
                 "connections), four times, while wrk keeps 50 connections busy on the first route. "
                 "RSS: all the proxy's processes, summed, before the first reload and 1 s after "
                 "each; settled: once old workers have exited (nginx, HAProxy).", "",
@@ -246,7 +246,8 @@ def special_sections(summary, scenarios, titles, special, startups, workers):
                 f"| {LABELS.get(n, n)} | {r['startup_ms']:.0f} "
                 f"| {', '.join(f'{x:.0f}' for x in r['reload_ms'])} | {_f(med)} "
                 f"| {_f(rss[0], 1)} → {_f(rss[-1], 1)} ({' → '.join(_f(x, 1) for x in rss)}) "
-                f"| {_f(r.get('rss_settled_mib'), 1)} | {_f(ld.get('requests'))} | {ld.get('errors', '—')} "
+                f"| {_f(r.get('rss_settled_mib'), 1)} | {_f(ld.get('requests'))} "
+                f"| {ld.get('errors', '—')} "
                 f"| {r.get('error', '')} |")
         out.append("")
     idle = special.get("idle")
