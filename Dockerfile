@@ -1,6 +1,7 @@
 # Multi-stage build on Debian 12. The build stage runs scripts/bootstrap itself, so it installs
-# exactly the packages a developer machine gets (one list, no copy to keep in step); the runtime
-# stage has only the libraries the sluice binary links.
+# exactly the packages a developer machine gets (one list, no copy to keep in step: the benchmark
+# peers nginx, HAProxy, Caddy and Traffic Server included, so bench/compare runs in it); the
+# runtime stage has only the libraries the sluice binary links.
 FROM debian:bookworm AS build
 WORKDIR /src
 COPY scripts/bootstrap scripts/bootstrap

@@ -48,8 +48,9 @@ def render(template_name, values):
     return re.sub(r"\{\{(\w+)\}\}", sub, text)
 
 
-def wait_http(port, path, deadline_s=15.0, proc=None, expect=200):
-    """Polls GET path until it answers `expect`. Returns None or a reason string."""
+def wait_http(port, path, deadline_s=15.0, proc=None, expect=200, interval_s=0.1):
+    """Polls GET path (a new connection each time) until it answers `expect`. Returns None or
+    a reason string."""
     end = time.monotonic() + deadline_s
     last = "no answer"
     while time.monotonic() < end:
@@ -66,7 +67,7 @@ def wait_http(port, path, deadline_s=15.0, proc=None, expect=200):
             last = f"status {r.status}"
         except OSError as e:
             last = str(e)
-        time.sleep(0.1)
+        time.sleep(interval_s)
     return f"not ready after {deadline_s:.0f}s: {last}"
 
 
@@ -216,6 +217,9 @@ def _version(argv, pattern=None):
 class Proxy:
     name = "?"
     binary = "?"
+    # Route kinds this proxy can express (see routes_for in bench/compare); a variant using
+    # another kind is reported as not applicable for it.
+    route_kinds = ("prefix", "exact", "regex")
 
     def __init__(self, tmp, workers, cpus):
         self.tmp = tmp
@@ -223,23 +227,44 @@ class Proxy:
         self.cpus = cpus
         self.process = None
         self.port = None
+        self.startup_s = None
 
     def available(self):
         if shutil.which(self.binary) is None:
             return f"`{self.binary}` not on PATH"
         return None
 
+    def supports(self, routes):
+        """None, or why this proxy cannot be given this route set."""
+        kinds = sorted({r.kind for r in routes} - set(self.route_kinds))
+        if kinds:
+            return f"its configuration here has no {'/'.join(kinds)} routes"
+        return None
+
     def start(self, variant, routes, clusters, ready_path):
+        """Starts the proxy and waits until ready_path answers 200; startup_s is the time from
+        starting the process to that first 200 (polled every 10 ms on new connections)."""
         self.dir = _mkdir(self.tmp, f"{self.name}-{variant}")
         self.port = free_port()
         argv = self.prepare(routes, clusters)
+        t0 = time.monotonic()
         self.process = Process(self.name, argv, self.dir, self.cpus, env=self.env())
-        err = wait_http(self.port, ready_path, proc=self.process.proc)
+        err = wait_http(self.port, ready_path, deadline_s=60.0, proc=self.process.proc,
+                        interval_s=0.01)
         if err:
             tail = self.process.tail()
             self.process.stop(signal.SIGKILL)
             raise RuntimeError(f"{self.name}: {err}\n{tail}")
+        self.startup_s = time.monotonic() - t0
         return self.process
+
+    def rewrite(self, routes, clusters):
+        """Writes a new configuration in place (same port) for a reload; returns nothing."""
+        self.prepare(routes, clusters)
+
+    def reload(self):
+        """Asks the running proxy to load its rewritten configuration; None, or why it can't."""
+        return "no reload mechanism wired up"
 
     def env(self):
         return None
@@ -266,7 +291,13 @@ class SluiceProxy(Proxy):
         built = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(self.binary)))
         return f"{_version([self.binary, '--version'])} ({self.binary}, built {built})"
 
+    def reload(self):
+        self.process.proc.send_signal(signal.SIGHUP)
+        return None
+
     def prepare(self, routes, clusters):
+        if getattr(self, "_admin_for", None) != self.port:
+            self._admin_for, self._admin_port = self.port, free_port()
         lines = []
         for i, r in enumerate(routes):
             key = {"prefix": "prefix", "exact": "path", "regex": "regex"}[r.kind]
@@ -280,7 +311,7 @@ class SluiceProxy(Proxy):
                       f"    endpoints: [ 127.0.0.1:{c.port} ]")
         conf = os.path.join(self.dir, "sluice.yaml")
         with open(conf, "w") as f:
-            f.write(render("sluice.yaml", {"admin_port": free_port(), "workers": self.workers,
+            f.write(render("sluice.yaml", {"admin_port": self._admin_port, "workers": self.workers,
                                            "port": self.port, "routes": "\n".join(lines),
                                            "clusters": "\n".join(cl)}))
         return [self.binary, "--config", conf, "--workers", str(self.workers), "--log-level", "warn"]
@@ -296,6 +327,12 @@ class NginxProxy(Proxy):
 
     def version(self):
         return nginx_version()
+
+    def reload(self):
+        # What `nginx -s reload` does: SIGHUP to the master, which starts new workers and asks
+        # the old ones to finish.
+        self.process.proc.send_signal(signal.SIGHUP)
+        return None
 
     def prepare(self, routes, clusters):
         for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
@@ -325,6 +362,16 @@ class NginxProxy(Proxy):
 class HaproxyProxy(Proxy):
     name = "haproxy"
     binary = "haproxy"
+    # Master-worker mode (-W), only for the reload scenario: the master re-reads the
+    # configuration on SIGUSR2 and starts a new worker; the old one finishes its connections
+    # (at most hard-stop-after).
+    master_worker = False
+
+    def reload(self):
+        if not self.master_worker:
+            return "not started in master-worker mode"
+        self.process.proc.send_signal(signal.SIGUSR2)
+        return None
 
     def version(self):
         return _version(["haproxy", "-v"], r"HAProxy version [\w.\-+~]+")
@@ -340,9 +387,11 @@ class HaproxyProxy(Proxy):
             bes.append(f"backend {c.name}\n    server s1 127.0.0.1:{c.port}")
         conf = os.path.join(self.dir, "haproxy.cfg")
         with open(conf, "w") as f:
-            f.write(render("haproxy.cfg", {"dir": self.dir, "workers": self.workers, "port": self.port,
-                                           "rules": "\n".join(rules), "backends": "\n\n".join(bes)}))
-        return ["haproxy", "-db", "-f", conf]
+            f.write(render("haproxy.cfg", {
+                "dir": self.dir, "workers": self.workers, "port": self.port,
+                "rules": "\n".join(rules), "backends": "\n\n".join(bes),
+                "global_extra": "    hard-stop-after 10s" if self.master_worker else ""}))
+        return ["haproxy"] + (["-W"] if self.master_worker else []) + ["-db", "-f", conf]
 
 
 class EnvoyProxy(Proxy):
@@ -384,6 +433,93 @@ class EnvoyProxy(Proxy):
                                           "clusters": "\n".join(cl)}))
         return ["envoy", "-c", conf, "--concurrency", str(self.workers), "--disable-hot-restart",
                 "--log-level", "warn"]
+
+
+class CaddyProxy(Proxy):
+    name = "caddy"
+    binary = "caddy"
+
+    def version(self):
+        return "Caddy " + _version(["caddy", "version"], r"v?\d+\.\d+\.\d+")
+
+    def env(self):
+        env = dict(os.environ)
+        # Caddy keeps state under HOME/XDG dirs: point them into its temp dir. GOMAXPROCS is its
+        # worker count (the Go scheduler's threads running Go code).
+        env.update({"HOME": self.dir, "XDG_DATA_HOME": self.dir, "XDG_CONFIG_HOME": self.dir,
+                    "GOMAXPROCS": str(self.workers)})
+        return env
+
+    def prepare(self, routes, clusters):
+        ports = {c.name: c.port for c in clusters}
+        lines = []
+        for i, r in enumerate(routes):
+            if r.kind == "regex":
+                matcher = f"path_regexp ^{r.value}$"
+            elif r.kind == "exact":
+                matcher = f"path {r.value}"
+            else:
+                matcher = f"path {r.value}*"
+            lines.append(f"\t\t@r{i} {matcher}\n"
+                         f"\t\treverse_proxy @r{i} 127.0.0.1:{ports[r.cluster]} {{\n"
+                         f"\t\t\timport upstream\n\t\t}}")
+        conf = os.path.join(self.dir, "Caddyfile")
+        with open(conf, "w") as f:
+            f.write(render("Caddyfile", {"port": self.port, "workers": self.workers,
+                                         "routes": "\n".join(lines)}))
+        return ["caddy", "run", "--config", conf, "--adapter", "caddyfile"]
+
+
+class TrafficServerProxy(Proxy):
+    name = "trafficserver"
+    binary = "traffic_server"
+    # remap.config `map` rules match a path prefix; exact paths and regexes would need other
+    # plugins (regex_remap), so only prefix route sets are given to it.
+    route_kinds = ("prefix",)
+    ETC = "/etc/trafficserver"
+
+    def available(self):
+        why = super().available()
+        if why is None and not os.path.isdir(self.ETC):
+            why = f"{self.ETC} missing (Debian package trafficserver)"
+        return why
+
+    def version(self):
+        return _version(["traffic_server", "-V"], r"Apache Traffic Server - traffic_server - [\d.]+"
+                        ).replace("Apache Traffic Server - traffic_server - ", "Traffic Server ")
+
+    def prepare(self, routes, clusters):
+        # ATS reads everything from one "runroot": its layout file points every directory into
+        # the temp dir, and the packaged configuration files are copied there as defaults.
+        etc = _mkdir(self.dir, "etc")
+        for d in ("run", "log", "cache", "var"):
+            _mkdir(self.dir, d, 0o777)
+        for name in os.listdir(self.ETC):
+            src = os.path.join(self.ETC, name)
+            if os.path.isfile(src) and not os.path.exists(os.path.join(etc, name)):
+                shutil.copy(src, etc)
+        for empty in ("storage.config", "plugin.config"):
+            open(os.path.join(etc, empty), "w").close()
+        with open(os.path.join(etc, "records.config"), "w") as f:
+            f.write(render("trafficserver.records.config", {"port": self.port,
+                                                            "workers": self.workers}))
+        shutil.copy(os.path.join(PEERS_DIR, "trafficserver.headers.conf"),
+                    os.path.join(etc, "headers.conf"))
+        ports = {c.name: c.port for c in clusters}
+        with open(os.path.join(etc, "remap.config"), "w") as f:
+            for r in routes:
+                # The target keeps the path (map rewrites the matched prefix into the target's).
+                f.write(f"map {r.value} http://127.0.0.1:{ports[r.cluster]}{r.value} "
+                        f"@plugin=header_rewrite.so @pparam={etc}/headers.conf\n")
+        layout = os.path.join(self.dir, "runroot.yaml")
+        with open(layout, "w") as f:
+            d = self.dir
+            f.write(f"prefix: {d}\nexec_prefix: /usr\nbindir: /usr/bin\nsbindir: /usr/sbin\n"
+                    f"sysconfdir: {etc}\ndatadir: /usr/share/trafficserver\n"
+                    f"includedir: /usr/include\nlibdir: /usr/lib/trafficserver\n"
+                    f"libexecdir: /usr/lib/trafficserver/modules\nlocalstatedir: {d}/var\n"
+                    f"runtimedir: {d}/run\nlogdir: {d}/log\ncachedir: {d}/cache\n")
+        return ["traffic_server", f"--run-root={layout}"]
 
 
 class Direct:

@@ -121,3 +121,10 @@ def set_autogroup_nice(pid, nice):
         return None
     except OSError as e:
         return str(e)
+
+
+def rss_kib(pids):
+    """Current resident memory (VmRSS) of the processes, summed (shared pages counted in each)."""
+    vals = [status_kib(p, "VmRSS") for p in pids]
+    vals = [v for v in vals if v is not None]
+    return sum(vals) if vals else None

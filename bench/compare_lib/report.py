@@ -8,11 +8,11 @@ import subprocess
 from .util import median
 
 COLORS = {"direct": "#8c8c8c", "sluice": "#1f77b4", "nginx": "#2ca02c", "haproxy": "#ff7f0e",
-          "envoy": "#9467bd"}
+          "caddy": "#17becf", "trafficserver": "#d62728", "envoy": "#9467bd"}
 LABELS = {"direct": "direct (floor)", "sluice": "Sluice", "nginx": "nginx", "haproxy": "HAProxy",
-          "envoy": "Envoy"}
+          "caddy": "Caddy", "trafficserver": "Traffic Server", "envoy": "Envoy"}
 
-CHART_LABELS = {"direct": "direct"}
+CHART_LABELS = {"direct": "direct", "trafficserver": "ATS"}
 
 METRICS = ("rps", "p50_ms", "p99_ms", "p999_ms", "cpu_us_per_req", "proxy_cpu_pct",
            "peak_rss_mib", "backend_cpu_us_per_req", "bytes_per_response", "foreign_cpu_pct",
@@ -20,14 +20,19 @@ METRICS = ("rps", "p50_ms", "p99_ms", "p999_ms", "cpu_us_per_req", "proxy_cpu_pc
            "target_rps")
 
 
-def summarise(runs, scenarios, targets, skipped):
-    """summary[scenario][target] = {status, runs_ok, runs_total, medians…, errors, failures}"""
+def summarise(runs, scenarios, targets, skipped, not_applicable=None):
+    """summary[scenario][target] = {status, runs_ok, runs_total, medians…, errors, failures}.
+    not_applicable: {(scenario, target): reason} for cells that are not measured."""
     out = {}
+    na = not_applicable or {}
     for sc in scenarios:
         out[sc] = {}
         for t in targets:
             if t in skipped:
                 out[sc][t] = {"status": "skipped", "reason": skipped[t]}
+                continue
+            if (sc, t) in na:
+                out[sc][t] = {"status": "skipped", "reason": na[(sc, t)]}
                 continue
             mine = [r for r in runs if r["scenario"] == sc and r["target"] == t]
             ok = [r for r in mine if r["ok"]]
@@ -118,7 +123,6 @@ def ratio_table(summary, scenarios, targets, titles):
         for p in peers:
             s = summary[sc][p]
             if s["status"] == "skipped":
-                lines.append(f"| {titles[sc]} | {LABELS[p]} | skipped |  |  |  |  |")
                 continue
             if me is None:
                 return "(Sluice was not part of this run: no ratios.)"
@@ -184,6 +188,88 @@ def sanity_notes(summary, scenarios, targets, titles, closed_loop, rate_scenario
                      f"{titles[worst[0]]} / {LABELS.get(worst[1], worst[1])}): the machine was "
                      f"not idle, so absolute numbers are pessimistic and noisier")
     return notes
+
+
+def special_sections(summary, scenarios, titles, special, startups):
+    """Markdown for the 10k-route last÷first ratios, start-up times, the reload scenario and the
+    idle-connections scenario ("" when none of them ran)."""
+    out = []
+    if "r10k-first" in scenarios and "r10k-last" in scenarios:
+        out += ["## 10,000 routes: last match ÷ first match", "",
+                "| proxy | CPU µs/req, first | CPU µs/req, last | last ÷ first | req/s first | "
+                "req/s last |", "|---|---|---|---|---|---|"]
+        for t, s1 in summary["r10k-first"].items():
+            s2 = summary["r10k-last"][t]
+            if t == "direct" or s1["status"] not in ("ok", "partly failed") or \
+                    s2["status"] not in ("ok", "partly failed"):
+                continue
+            out.append(f"| {LABELS.get(t, t)} | {_f(s1['cpu_us_per_req'], 1)} "
+                       f"| {_f(s2['cpu_us_per_req'], 1)} "
+                       f"| {_ratio(s2['cpu_us_per_req'], s1['cpu_us_per_req'])} "
+                       f"| {_f(s1['rps'])} | {_f(s2['rps'])} |")
+        out.append("")
+    if startups:
+        variants = list(startups)
+        names = []
+        for v in variants:
+            names += [n for n in startups[v] if n not in names]
+        out += ["## Start-up time (process start → first 200 through it, ms)", "",
+                "| proxy | " + " | ".join(f"{v} config" for v in variants) + " |",
+                "|---|" + "---|" * len(variants)]
+        for n in names:
+            out.append(f"| {LABELS.get(n, n)} | " + " | ".join(
+                str(startups[v].get(n, "—")) for v in variants) + " |")
+        out.append("")
+    rl = special.get("reload")
+    if rl:
+        out += ["## Reload of a 10,000-route configuration under load", "",
+                "Start-up: process start → the last route answers 200. Reload: signal sent → "
+                "the route the new configuration adds answers 200 (polled every 10 ms on new "
+                "connections), four times, while wrk keeps 50 connections busy on the first route. "
+                "RSS: all the proxy's processes, summed, before the first reload and 1 s after "
+                "each; settled: once old workers have exited (nginx, HAProxy).", "",
+                "| proxy | start-up ms | reload ms (4) | median reload ms | RSS MiB before → "
+                "after 4 reloads | RSS MiB settled | requests under load | errors under load "
+                "| note |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        for n, r in rl.items():
+            if "skipped" in r:
+                out.append(f"| {LABELS.get(n, n)} | skipped: {r['skipped']} | | | | | | | |")
+                continue
+            if "reload_ms" not in r:
+                out.append(f"| {LABELS.get(n, n)} | **FAILED**: {r.get('error')} | | | | | | | |")
+                continue
+            rss = r["rss_mib"]
+            ld = r.get("load") or {}
+            med = median(r["reload_ms"])
+            out.append(
+                f"| {LABELS.get(n, n)} | {r['startup_ms']:.0f} "
+                f"| {', '.join(f'{x:.0f}' for x in r['reload_ms'])} | {_f(med)} "
+                f"| {_f(rss[0], 1)} → {_f(rss[-1], 1)} ({' → '.join(_f(x, 1) for x in rss)}) "
+                f"| {_f(r.get('rss_settled_mib'), 1)} | {_f(ld.get('requests'))} "
+                f"| {ld.get('errors', '—')} "
+                f"| {r.get('error', '')} |")
+        out.append("")
+    idle = special.get("idle")
+    if idle:
+        n = next((r["n"] for r in idle.values() if "n" in r), None)
+        out += [f"## Idle keep-alive connections ({_f(n)} clients, one request each)", "",
+                "RSS of all the proxy's processes, summed: before, with the connections open and "
+                "idle (1 s after the last response), and 1 s after the client closed them all. "
+                "Per connection = (idle − before) ÷ connections that got their response.", "",
+                "| proxy | KiB per connection | RSS MiB before | with idle connections | after "
+                "close | connections ok |", "|---|---|---|---|---|---|"]
+        for name, r in idle.items():
+            if "skipped" in r:
+                out.append(f"| {LABELS.get(name, name)} | skipped: {r['skipped']} | | | | |")
+            elif "error" in r:
+                out.append(f"| {LABELS.get(name, name)} | **FAILED**: {r['error']} | | | | |")
+            else:
+                out.append(f"| {LABELS.get(name, name)} | {r['kib_per_conn']:.2f} "
+                           f"| {r['rss_before_mib']:.1f} | {r['rss_idle_mib']:.1f} "
+                           f"| {r['rss_after_close_mib']:.1f} | {r['ok']:,} |")
+        out.append("")
+    return "\n".join(out).rstrip()
 
 
 def write_json(path, doc):
