@@ -24,6 +24,6 @@ void FieldList::add(std::string_view name, std::string value) {
   items_.push_back({name, own(std::move(value))});
 }
 
-std::string_view FieldList::own(std::string s) { return owned_.emplace_back(std::move(s)); }
+std::string_view FieldList::own(std::string s) { return owned_.emplace_front(std::move(s)); }
 
 }  // namespace sluice::http

@@ -3,13 +3,14 @@
 #include <fmt/core.h>
 #include <fmt/format.h>
 
+#include <cstring>
+
 #include "sluice/common/log.h"
 
 namespace sluice::proxy {
 
 namespace {
 
-constexpr size_t kInitialBufferSize = 32 * 1024;
 constexpr auto kLingerTime = std::chrono::seconds(2);
 constexpr size_t kLingerMaxBytes = 4 * 1024 * 1024;
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -72,7 +73,6 @@ DownstreamConnection::DownstreamConnection(server::Worker& worker, std::string l
       listener_name_(std::move(listener_name)),
       stream_(std::move(socket)),
       down_deadline_(stream_.get_executor()),
-      in_(kInitialBufferSize),
       parser_(http::Parser::Kind::kRequest, 100),
       runner_(worker, *this, stream_.get_executor()) {
   client_address_ = stream_.peer().address;
@@ -161,6 +161,11 @@ awaitable<DownstreamConnection::HeadStatus> DownstreamConnection::read_head(cons
   size_t parse_pos = in_.begin();
   const size_t head_start = parse_pos;
   idle_ = in_.size() == 0;
+  // Nothing buffered: the read buffer goes back to the worker until bytes arrive.
+  if (idle_ && in_.allocated()) {
+    const size_t capacity = in_.capacity();
+    worker_.read_buffers().give(in_.release(), capacity);
+  }
   // Pipelined bytes already buffered: this request started when they arrived (close enough).
   if (!idle_) head_start_ = std::chrono::steady_clock::now();
   auto self = shared_from_this();
@@ -190,6 +195,27 @@ awaitable<DownstreamConnection::HeadStatus> DownstreamConnection::read_head(cons
         head_end_ = parse_pos;
         co_return HeadStatus::kOk;
       }
+    }
+    if (!in_.allocated()) {
+      // Waiting for a request with no buffer: the first bytes land in first_bytes_ and are
+      // copied into a pooled buffer (small request heads fit in one read either way).
+      error_code ec;
+      size_t n = co_await stream_.async_read_some(asio::buffer(first_bytes_),
+                                                  asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) {
+        down_deadline_.disarm();
+        idle_ = false;
+        co_return HeadStatus::kClosed;  // nothing was received: a quiet close or timeout
+      }
+      in_.adopt(worker_.read_buffers().take(), worker_.read_buffers().buffer_size());
+      std::memcpy(in_.write_ptr(), first_bytes_.data(), n);
+      in_.commit(n);
+      head_start_ = std::chrono::steady_clock::now();
+      if (idle_) {
+        idle_ = false;
+        if (keep_alive_wait) down_deadline_.arm(stream_, spec.request_headers_timeout, self);
+      }
+      continue;
     }
     if (in_.writable() == 0) {
       // The head must stay contiguous while it is parsed; grow up to the configured limit.
@@ -512,6 +538,7 @@ awaitable<void> DownstreamConnection::close_gracefully() {
   if (!stream_.is_open()) co_return;
   if (body_unread_ || in_.size() > 0) {
     stream_.shutdown_send();
+    if (!in_.allocated()) in_.adopt(worker_.read_buffers().take(), worker_.read_buffers().buffer_size());
     // Lingering close: unread bytes in our receive queue would make close() send a reset that
     // can destroy the response before the client reads it. Read and drop them for a while.
     down_deadline_.arm(stream_, std::chrono::duration_cast<config::Duration>(kLingerTime),

@@ -2,7 +2,7 @@
 // A protocol-neutral, mutable list of header (or trailer) fields for one exchange. Fields that
 // arrived stay views into the codec's buffer; fields a step adds or rewrites are owned here, in
 // storage whose addresses never move, so every view in the list stays valid until clear().
-#include <deque>
+#include <forward_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,7 +35,9 @@ class FieldList {
 
  private:
   std::vector<HeaderView> items_;
-  std::deque<std::string> owned_;  // a deque: appending never moves the strings views point into
+  // A forward_list: adding never moves the strings views point into, and an empty one allocates
+  // nothing (a deque allocates ~600 bytes when constructed, four of them per connection).
+  std::forward_list<std::string> owned_;
 };
 
 }  // namespace sluice::http

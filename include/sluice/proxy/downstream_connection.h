@@ -4,6 +4,7 @@
 // pipelined requests are answered in order, feeds the request body to the runner, and writes
 // responses, local replies and tunnels in HTTP/1 framing (the Downstream interface). It lives
 // on the worker that accepted it and is kept alive by its own coroutine.
+#include <array>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -108,6 +109,8 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
   bool chunked_down_ = false;
   bool keep_open_ = false;
 
+  // The first bytes of a request read while the connection holds no read buffer (idle).
+  std::array<char, 512> first_bytes_;
   // Reused per request so the steady state allocates little.
   http::HeadParts head_parts_;
   http::Http1BodyEncoder encoder_;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sluice/accesslog/writer.h"
+#include "sluice/common/buffer_pool.h"
 #include "sluice/common/asio.h"
 #include "sluice/server/snapshot.h"
 #include "sluice/stats/shard.h"
@@ -90,6 +91,8 @@ class Worker {
   stats::Shard& stats() { return stats_; }
   accesslog::Batcher& access_log() { return access_log_; }
   upstream::FastRandom& random() { return random_; }
+  // Downstream read buffers (32 KiB); at most 64 spare ones (2 MiB) are kept per worker.
+  BufferPool& read_buffers() { return read_buffers_; }
   void report_connect_failure(std::string cluster, std::string endpoint, std::string why) {
     if (report_connect_failure_) report_connect_failure_(std::move(cluster), std::move(endpoint), std::move(why));
   }
@@ -124,6 +127,7 @@ class Worker {
   asio::steady_timer sweep_timer_;
   accesslog::Batcher access_log_;
   upstream::FastRandom random_;
+  BufferPool read_buffers_{32 * 1024, 64};
   ConnectFailureReporter report_connect_failure_;
   bool draining_ = false;
 };
