@@ -15,6 +15,7 @@
 #include <charconv>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -199,6 +200,33 @@ std::string utf8_error(std::string_view s, size_t at, std::string_view what) {
                      what, static_cast<unsigned char>(s[at]));
 }
 
+struct RegexVerdict {
+  std::string error;  // empty: accepted
+  int64_t cost = 0;   // against kMaxTotalRegexProgramSize
+};
+
+// The regex verdicts of the last load, by pattern. A verdict depends only on the pattern (the
+// options are fixed), so a reload takes it instead of compiling again: compiling the 3,333
+// patterns of a 10,000-route file was 86 M of the 0.51 G instructions of loading it (callgrind,
+// bench/results/2026-12-01-reload.md). It holds one file's patterns, replaced by each load.
+class RegexMemo {
+ public:
+  using Map = std::unordered_map<std::string, RegexVerdict>;
+  // Two loads at once (tests) each find what is left; a verdict is never wrong, only missing.
+  static Map take() {
+    std::lock_guard lock(mu_);
+    return std::exchange(last_, {});
+  }
+  static void keep(Map verdicts) {
+    std::lock_guard lock(mu_);
+    last_ = std::move(verdicts);
+  }
+
+ private:
+  static inline std::mutex mu_;
+  static inline Map last_;
+};
+
 // Walks the YAML tree, collecting every error with its position and key path.
 class Loader {
  public:
@@ -210,6 +238,7 @@ class Loader {
     if (text.size() > kMaxConfigFileBytes) {
       add(yaml::Mark::null_mark(), "", too_large_message());
       out.errors = std::move(errors_);
+      RegexMemo::keep(std::move(previous_regexes_));  // nothing compiled: keep the last verdicts
       return out;
     }
     // The tree and the alias-expansion budget in one pass of libyaml's events (yaml_tree.h).
@@ -217,6 +246,7 @@ class Loader {
     if (!doc.ok()) {
       add(doc.error().mark, "", doc.error().message);
       out.errors = std::move(errors_);
+      RegexMemo::keep(std::move(previous_regexes_));
       return out;
     }
     const yaml::Node root = doc.root();
@@ -234,6 +264,7 @@ class Loader {
                                               unreported_, kMaxReportedErrors)});
     }
     out.errors = std::move(errors_);
+    RegexMemo::keep(std::move(regexes_));
     return out;
   }
 
@@ -374,7 +405,10 @@ class Loader {
     auto it = regexes_.find(pattern);
     if (it == regexes_.end()) {
       if (regex_cost_ > kMaxTotalRegexProgramSize) return false;  // reported once, where it happened
-      it = regexes_.emplace(pattern, compile_regex(pattern)).first;
+      auto known = previous_regexes_.find(pattern);
+      it = regexes_.emplace(pattern, known != previous_regexes_.end() ? std::move(known->second)
+                                                                     : compile_regex(pattern))
+               .first;
       regex_cost_ += it->second.cost;
       if (regex_cost_ > kMaxTotalRegexProgramSize) {
         add(n.mark(), path, fmt::format("the regexes of this file need more than {} RE2 instructions "
@@ -388,10 +422,6 @@ class Loader {
     return it->second.error.empty();
   }
 
-  struct RegexVerdict {
-    std::string error;  // empty: accepted
-    int64_t cost = 0;   // against kMaxTotalRegexProgramSize
-  };
 
   static RegexVerdict compile_regex(const std::string& pattern) {
     re2::RE2 re(pattern, regex_options());
@@ -1171,6 +1201,8 @@ class Loader {
   std::vector<LoadError> errors_;
   size_t unreported_ = 0;  // errors beyond kMaxReportedErrors
   std::unordered_map<std::string, RegexVerdict> regexes_;  // by pattern
+  // The verdicts of the previous load (RegexMemo), taken for this one.
+  std::unordered_map<std::string, RegexVerdict> previous_regexes_ = RegexMemo::take();
   int64_t regex_cost_ = 0;  // RE2 instructions compiled for this file
 };
 
