@@ -8,6 +8,9 @@
 - reload:   from SIGHUP to GET /probe answering with the new configuration's body, for each of
             --reloads reloads (each writes the file again with a new /probe body)
 - RSS:      VmRSS of the process after start and after each reload (settled 300 ms)
+- CPU:      on-CPU time of all the process's threads (/proc/PID/task/*/schedstat) over the same
+            intervals as start and reload: on a shared machine wall time includes waiting for a
+            core, CPU time much less so
 
 The configuration comes from bench/gen_routes.py (a third exact, prefix and regex routes).
 """
@@ -55,6 +58,18 @@ def rss_kib(pid):
     return 0
 
 
+def cpu_ms(pid):
+    """On-CPU time of every thread of `pid` so far, in ms (threads that ended are not counted)."""
+    total = 0
+    for task in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, task)) as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            pass
+    return total / 1e6
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sluice", default="build/release/sluice")
@@ -88,7 +103,7 @@ def main():
     print("validate ms: %s  median %.0f" % (" ".join("%.0f" % (v * 1e3) for v in validate),
                                             statistics.median(validate) * 1e3))
 
-    starts, reloads, rss_runs = [], [], []
+    starts, reloads, rss_runs, start_cpu, reload_cpu = [], [], [], [], []
     for run in range(a.runs):
         write("v0")
         t0 = time.monotonic()
@@ -96,14 +111,17 @@ def main():
                                  "--log-level", "warn"])
         try:
             starts.append(wait_for(a.port, "v0") - t0)
+            start_cpu.append(cpu_ms(proc.pid))
             time.sleep(0.3)
             rss = [rss_kib(proc.pid)]
             for k in range(1, a.reloads + 1):
                 tag = "v%d" % k
                 write(tag)
+                c0 = cpu_ms(proc.pid)
                 t0 = time.monotonic()
                 proc.send_signal(signal.SIGHUP)
                 reloads.append(wait_for(a.port, tag) - t0)
+                reload_cpu.append(cpu_ms(proc.pid) - c0)
                 time.sleep(0.3)
                 rss.append(rss_kib(proc.pid))
             rss_runs.append(rss)
@@ -115,6 +133,10 @@ def main():
     print("reload ms: %s  median %.0f  max %.0f" % (
         " ".join("%.0f" % (r * 1e3) for r in reloads), statistics.median(reloads) * 1e3,
         max(reloads) * 1e3))
+    print("start CPU ms: %s  median %.0f" % (" ".join("%.0f" % c for c in start_cpu),
+                                             statistics.median(start_cpu)))
+    print("reload CPU ms: %s  median %.0f" % (" ".join("%.0f" % c for c in reload_cpu),
+                                              statistics.median(reload_cpu)))
     for rss in rss_runs:
         print("RSS MB after start, then each reload: %s" % " → ".join("%.1f" % (r / 1024) for r in rss))
 
