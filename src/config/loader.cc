@@ -258,6 +258,17 @@ class Loader {
       read_root(root, out.config);
       cross_check(root, out.config);
     }
+    // libyaml accepts a few things yaml-cpp refuses ("?" alone, a key on two lines); a file
+    // that has errors anyway is read again by yaml-cpp, and its syntax error, when it finds one,
+    // is what the file always got. Files without errors never pay for this.
+    if (!errors_.empty() && !doc.read_by_yaml_cpp()) {
+      const yaml::Document strict = yaml::Document::parse_with_yaml_cpp(text);
+      if (!strict.ok()) {
+        errors_.clear();
+        unreported_ = 0;
+        add(strict.error().mark, "", strict.error().message);
+      }
+    }
     if (unreported_ > 0) {
       errors_.push_back(LoadError{file_, 0, 0, "",
                                   fmt::format("{} more error(s) not shown (Sluice reports the first {})",

@@ -9,7 +9,8 @@
 //
 // yaml-cpp stays as the second front end for the files libyaml refuses (syntax errors, bytes
 // that are not UTF-8, undefined aliases): it builds the same tree from its own events, so such a
-// file gets exactly the tree, or the syntax error message and position, it always got.
+// file gets exactly the tree, or the syntax error message and position, it always got. The
+// loader also asks it about a file that has errors, for the few syntax errors libyaml lets by.
 #include <cstdint>
 #include <deque>
 #include <memory>

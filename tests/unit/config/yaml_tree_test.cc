@@ -2,6 +2,8 @@
 // with the same kinds, scalars and marks, and files libyaml refuses go to yaml-cpp.
 #include "sluice/config/yaml_tree.h"
 
+#include "sluice/config/loader.h"
+
 #include <fmt/core.h>
 #include <gtest/gtest.h>
 
@@ -107,6 +109,17 @@ TEST(YamlTree, WhatLibyamlRefusesGetsYamlCppsVerdict) {
   Document undefined = Document::parse("a: *nowhere\n");
   EXPECT_TRUE(undefined.read_by_yaml_cpp());
   EXPECT_FALSE(undefined.ok());
+}
+
+TEST(YamlTree, AFileWithErrorsGetsYamlCppsSyntaxError) {
+  // libyaml reads both as documents (a lone explicit key; a key spread over two lines) where
+  // yaml-cpp finds syntax errors; the loader reports yaml-cpp's, as before libyaml.
+  LoadResult lone = load_string("?", "test.yaml");
+  ASSERT_EQ(lone.errors.size(), 1u) << lone.error_text();
+  EXPECT_EQ(lone.errors[0].to_string(), "test.yaml:1:1: YAML syntax error: unknown token");
+  LoadResult split = load_string("listeners\n      127:\n  - name: x\n", "test.yaml");
+  ASSERT_EQ(split.errors.size(), 1u) << split.error_text();
+  EXPECT_EQ(split.errors[0].to_string(), "test.yaml:2:10: YAML syntax error: illegal map value");
 }
 
 TEST(YamlTree, DeepNestingGetsYamlCppsVerdict) {
