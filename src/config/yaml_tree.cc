@@ -428,4 +428,29 @@ Document Document::parse_with_yaml_cpp(std::string_view text) {
   return doc;
 }
 
+std::optional<ParseError> Document::yaml_cpp_syntax_error(std::string_view text) {
+  struct Ignore : YAML::EventHandler {
+    void OnDocumentStart(const YAML::Mark&) override {}
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+  } ignore;
+  try {
+    std::istringstream in{std::string(text)};
+    YAML::Parser parser(in);
+    parser.HandleNextDocument(ignore);
+  } catch (const YAML::ParserException& e) {
+    return ParseError{YamlCppEvents::mark(e.mark), fmt::format("YAML syntax error: {}", e.msg)};
+  }
+  return std::nullopt;
+}
+
 }  // namespace sluice::config::yaml

@@ -90,6 +90,9 @@ class Document {
 
   // The yaml-cpp front end alone (the fallback), for tests comparing the two.
   static Document parse_with_yaml_cpp(std::string_view text);
+  // yaml-cpp's syntax error in the first document of `text`, if it finds one. Its parser only,
+  // no tree and no budget (aliases are not expanded by events).
+  static std::optional<ParseError> yaml_cpp_syntax_error(std::string_view text);
 
  private:
   friend class TreeBuilder;
