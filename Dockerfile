@@ -16,7 +16,7 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSLUICE_BUILD_TESTS
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      libssl3 libre2-9 libyaml-cpp0.7 libfmt9 ca-certificates \
+      libssl3 libre2-9 libyaml-cpp0.7 libyaml-0-2 libfmt9 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --no-create-home --shell /usr/sbin/nologin sluice
 COPY --from=build /src/build/sluice /usr/local/bin/sluice

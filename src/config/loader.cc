@@ -3,20 +3,19 @@
 #include <fmt/core.h>
 #include <openssl/evp.h>
 #include <re2/re2.h>
-#include <yaml-cpp/eventhandler.h>
-#include <yaml-cpp/yaml.h>
 
 #include "sluice/config/header_template.h"
 #include "sluice/config/limits.h"
+#include "sluice/config/yaml_tree.h"
 #include "sluice/upstream/maglev.h"
 
 #include <algorithm>
 #include <boost/asio/ip/address.hpp>
-#include <boost/locale/utf.hpp>
 #include <cctype>
 #include <charconv>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -193,21 +192,7 @@ Result<Endpoint> parse_endpoint(std::string_view text) {
 
 namespace {
 
-// The offset of the first byte of `s` that does not start a valid UTF-8 sequence (overlong forms,
-// surrogates and code points beyond U+10FFFF included), or nullopt when all of `s` is UTF-8.
-std::optional<size_t> invalid_utf8_at(std::string_view s) {
-  using Traits = boost::locale::utf::utf_traits<char>;
-  const char* p = s.data();
-  const char* const end = p + s.size();
-  while (p != end) {
-    const char* start = p;
-    boost::locale::utf::code_point c = Traits::decode(p, end);
-    if (c == boost::locale::utf::illegal || c == boost::locale::utf::incomplete) {
-      return static_cast<size_t>(start - s.data());
-    }
-  }
-  return std::nullopt;
-}
+using yaml::invalid_utf8_at;
 
 // `what`: "value" or "key".
 std::string utf8_error(std::string_view s, size_t at, std::string_view what) {
@@ -215,118 +200,31 @@ std::string utf8_error(std::string_view s, size_t at, std::string_view what) {
                      what, static_cast<unsigned char>(s[at]));
 }
 
-// Sizes the document as the loader would walk it, with every alias expanded, from the events of
-// yaml-cpp's parser: no tree is built, an anchored node's size is recorded when it ends, and an
-// alias adds that size. Throws Exceeded at the first node beyond kMaxYamlNodes or
-// kMaxYamlScalarBytes, so a billion-laughs file costs as much as reading its few hundred bytes.
-class ExpansionBudget : public YAML::EventHandler {
+struct RegexVerdict {
+  std::string error;  // empty: accepted
+  int64_t cost = 0;   // against kMaxTotalRegexProgramSize
+};
+
+// The regex verdicts of the last load, by pattern. A verdict depends only on the pattern (the
+// options are fixed), so a reload takes it instead of compiling again: compiling the 3,333
+// patterns of a 10,000-route file was 86 M of the 0.51 G instructions of loading it (callgrind,
+// bench/results/2026-12-01-reload.md). It holds one file's patterns, replaced by each load.
+class RegexMemo {
  public:
-  explicit ExpansionBudget(uint64_t file_bytes)
-      : file_bytes_(file_bytes),
-        max_nodes_(std::min(kMaxYamlNodes, kMaxYamlNodesPerByte * file_bytes + kYamlNodeAllowance)) {}
-  struct Exceeded {
-    YAML::Mark mark;
-    std::string message;
-  };
-
-  void OnDocumentStart(const YAML::Mark&) override {}
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override { leaf(mark, anchor, 0); }
-  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
-                const std::string& value) override {
-    leaf(mark, anchor, value.size());
+  using Map = std::unordered_map<std::string, RegexVerdict>;
+  // Two loads at once (tests) each find what is left; a verdict is never wrong, only missing.
+  static Map take() {
+    std::lock_guard lock(mu_);
+    return std::exchange(last_, {});
   }
-  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
-                       YAML::EmitterStyle::value) override {
-    open(mark, anchor);
-  }
-  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
-                  YAML::EmitterStyle::value) override {
-    open(mark, anchor);
-  }
-  void OnSequenceEnd() override { close(); }
-  void OnMapEnd() override { close(); }
-  // yaml-cpp numbers anchors 1, 2, ... in the order they are defined, one OnAnchor each.
-  void OnAnchor(const YAML::Mark&, const std::string& name) override { names_.push_back(name); }
-
-  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
-    if (anchor >= sizes_.size() || !sizes_[anchor]) {
-      throw Exceeded{mark, fmt::format("alias {} refers to a node that contains it; its expansion never "
-                                       "ends", alias_name(anchor))};
-    }
-    count(mark, *sizes_[anchor], anchor);
-    if (!stack_.empty()) add(stack_.back().size, *sizes_[anchor]);
+  static void keep(Map verdicts) {
+    std::lock_guard lock(mu_);
+    last_ = std::move(verdicts);
   }
 
  private:
-  struct Size {
-    uint64_t nodes = 0;
-    uint64_t bytes = 0;
-  };
-  struct Open {
-    YAML::anchor_t anchor;
-    Size size;
-  };
-
-  void leaf(const YAML::Mark& mark, YAML::anchor_t anchor, size_t bytes) {
-    Size s{1, bytes};
-    count(mark, s, 0);
-    if (!stack_.empty()) add(stack_.back().size, s);
-    record(anchor, s);
-  }
-  void open(const YAML::Mark& mark, YAML::anchor_t anchor) {
-    count(mark, Size{1, 0}, 0);
-    stack_.push_back(Open{anchor, Size{1, 0}});
-    record(anchor, std::nullopt);  // defined, but an alias to it from inside would never end
-  }
-  void close() {
-    Open done = stack_.back();
-    stack_.pop_back();
-    if (!stack_.empty()) add(stack_.back().size, done.size);
-    record(done.anchor, done.size);
-  }
-  static void add(Size& to, Size s) {
-    to.nodes += s.nodes;
-    to.bytes += s.bytes;
-  }
-  // Counts `s` (a leaf, a collection's own node, or what an alias expands to) into the whole
-  // document; `alias` names the alias that brought it, for the message.
-  void count(const YAML::Mark& mark, Size s, YAML::anchor_t alias) {
-    add(total_, s);
-    auto via = [&](uint64_t n, const char* unit) {
-      return alias != 0 ? fmt::format(" (alias {} here adds {} {})", alias_name(alias), n, unit) : std::string();
-    };
-    if (total_.nodes > max_nodes_) {
-      const std::string per_size =
-          max_nodes_ < kMaxYamlNodes
-              ? fmt::format(" from a file of {} bytes ({} per byte)", file_bytes_, kMaxYamlNodesPerByte)
-              : std::string();
-      throw Exceeded{mark, fmt::format("with its aliases expanded the document has more than {} YAML "
-                                       "nodes, the most Sluice reads{}{}",
-                                       max_nodes_, per_size, via(s.nodes, "nodes"))};
-    }
-    if (total_.bytes > kMaxYamlScalarBytes) {
-      throw Exceeded{mark, fmt::format("with its aliases expanded the document has more than {} MiB of "
-                                       "strings, the most Sluice reads{}", kMaxYamlScalarBytes / kMiB,
-                                       via(s.bytes, "bytes"))};
-    }
-  }
-  void record(YAML::anchor_t anchor, std::optional<Size> s) {
-    if (anchor == 0) return;
-    if (sizes_.size() <= anchor) sizes_.resize(anchor + 1);
-    sizes_[anchor] = s;
-  }
-  std::string alias_name(YAML::anchor_t anchor) const {
-    if (anchor == 0 || anchor > names_.size() || invalid_utf8_at(names_[anchor - 1])) return "'*'";
-    return fmt::format("'*{}'", names_[anchor - 1]);
-  }
-
-  std::vector<Open> stack_;
-  std::vector<std::optional<Size>> sizes_;  // by anchor id; nullopt while the node is open
-  std::vector<std::string> names_;          // anchor id - 1 → name
-  Size total_;
-  uint64_t file_bytes_;
-  uint64_t max_nodes_;
+  static inline std::mutex mu_;
+  static inline Map last_;
 };
 
 // Walks the YAML tree, collecting every error with its position and key path.
@@ -338,34 +236,38 @@ class Loader {
     LoadResult out;
     out.config.source_path = file_;
     if (text.size() > kMaxConfigFileBytes) {
-      add(YAML::Mark::null_mark(), "", too_large_message());
+      add(yaml::Mark::null_mark(), "", too_large_message());
       out.errors = std::move(errors_);
+      RegexMemo::keep(std::move(previous_regexes_));  // nothing compiled: keep the last verdicts
       return out;
     }
-    YAML::Node root;
-    try {
-      // Size the document from the parser's events before yaml-cpp builds a tree of it.
-      std::istringstream events{std::string(text)};
-      YAML::Parser parser(events);
-      ExpansionBudget budget(text.size());
-      parser.HandleNextDocument(budget);
-      root = YAML::Load(std::string(text));
-    } catch (const YAML::ParserException& e) {
-      add(e.mark, "", fmt::format("YAML syntax error: {}", e.msg));
-    } catch (const ExpansionBudget::Exceeded& e) {
-      add(e.mark, "", e.message);
-    }
-    if (!errors_.empty()) {
+    // The tree and the alias-expansion budget in one pass of libyaml's events (yaml_tree.h).
+    const yaml::Document doc = yaml::Document::parse(text);
+    if (!doc.ok()) {
+      add(doc.error().mark, "", doc.error().message);
       out.errors = std::move(errors_);
+      RegexMemo::keep(std::move(previous_regexes_));
       return out;
     }
-    if (!root || root.IsNull()) {
-      add(YAML::Mark::null_mark(), "", "the file is empty; it needs at least 'listeners' and 'clusters'");
-    } else if (!root.IsMap()) {
-      add(root.Mark(), "", "the top level must be a map of keys");
+    const yaml::Node root = doc.root();
+    if (!root || root.is_null()) {
+      add(yaml::Mark::null_mark(), "", "the file is empty; it needs at least 'listeners' and 'clusters'");
+    } else if (!root.is_map()) {
+      add(root.mark(), "", "the top level must be a map of keys");
     } else {
       read_root(root, out.config);
       cross_check(root, out.config);
+    }
+    // libyaml accepts a few things yaml-cpp refuses ("?" alone, a key on two lines); a file
+    // that has errors anyway is read again by yaml-cpp's parser, and its syntax error, when it
+    // finds one, is what the file always got. Files without errors never pay for this (a 10k
+    // route file with one error: ~0.3 s more; bench/results/2026-12-01-reload.md).
+    if (!errors_.empty() && !doc.read_by_yaml_cpp()) {
+      if (auto syntax = yaml::Document::yaml_cpp_syntax_error(text)) {
+        errors_.clear();
+        unreported_ = 0;
+        add(syntax->mark, "", syntax->message);
+      }
     }
     if (unreported_ > 0) {
       errors_.push_back(LoadError{file_, 0, 0, "",
@@ -373,6 +275,7 @@ class Loader {
                                               unreported_, kMaxReportedErrors)});
     }
     out.errors = std::move(errors_);
+    RegexMemo::keep(std::move(regexes_));
     return out;
   }
 
@@ -382,7 +285,7 @@ class Loader {
   }
 
  private:
-  void add(const YAML::Mark& mark, const std::string& path, std::string message) {
+  void add(const yaml::Mark& mark, const std::string& path, std::string message) {
     if (errors_.size() >= kMaxReportedErrors) {
       ++unreported_;
       return;
@@ -398,139 +301,167 @@ class Loader {
     errors_.push_back(std::move(e));
   }
 
+  // Every key and item gets its path whether or not it has an error; appending costs a third of
+  // fmt::format here (the 10,000-route file builds ~70,000 paths).
   static std::string join(const std::string& path, std::string_view key) {
-    return path.empty() ? std::string(key) : fmt::format("{}.{}", path, key);
+    std::string out;
+    out.reserve(path.size() + 1 + key.size());
+    if (!path.empty()) {
+      out += path;
+      out += '.';
+    }
+    out += key;
+    return out;
   }
-  static std::string index(const std::string& path, size_t i) { return fmt::format("{}[{}]", path, i); }
+  static std::string index(const std::string& path, size_t i) {
+    char digits[24];
+    char* end = std::to_chars(digits, digits + sizeof digits, i).ptr;
+    std::string out;
+    out.reserve(path.size() + 2 + static_cast<size_t>(end - digits));
+    out += path;
+    out += '[';
+    out.append(digits, end);
+    out += ']';
+    return out;
+  }
 
   // Checks `node` is a map whose keys are all in `known`; reports unknown and duplicate keys.
-  bool expect_map(const YAML::Node& node, const std::string& path,
+  bool expect_map(const yaml::Node& node, const std::string& path,
                   std::initializer_list<std::string_view> known) {
-    if (!node.IsMap()) {
-      add(node.Mark(), path, "expected a map");
+    if (!node.is_map()) {
+      add(node.mark(), path, "expected a map");
       return false;
     }
-    std::set<std::string> seen;
+    // The keys live in the tree; a set is worth building only for a large map.
+    std::unordered_set<std::string_view> seen;
+    const bool use_set = node.size() > 16;
     for (auto it = node.begin(); it != node.end(); ++it) {
-      if (!it->first.IsScalar()) {
-        add(it->first.Mark(), path, "keys must be plain strings");
+      if (!it->first.is_scalar()) {
+        add(it->first.mark(), path, "keys must be plain strings");
         continue;
       }
-      std::string key = it->first.Scalar();
+      const std::string& key = it->first.scalar();
       if (auto bad = invalid_utf8_at(key)) {
-        add(it->first.Mark(), path, "a key is " + utf8_error(key, *bad, "key"));
+        add(it->first.mark(), path, "a key is " + utf8_error(key, *bad, "key"));
         continue;
       }
-      if (!seen.insert(key).second) add(it->first.Mark(), join(path, key), "duplicate key");
+      bool duplicate = false;
+      if (use_set) {
+        duplicate = !seen.insert(key).second;
+      } else {
+        for (auto before = node.begin(); before != it && !duplicate; ++before) {
+          duplicate = before->first.is_scalar() && before->first.scalar() == key;
+        }
+      }
+      if (duplicate) add(it->first.mark(), join(path, key), "duplicate key");
       if (std::find(known.begin(), known.end(), key) == known.end()) {
         std::string list;
         for (auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
-        add(it->first.Mark(), join(path, key), fmt::format("unknown key (known keys: {})", list));
+        add(it->first.mark(), join(path, key), fmt::format("unknown key (known keys: {})", list));
       }
     }
     return true;
   }
 
-  bool scalar(const YAML::Node& n, const std::string& path, std::string& out, const char* what = "a string") {
-    if (!n.IsScalar()) {
-      add(n.Mark(), path, fmt::format("expected {}", what));
+  bool scalar(const yaml::Node& n, const std::string& path, std::string& out, const char* what = "a string") {
+    if (!n.is_scalar()) {
+      add(n.mark(), path, fmt::format("expected {}", what));
       return false;
     }
-    if (auto bad = invalid_utf8_at(n.Scalar())) {
-      add(n.Mark(), path, utf8_error(n.Scalar(), *bad, "value"));
+    if (auto bad = invalid_utf8_at(n.scalar())) {
+      add(n.mark(), path, utf8_error(n.scalar(), *bad, "value"));
       return false;
     }
-    out = n.Scalar();
+    out = n.scalar();
     return true;
   }
 
-  bool non_empty_string(const YAML::Node& n, const std::string& path, std::string& out) {
+  bool non_empty_string(const yaml::Node& n, const std::string& path, std::string& out) {
     if (!scalar(n, path, out)) return false;
     if (out.empty()) {
-      add(n.Mark(), path, "must not be empty");
+      add(n.mark(), path, "must not be empty");
       return false;
     }
     return true;
   }
 
   template <typename T>
-  void uint_field(const YAML::Node& n, const std::string& path, T& out, uint64_t min, uint64_t max) {
+  void uint_field(const yaml::Node& n, const std::string& path, T& out, uint64_t min, uint64_t max) {
     std::string s;
     if (!scalar(n, path, s, "a whole number")) return;
     uint64_t v = 0;
-    if (!parse_uint(s, v)) return add(n.Mark(), path, fmt::format("'{}' is not a whole number", s));
+    if (!parse_uint(s, v)) return add(n.mark(), path, fmt::format("'{}' is not a whole number", s));
     if (v < min || v > max) {
-      return add(n.Mark(), path, fmt::format("{} is out of range ({}-{})", v, min, max));
+      return add(n.mark(), path, fmt::format("{} is out of range ({}-{})", v, min, max));
     }
     out = static_cast<T>(v);
   }
 
-  bool bool_field(const YAML::Node& n, const std::string& path, bool& out) {
+  bool bool_field(const yaml::Node& n, const std::string& path, bool& out) {
     std::string s;
     if (!scalar(n, path, s, "true or false")) return false;
     if (s != "true" && s != "false") {
-      add(n.Mark(), path, fmt::format("expected true or false, got '{}'", s));
+      add(n.mark(), path, fmt::format("expected true or false, got '{}'", s));
       return false;
     }
     out = s == "true";
     return true;
   }
 
-  void duration_field(const YAML::Node& n, const std::string& path, Duration& out) {
+  void duration_field(const yaml::Node& n, const std::string& path, Duration& out) {
     std::string s;
     if (!scalar(n, path, s, "a duration")) return;
     auto d = parse_duration(s);
-    if (!d) return add(n.Mark(), path, d.error().message);
+    if (!d) return add(n.mark(), path, d.error().message);
     out = *d;
   }
 
   template <typename T>
-  void size_field(const YAML::Node& n, const std::string& path, T& out, uint64_t max) {
+  void size_field(const yaml::Node& n, const std::string& path, T& out, uint64_t max) {
     std::string s;
     if (!scalar(n, path, s, "a size")) return;
     auto v = parse_size(s);
-    if (!v) return add(n.Mark(), path, v.error().message);
-    if (*v > max) return add(n.Mark(), path, fmt::format("{} is larger than the maximum {}", s, max));
+    if (!v) return add(n.mark(), path, v.error().message);
+    if (*v > max) return add(n.mark(), path, fmt::format("{} is larger than the maximum {}", s, max));
     out = static_cast<T>(*v);
   }
 
-  void address_field(const YAML::Node& n, const std::string& path, Address& out) {
+  void address_field(const yaml::Node& n, const std::string& path, Address& out) {
     std::string s;
     if (!scalar(n, path, s, "an address (IP:port)")) return;
     auto a = parse_address(s);
-    if (!a) return add(n.Mark(), path, a.error().message);
+    if (!a) return add(n.mark(), path, a.error().message);
     out = *a;
   }
 
   // Compiles each distinct pattern once, with the router's options, within the regex budget
   // (limits.h); every place that uses a refused pattern gets its own error.
-  bool check_regex(const YAML::Node& n, const std::string& path, const std::string& pattern) {
+  bool check_regex(const yaml::Node& n, const std::string& path, const std::string& pattern) {
     if (pattern.size() > kMaxRegexLength) {
-      add(n.Mark(), path, fmt::format("the regex is {} bytes long, more than the limit of {}",
+      add(n.mark(), path, fmt::format("the regex is {} bytes long, more than the limit of {}",
                                       pattern.size(), kMaxRegexLength));
       return false;
     }
     auto it = regexes_.find(pattern);
     if (it == regexes_.end()) {
       if (regex_cost_ > kMaxTotalRegexProgramSize) return false;  // reported once, where it happened
-      it = regexes_.emplace(pattern, compile_regex(pattern)).first;
+      auto known = previous_regexes_.find(pattern);
+      it = regexes_.emplace(pattern, known != previous_regexes_.end() ? std::move(known->second)
+                                                                     : compile_regex(pattern))
+               .first;
       regex_cost_ += it->second.cost;
       if (regex_cost_ > kMaxTotalRegexProgramSize) {
-        add(n.Mark(), path, fmt::format("the regexes of this file need more than {} RE2 instructions "
+        add(n.mark(), path, fmt::format("the regexes of this file need more than {} RE2 instructions "
                                         "together, the most Sluice compiles for one file (identical "
                                         "patterns count once); later regexes were not checked",
                                         kMaxTotalRegexProgramSize));
         return false;
       }
     }
-    if (!it->second.error.empty()) add(n.Mark(), path, it->second.error);
+    if (!it->second.error.empty()) add(n.mark(), path, it->second.error);
     return it->second.error.empty();
   }
 
-  struct RegexVerdict {
-    std::string error;  // empty: accepted
-    int64_t cost = 0;   // against kMaxTotalRegexProgramSize
-  };
 
   static RegexVerdict compile_regex(const std::string& pattern) {
     re2::RE2 re(pattern, regex_options());
@@ -551,12 +482,12 @@ class Loader {
   }
 
   template <typename F>
-  void sequence(const YAML::Node& n, const std::string& path, F&& each) {
-    if (!n.IsSequence()) return add(n.Mark(), path, "expected a list");
+  void sequence(const yaml::Node& n, const std::string& path, F&& each) {
+    if (!n.is_sequence()) return add(n.mark(), path, "expected a list");
     for (size_t i = 0; i < n.size(); ++i) each(n[i], index(path, i));
   }
 
-  void read_root(const YAML::Node& root, Config& c) {
+  void read_root(const yaml::Node& root, Config& c) {
     expect_map(root, "", {"admin", "workers", "drain_timeout", "listeners", "clusters"});
     if (auto n = root["admin"]) {
       if (expect_map(n, "admin", {"address"}) && n["address"]) {
@@ -571,23 +502,23 @@ class Loader {
     }
     if (auto n = root["drain_timeout"]) duration_field(n, "drain_timeout", c.drain_timeout);
     if (auto n = root["listeners"]) {
-      sequence(n, "listeners", [&](const YAML::Node& l, const std::string& p) {
+      sequence(n, "listeners", [&](const yaml::Node& l, const std::string& p) {
         c.listeners.push_back(read_listener(l, p));
       });
-      if (n.IsSequence() && n.size() == 0) add(n.Mark(), "listeners", "needs at least one listener");
+      if (n.is_sequence() && n.size() == 0) add(n.mark(), "listeners", "needs at least one listener");
     } else {
-      add(root.Mark(), "listeners", "missing required key");
+      add(root.mark(), "listeners", "missing required key");
     }
     if (auto n = root["clusters"]) {
-      sequence(n, "clusters", [&](const YAML::Node& cl, const std::string& p) {
+      sequence(n, "clusters", [&](const yaml::Node& cl, const std::string& p) {
         c.clusters.push_back(read_cluster(cl, p));
       });
     } else {
-      add(root.Mark(), "clusters", "missing required key");
+      add(root.mark(), "clusters", "missing required key");
     }
   }
 
-  Listener read_listener(const YAML::Node& n, const std::string& path) {
+  Listener read_listener(const yaml::Node& n, const std::string& path) {
     Listener l;
     if (!expect_map(n, path, {"name", "address", "virtual_hosts", "max_request_headers_size",
                               "max_request_headers_count", "max_request_body_size",
@@ -597,13 +528,13 @@ class Loader {
       return l;
     }
     if (n["name"]) non_empty_string(n["name"], join(path, "name"), l.name);
-    else add(n.Mark(), join(path, "name"), "missing required key");
+    else add(n.mark(), join(path, "name"), "missing required key");
     if (n["address"]) address_field(n["address"], join(path, "address"), l.address);
-    else add(n.Mark(), join(path, "address"), "missing required key");
+    else add(n.mark(), join(path, "address"), "missing required key");
     if (auto v = n["max_request_headers_size"]) {
       size_field(v, join(path, "max_request_headers_size"), l.max_request_headers_bytes, 1024 * 1024);
       if (l.max_request_headers_bytes < 1024) {
-        add(v.Mark(), join(path, "max_request_headers_size"), "must be at least 1KiB");
+        add(v.mark(), join(path, "max_request_headers_size"), "must be at least 1KiB");
       }
     }
     if (auto v = n["max_request_headers_count"]) {
@@ -629,33 +560,33 @@ class Loader {
     }
     std::string vpath = join(path, "virtual_hosts");
     if (auto v = n["virtual_hosts"]) {
-      sequence(v, vpath, [&](const YAML::Node& vh, const std::string& p) {
+      sequence(v, vpath, [&](const yaml::Node& vh, const std::string& p) {
         l.virtual_hosts.push_back(read_virtual_host(vh, p));
       });
-      if (v.IsSequence() && v.size() == 0) add(v.Mark(), vpath, "needs at least one virtual host");
+      if (v.is_sequence() && v.size() == 0) add(v.mark(), vpath, "needs at least one virtual host");
     } else {
-      add(n.Mark(), vpath, "missing required key");
+      add(n.mark(), vpath, "missing required key");
     }
     // Domain uniqueness within the listener, and the shape of each domain pattern.
     std::set<std::string> domains;
-    if (auto v = n["virtual_hosts"]; v && v.IsSequence()) {
+    if (auto v = n["virtual_hosts"]; v && v.is_sequence()) {
       for (size_t i = 0; i < v.size() && i < l.virtual_hosts.size(); ++i) {
-        if (!v[i].IsMap()) continue;  // reported by read_virtual_host; a scalar has no keys
+        if (!v[i].is_map()) continue;  // reported by read_virtual_host; a scalar has no keys
         auto dn = v[i]["domains"];
-        if (!dn || !dn.IsSequence()) continue;
+        if (!dn || !dn.is_sequence()) continue;
         for (size_t j = 0; j < dn.size() && j < l.virtual_hosts[i].domains.size(); ++j) {
           const std::string& d = l.virtual_hosts[i].domains[j];
           if (d.empty()) continue;  // not a string, or empty: reported already, nothing to compare
           std::string dp = index(join(index(vpath, i), "domains"), j);
           if (!domains.insert(d).second) {
-            add(dn[j].Mark(), dp, fmt::format("domain '{}' is already used in this listener", d));
+            add(dn[j].mark(), dp, fmt::format("domain '{}' is already used in this listener", d));
           }
           size_t stars = std::count(d.begin(), d.end(), '*');
           bool shape_ok = d == "*" || stars == 0 ||
                           (stars == 1 && (d.rfind("*.", 0) == 0 || d.rfind("*-", 0) == 0 ||
                                           (d.size() > 2 && d.compare(d.size() - 2, 2, ".*") == 0)));
           if (!shape_ok) {
-            add(dn[j].Mark(), dp, fmt::format("domain '{}': a wildcard may only be '*', a '*.' prefix "
+            add(dn[j].mark(), dp, fmt::format("domain '{}': a wildcard may only be '*', a '*.' prefix "
                                               "or a '.*' suffix", d));
           }
         }
@@ -665,11 +596,11 @@ class Loader {
     return l;
   }
 
-  std::optional<AccessLog> read_access_log(const YAML::Node& n, const std::string& path) {
+  std::optional<AccessLog> read_access_log(const yaml::Node& n, const std::string& path) {
     if (!expect_map(n, path, {"path", "format"})) return std::nullopt;
     AccessLog log;
     if (!n["path"]) {
-      add(n.Mark(), join(path, "path"), "missing required key (stdout, stderr or a file path)");
+      add(n.mark(), join(path, "path"), "missing required key (stdout, stderr or a file path)");
       return std::nullopt;
     }
     if (!non_empty_string(n["path"], join(path, "path"), log.path)) return std::nullopt;
@@ -679,7 +610,7 @@ class Loader {
       if (s == "json") log.format = AccessLog::Format::kJson;
       else if (s == "text") log.format = AccessLog::Format::kText;
       else {
-        add(f.Mark(), join(path, "format"), fmt::format("unknown format '{}' (json or text)", s));
+        add(f.mark(), join(path, "format"), fmt::format("unknown format '{}' (json or text)", s));
         return std::nullopt;
       }
     }
@@ -687,53 +618,53 @@ class Loader {
   }
 
   template <typename T>
-  void check_unique_names(const YAML::Node& seq, const std::string& path, const std::vector<T>& items,
+  void check_unique_names(const yaml::Node& seq, const std::string& path, const std::vector<T>& items,
                           const char* what) {
-    if (!seq || !seq.IsSequence()) return;
+    if (!seq || !seq.is_sequence()) return;
     std::set<std::string> names;
     for (size_t i = 0; i < items.size() && i < seq.size(); ++i) {
       if (items[i].name.empty()) continue;
       if (!names.insert(items[i].name).second) {
-        YAML::Node at = seq[i].IsMap() && seq[i]["name"] ? seq[i]["name"] : seq[i];
-        add(at.Mark(), join(index(path, i), "name"),
+        yaml::Node at = seq[i].is_map() && seq[i]["name"] ? seq[i]["name"] : seq[i];
+        add(at.mark(), join(index(path, i), "name"),
             fmt::format("duplicate {} name '{}'", what, items[i].name));
       }
     }
   }
 
-  VirtualHost read_virtual_host(const YAML::Node& n, const std::string& path) {
+  VirtualHost read_virtual_host(const yaml::Node& n, const std::string& path) {
     VirtualHost vh;
     if (!expect_map(n, path, {"name", "domains", "routes", "request_headers", "response_headers", "upgrades"})) {
       return vh;
     }
     if (n["name"]) non_empty_string(n["name"], join(path, "name"), vh.name);
-    else add(n.Mark(), join(path, "name"), "missing required key");
+    else add(n.mark(), join(path, "name"), "missing required key");
     if (auto d = n["domains"]) {
-      sequence(d, join(path, "domains"), [&](const YAML::Node& dn, const std::string& p) {
+      sequence(d, join(path, "domains"), [&](const yaml::Node& dn, const std::string& p) {
         std::string s;
         if (non_empty_string(dn, p, s)) vh.domains.push_back(lower(s));
         else vh.domains.emplace_back();
       });
-      if (d.IsSequence() && d.size() == 0) add(d.Mark(), join(path, "domains"), "needs at least one domain");
+      if (d.is_sequence() && d.size() == 0) add(d.mark(), join(path, "domains"), "needs at least one domain");
     } else {
-      add(n.Mark(), join(path, "domains"), "missing required key");
+      add(n.mark(), join(path, "domains"), "missing required key");
     }
     read_header_policy(n, path, vh.header_policy);
     if (auto u = n["upgrades"]) vh.upgrades = read_upgrades(u, join(path, "upgrades"));
     if (auto r = n["routes"]) {
-      sequence(r, join(path, "routes"), [&](const YAML::Node& rn, const std::string& p) {
+      sequence(r, join(path, "routes"), [&](const yaml::Node& rn, const std::string& p) {
         vh.routes.push_back(read_route(rn, p, vh.routes.size(), vh.upgrades));
       });
-      if (r.IsSequence() && r.size() == 0) add(r.Mark(), join(path, "routes"), "needs at least one route");
+      if (r.is_sequence() && r.size() == 0) add(r.mark(), join(path, "routes"), "needs at least one route");
       check_unique_names(r, join(path, "routes"), vh.routes, "route");
     } else {
-      add(n.Mark(), join(path, "routes"), "missing required key");
+      add(n.mark(), join(path, "routes"), "missing required key");
     }
     return vh;
   }
 
   // `vhost_upgrades`: the virtual host's `upgrades`, the default of its routes.
-  Route read_route(const YAML::Node& n, const std::string& path, size_t position,
+  Route read_route(const yaml::Node& n, const std::string& path, size_t position,
                    const std::vector<std::string>& vhost_upgrades) {
     Route r;
     r.name = fmt::format("route_{}", position);
@@ -747,7 +678,7 @@ class Loader {
     if (auto m = n["match"]) {
       read_match(m, mpath, r);
     } else {
-      add(n.Mark(), mpath, "missing required key");
+      add(n.mark(), mpath, "missing required key");
     }
     read_response_headers_and_action(n, path, r);
     // The keys below act on the request sent to a cluster.
@@ -757,7 +688,7 @@ class Loader {
     for (const char* key : {"timeout", "prefix_rewrite", "host_rewrite", "request_headers", "upgrades",
                             "upgrade_idle_timeout"}) {
       if (local && n[key]) {
-        add(n[key].Mark(), join(path, key),
+        add(n[key].mark(), join(path, key),
             fmt::format("only used with 'cluster' (this route answers itself with '{}')", local));
       }
     }
@@ -767,9 +698,9 @@ class Loader {
       std::string s;
       if (scalar(v, join(path, "prefix_rewrite"), s)) {
         if (r.path_kind == Route::PathKind::kRegex) {
-          add(v.Mark(), join(path, "prefix_rewrite"), "needs a 'prefix' or 'path' match, not 'regex'");
+          add(v.mark(), join(path, "prefix_rewrite"), "needs a 'prefix' or 'path' match, not 'regex'");
         } else if (s.empty() || s.front() != '/') {
-          add(v.Mark(), join(path, "prefix_rewrite"), "must start with '/'");
+          add(v.mark(), join(path, "prefix_rewrite"), "must start with '/'");
         } else {
           r.prefix_rewrite = s;
         }
@@ -779,7 +710,7 @@ class Loader {
       std::string s;
       if (non_empty_string(v, join(path, "host_rewrite"), s)) {
         if (s.find_first_of(" \t\r\n") != std::string::npos) {
-          add(v.Mark(), join(path, "host_rewrite"), "must not contain white space");
+          add(v.mark(), join(path, "host_rewrite"), "must not contain white space");
         } else {
           r.host_rewrite = s;
         }
@@ -792,9 +723,9 @@ class Loader {
     if (auto v = n["upgrade_idle_timeout"]) {
       std::string p = join(path, "upgrade_idle_timeout");
       duration_field(v, p, r.upgrade_idle_timeout);
-      if (r.upgrade_idle_timeout.count() == 0) add(v.Mark(), p, "must be greater than 0");
+      if (r.upgrade_idle_timeout.count() == 0) add(v.mark(), p, "must be greater than 0");
       if (r.upgrades.value_or(vhost_upgrades).empty()) {
-        add(v.Mark(), p, "only used on a route that tunnels upgrades ('upgrades' on the route or its "
+        add(v.mark(), p, "only used on a route that tunnels upgrades ('upgrades' on the route or its "
                          "virtual host)");
       }
     }
@@ -802,13 +733,13 @@ class Loader {
   }
 
   // `response_headers`, and the one action: `cluster`, `direct_response` or `redirect`.
-  void read_response_headers_and_action(const YAML::Node& n, const std::string& path, Route& r) {
+  void read_response_headers_and_action(const yaml::Node& n, const std::string& path, Route& r) {
     if (auto v = n["response_headers"]) {
       read_header_mutation(v, join(path, "response_headers"), /*request=*/false, r.header_policy.response);
     }
     int actions = (n["cluster"] ? 1 : 0) + (n["direct_response"] ? 1 : 0) + (n["redirect"] ? 1 : 0);
     if (actions != 1) {
-      add(n.Mark(), path, actions == 0 ? "needs one of 'cluster', 'direct_response' or 'redirect'"
+      add(n.mark(), path, actions == 0 ? "needs one of 'cluster', 'direct_response' or 'redirect'"
                                        : "takes only one of 'cluster', 'direct_response' or 'redirect'");
     }
     if (auto v = n["redirect"]) {
@@ -825,17 +756,17 @@ class Loader {
     }
   }
 
-  std::optional<DirectResponse> read_direct_response(const YAML::Node& n, const std::string& path) {
+  std::optional<DirectResponse> read_direct_response(const yaml::Node& n, const std::string& path) {
     if (!expect_map(n, path, {"status", "body", "content_type"})) return std::nullopt;
     DirectResponse d;
     if (auto v = n["status"]) uint_field(v, join(path, "status"), d.status, 200, 599);
     if (auto v = n["body"]) {
       if (scalar(v, join(path, "body"), d.body) && d.body.size() > kMaxDirectResponseBodyBytes) {
-        add(v.Mark(), join(path, "body"), fmt::format("the body is {} bytes, more than the limit of {} (64 KiB)",
+        add(v.mark(), join(path, "body"), fmt::format("the body is {} bytes, more than the limit of {} (64 KiB)",
                                                       d.body.size(), kMaxDirectResponseBodyBytes));
       }
       if ((d.status == 204 || d.status == 304) && !d.body.empty()) {
-        add(v.Mark(), join(path, "body"), fmt::format("a {} response has no body", d.status));
+        add(v.mark(), join(path, "body"), fmt::format("a {} response has no body", d.status));
       }
     }
     if (auto v = n["content_type"]) {
@@ -845,7 +776,7 @@ class Loader {
     return d;
   }
 
-  std::optional<Redirect> read_redirect(const YAML::Node& n, const std::string& path, Route::PathKind match) {
+  std::optional<Redirect> read_redirect(const yaml::Node& n, const std::string& path, Route::PathKind match) {
     if (!expect_map(n, path, {"scheme", "host", "port", "path", "prefix_rewrite", "strip_query", "code"})) {
       return std::nullopt;
     }
@@ -855,7 +786,7 @@ class Loader {
       if (scalar(v, join(path, "scheme"), s)) {
         s = lower(s);
         if (s == "http" || s == "https") d.scheme = s;
-        else add(v.Mark(), join(path, "scheme"), fmt::format("unknown scheme '{}' (http or https)", s));
+        else add(v.mark(), join(path, "scheme"), fmt::format("unknown scheme '{}' (http or https)", s));
       }
     }
     if (auto v = n["host"]) {
@@ -870,7 +801,7 @@ class Loader {
         if (ipv4 || ipv6 || is_host_name(s)) {
           d.host = lower(s);
         } else {
-          add(v.Mark(), join(path, "host"),
+          add(v.mark(), join(path, "host"),
               fmt::format("'{}' is not a host name or an IP address ([IPv6] in brackets; the port goes "
                           "in 'port')", s));
         }
@@ -886,19 +817,19 @@ class Loader {
       std::string s;
       if (!v || !scalar(v, join(path, key), s)) continue;
       if (s.empty() || s.front() != '/') {
-        add(v.Mark(), join(path, key), "must start with '/'");
+        add(v.mark(), join(path, key), "must start with '/'");
       } else if (std::any_of(s.begin(), s.end(), [](char c) {
                    return std::iscntrl(static_cast<unsigned char>(c)) || c == ' ';
                  })) {
-        add(v.Mark(), join(path, key), "must not contain white space or control characters");
+        add(v.mark(), join(path, key), "must not contain white space or control characters");
       } else {
         *out = s;
       }
     }
     if (n["path"] && n["prefix_rewrite"]) {
-      add(n.Mark(), path, "takes only one of 'path' and 'prefix_rewrite'");
+      add(n.mark(), path, "takes only one of 'path' and 'prefix_rewrite'");
     } else if (auto v = n["prefix_rewrite"]; v && match != Route::PathKind::kPrefix) {
-      add(v.Mark(), join(path, "prefix_rewrite"), "needs a 'prefix' match (the part it replaces)");
+      add(v.mark(), join(path, "prefix_rewrite"), "needs a 'prefix' match (the part it replaces)");
     }
     if (auto v = n["strip_query"]) bool_field(v, join(path, "strip_query"), d.strip_query);
     if (auto v = n["code"]) {
@@ -907,12 +838,12 @@ class Loader {
       if (code == 301 || code == 302 || code == 303 || code == 307 || code == 308) {
         d.code = code;
       } else if (code != -1) {
-        add(v.Mark(), join(path, "code"), fmt::format("{} is not a redirect code (301, 302, 303, 307 or 308)", code));
+        add(v.mark(), join(path, "code"), fmt::format("{} is not a redirect code (301, 302, 303, 307 or 308)", code));
       }
     }
     // Without a new scheme, host, port or path the redirect points at the URL it came from.
     if (!n["scheme"] && !n["host"] && !n["port"] && !n["path"] && !n["prefix_rewrite"]) {
-      add(n.Mark(), path, fmt::format("{}: set 'scheme', 'host', 'port', 'path' or 'prefix_rewrite' (a "
+      add(n.mark(), path, fmt::format("{}: set 'scheme', 'host', 'port', 'path' or 'prefix_rewrite' (a "
                                       "redirect to the same URL loops)",
                                       n["strip_query"] ? "changes nothing but the query" : "changes nothing"));
     }
@@ -920,18 +851,18 @@ class Loader {
   }
 
   // A list of upgrade protocols to tunnel (`upgrades` of a virtual host or route).
-  std::vector<std::string> read_upgrades(const YAML::Node& n, const std::string& path) {
+  std::vector<std::string> read_upgrades(const yaml::Node& n, const std::string& path) {
     std::vector<std::string> out;
-    sequence(n, path, [&](const YAML::Node& u, const std::string& p) {
+    sequence(n, path, [&](const yaml::Node& u, const std::string& p) {
       std::string s;
       if (!non_empty_string(u, p, s)) return;
       s = lower(s);
       if (s == "h2c") {
-        add(u.Mark(), p, "h2c is not a tunnel protocol; HTTP/2 comes with the listener's http2 settings");
+        add(u.mark(), p, "h2c is not a tunnel protocol; HTTP/2 comes with the listener's http2 settings");
       } else if (s != "websocket") {
-        add(u.Mark(), p, fmt::format("unknown upgrade protocol '{}' (only websocket is tunnelled)", s));
+        add(u.mark(), p, fmt::format("unknown upgrade protocol '{}' (only websocket is tunnelled)", s));
       } else if (std::find(out.begin(), out.end(), s) != out.end()) {
-        add(u.Mark(), p, fmt::format("{} is listed twice", s));
+        add(u.mark(), p, fmt::format("{} is listed twice", s));
       } else {
         out.push_back(s);
       }
@@ -940,7 +871,7 @@ class Loader {
   }
 
   // `request_headers` and `response_headers` of a listener or virtual host.
-  void read_header_policy(const YAML::Node& n, const std::string& path, HeaderPolicy& out) {
+  void read_header_policy(const yaml::Node& n, const std::string& path, HeaderPolicy& out) {
     if (auto v = n["request_headers"]) {
       read_header_mutation(v, join(path, "request_headers"), /*request=*/true, out.request);
     }
@@ -950,15 +881,15 @@ class Loader {
   }
 
   // { set: {name: value}, add: {name: value}, remove: [name] }. A name appears once per mutation.
-  void read_header_mutation(const YAML::Node& n, const std::string& path, bool request, HeaderMutation& out) {
+  void read_header_mutation(const yaml::Node& n, const std::string& path, bool request, HeaderMutation& out) {
     if (!expect_map(n, path, {"set", "add", "remove"})) return;
     std::map<std::string, std::string> seen;  // lower-case name → the key that has it
     for (auto [op, list] : {std::pair{"set", &out.set}, std::pair{"add", &out.add}}) {
       auto m = n[op];
       if (!m) continue;
       std::string opath = join(path, op);
-      if (!m.IsMap()) {
-        add(m.Mark(), opath, "expected a map of header names to values");
+      if (!m.is_map()) {
+        add(m.mark(), opath, "expected a map of header names to values");
         continue;
       }
       for (auto it = m.begin(); it != m.end(); ++it) {
@@ -972,7 +903,7 @@ class Loader {
     }
     if (auto r = n["remove"]) {
       std::string rpath = join(path, "remove");
-      sequence(r, rpath, [&](const YAML::Node& item, const std::string& p) {
+      sequence(r, rpath, [&](const yaml::Node& item, const std::string& p) {
         std::string name;
         if (header_name(item, p, "remove", request, seen, name)) out.remove.push_back(name);
       });
@@ -980,7 +911,7 @@ class Loader {
   }
 
   // Reads a header name that `op` ("set", "add" or "remove") may change, lower-cased into `name`.
-  bool header_name(const YAML::Node& n, const std::string& path, const std::string& op, bool request,
+  bool header_name(const yaml::Node& n, const std::string& path, const std::string& op, bool request,
                    std::map<std::string, std::string>& seen, std::string& name) {
     std::string raw;
     if (!scalar(n, path, raw, "a header name")) return false;
@@ -1001,26 +932,26 @@ class Loader {
                           "(names are case-insensitive)", name, it->second);
     }
     if (error.empty()) return true;
-    add(n.Mark(), path, error);
+    add(n.mark(), path, error);
     return false;
   }
 
   // RFC 9110 §5.5: CR, LF and NUL are what make a field value dangerous.
-  bool field_value(const YAML::Node& n, const std::string& path, const std::string& value) {
+  bool field_value(const yaml::Node& n, const std::string& path, const std::string& value) {
     if (value.find_first_of(std::string_view("\r\n\0", 3)) == std::string::npos) return true;
-    add(n.Mark(), path, "a header value must not contain CR, LF or NUL");
+    add(n.mark(), path, "a header value must not contain CR, LF or NUL");
     return false;
   }
 
   // A header value template: a field value with only known %VARIABLES%.
-  bool header_value(const YAML::Node& n, const std::string& path, const std::string& value) {
+  bool header_value(const yaml::Node& n, const std::string& path, const std::string& value) {
     if (!field_value(n, path, value)) return false;
     auto parts = parse_header_template(value);
-    if (!parts) add(n.Mark(), path, parts.error().message);
+    if (!parts) add(n.mark(), path, parts.error().message);
     return parts.ok();
   }
 
-  void read_match(const YAML::Node& m, const std::string& path, Route& r) {
+  void read_match(const yaml::Node& m, const std::string& path, Route& r) {
     if (!expect_map(m, path, {"path", "prefix", "regex", "headers", "query"})) return;
     int kinds = 0;
     for (auto [key, kind] : {std::pair{"path", Route::PathKind::kPath},
@@ -1035,16 +966,16 @@ class Loader {
       if (kind == Route::PathKind::kRegex) {
         check_regex(v, join(path, key), s);
       } else if (s.empty() || s.front() != '/') {
-        add(v.Mark(), join(path, key), "must start with '/'");
+        add(v.mark(), join(path, key), "must start with '/'");
       }
       r.path = s;
     }
     if (kinds != 1) {
-      add(m.Mark(), path, kinds == 0 ? "needs one of 'path', 'prefix' or 'regex'"
+      add(m.mark(), path, kinds == 0 ? "needs one of 'path', 'prefix' or 'regex'"
                                      : "takes only one of 'path', 'prefix' or 'regex'");
     }
     if (auto h = m["headers"]) {
-      sequence(h, join(path, "headers"), [&](const YAML::Node& hn, const std::string& p) {
+      sequence(h, join(path, "headers"), [&](const yaml::Node& hn, const std::string& p) {
         HeaderMatch hm;
         if (read_condition(hn, p, hm.name, hm.value, hm.present, /*allow_regex=*/true, hm.kind)) {
           hm.name = lower(hm.name);
@@ -1053,7 +984,7 @@ class Loader {
       });
     }
     if (auto q = m["query"]) {
-      sequence(q, join(path, "query"), [&](const YAML::Node& qn, const std::string& p) {
+      sequence(q, join(path, "query"), [&](const yaml::Node& qn, const std::string& p) {
         QueryMatch qm;
         HeaderMatch::Kind kind{};
         if (read_condition(qn, p, qm.name, qm.value, qm.present, /*allow_regex=*/false, kind)) {
@@ -1065,19 +996,19 @@ class Loader {
   }
 
   // A header or query condition: { name, exact | present | regex }.
-  bool read_condition(const YAML::Node& n, const std::string& path, std::string& name,
+  bool read_condition(const yaml::Node& n, const std::string& path, std::string& name,
                       std::string& value, bool& present, bool allow_regex, HeaderMatch::Kind& kind) {
     bool ok = allow_regex ? expect_map(n, path, {"name", "exact", "present", "regex"})
                           : expect_map(n, path, {"name", "exact", "present"});
     if (!ok) return false;
     if (!n["name"]) {
-      add(n.Mark(), join(path, "name"), "missing required key");
+      add(n.mark(), join(path, "name"), "missing required key");
       return false;
     }
     if (!non_empty_string(n["name"], join(path, "name"), name)) return false;
     int kinds = (n["exact"] ? 1 : 0) + (n["present"] ? 1 : 0) + (allow_regex && n["regex"] ? 1 : 0);
     if (kinds > 1) {
-      add(n.Mark(), path, "takes only one of 'exact', 'present'" + std::string(allow_regex ? " or 'regex'" : ""));
+      add(n.mark(), path, "takes only one of 'exact', 'present'" + std::string(allow_regex ? " or 'regex'" : ""));
       return false;
     }
     kind = HeaderMatch::Kind::kPresent;
@@ -1094,7 +1025,7 @@ class Loader {
     return true;
   }
 
-  Cluster read_cluster(const YAML::Node& n, const std::string& path) {
+  Cluster read_cluster(const yaml::Node& n, const std::string& path) {
     Cluster c;
     if (!expect_map(n, path, {"name", "lb", "hash_on", "maglev_table_size", "connect_timeout",
                               "idle_timeout", "max_idle_connections", "endpoints", "dns_refresh",
@@ -1102,7 +1033,7 @@ class Loader {
       return c;
     }
     if (n["name"]) non_empty_string(n["name"], join(path, "name"), c.name);
-    else add(n.Mark(), join(path, "name"), "missing required key");
+    else add(n.mark(), join(path, "name"), "missing required key");
     if (auto v = n["lb"]) {
       std::string s;
       if (scalar(v, join(path, "lb"), s)) {
@@ -1111,7 +1042,7 @@ class Loader {
         else if (s == "random") c.lb = Cluster::LbPolicy::kRandom;
         else if (s == "maglev") c.lb = Cluster::LbPolicy::kMaglev;
         else {
-          add(v.Mark(), join(path, "lb"),
+          add(v.mark(), join(path, "lb"),
               fmt::format("unknown load balancer '{}' (round_robin, least_request, random, maglev)", s));
         }
       }
@@ -1119,22 +1050,22 @@ class Loader {
     if (auto v = n["hash_on"]) {
       read_hash_on(v, join(path, "hash_on"), c.hash_on);
       if (c.lb != Cluster::LbPolicy::kMaglev && c.hash_on.kind != HashOn::Kind::kNone) {
-        add(v.Mark(), join(path, "hash_on"), "only used with 'lb: maglev'");
+        add(v.mark(), join(path, "hash_on"), "only used with 'lb: maglev'");
       }
     } else if (c.lb == Cluster::LbPolicy::kMaglev && n["lb"]) {
-      add(n["lb"].Mark(), join(path, "hash_on"),
+      add(n["lb"].mark(), join(path, "hash_on"),
           "'lb: maglev' needs 'hash_on' (header, cookie, source_ip or path)");
     }
     if (auto v = n["maglev_table_size"]) {
       uint_field(v, join(path, "maglev_table_size"), c.maglev_table_size, 1, 5000011);
       if (!upstream::is_prime(c.maglev_table_size)) {
-        add(v.Mark(), join(path, "maglev_table_size"),
+        add(v.mark(), join(path, "maglev_table_size"),
             fmt::format("{} is not a prime number (e.g. 65537, 131071, 5000011)", c.maglev_table_size));
       }
     }
     if (auto v = n["connect_timeout"]) {
       duration_field(v, join(path, "connect_timeout"), c.connect_timeout);
-      if (c.connect_timeout.count() == 0) add(v.Mark(), join(path, "connect_timeout"), "must be greater than 0");
+      if (c.connect_timeout.count() == 0) add(v.mark(), join(path, "connect_timeout"), "must be greater than 0");
     }
     if (auto v = n["idle_timeout"]) duration_field(v, join(path, "idle_timeout"), c.idle_timeout);
     if (auto v = n["max_idle_connections"]) {
@@ -1142,7 +1073,7 @@ class Loader {
     }
     if (auto v = n["dns_refresh"]) {
       duration_field(v, join(path, "dns_refresh"), c.dns_refresh);
-      if (c.dns_refresh.count() < 1000) add(v.Mark(), join(path, "dns_refresh"), "must be at least 1s");
+      if (c.dns_refresh.count() < 1000) add(v.mark(), join(path, "dns_refresh"), "must be at least 1s");
     }
     if (auto v = n["panic_threshold"]) uint_field(v, join(path, "panic_threshold"), c.panic_threshold, 0, 100);
     if (auto v = n["health_check"]) c.health_check = read_health_check(v, join(path, "health_check"));
@@ -1158,55 +1089,55 @@ class Loader {
     }
     std::string epath = join(path, "endpoints");
     if (auto e = n["endpoints"]) {
-      sequence(e, epath, [&](const YAML::Node& en, const std::string& p) {
+      sequence(e, epath, [&](const yaml::Node& en, const std::string& p) {
         Endpoint ep;
-        if (en.IsScalar()) {
+        if (en.is_scalar()) {
           endpoint_field(en, p, ep);
         } else if (expect_map(en, p, {"address", "weight"})) {
           if (en["address"]) endpoint_field(en["address"], join(p, "address"), ep);
-          else add(en.Mark(), join(p, "address"), "missing required key");
+          else add(en.mark(), join(p, "address"), "missing required key");
           if (en["weight"]) uint_field(en["weight"], join(p, "weight"), ep.weight, 1, 1000);
         }
         c.endpoints.push_back(ep);
       });
-      if (e.IsSequence() && e.size() == 0) add(e.Mark(), epath, "needs at least one endpoint");
+      if (e.is_sequence() && e.size() == 0) add(e.mark(), epath, "needs at least one endpoint");
       // The same endpoint twice would double its share silently; say so.
       std::set<std::string> seen;
-      for (size_t i = 0; e.IsSequence() && i < c.endpoints.size() && i < e.size(); ++i) {
+      for (size_t i = 0; e.is_sequence() && i < c.endpoints.size() && i < e.size(); ++i) {
         std::string key = c.endpoints[i].to_string();
         if (key != ":0" && !seen.insert(key).second) {
-          add(e[i].Mark(), index(epath, i), fmt::format("endpoint {} is listed twice (use weight instead)", key));
+          add(e[i].mark(), index(epath, i), fmt::format("endpoint {} is listed twice (use weight instead)", key));
         }
       }
-      if (c.lb == Cluster::LbPolicy::kMaglev && n["maglev_table_size"] && e.IsSequence() &&
+      if (c.lb == Cluster::LbPolicy::kMaglev && n["maglev_table_size"] && e.is_sequence() &&
           c.maglev_table_size < c.endpoints.size()) {
-        add(n["maglev_table_size"].Mark(), join(path, "maglev_table_size"),
+        add(n["maglev_table_size"].mark(), join(path, "maglev_table_size"),
             fmt::format("{} is smaller than the {} endpoints", c.maglev_table_size, c.endpoints.size()));
       }
     } else {
-      add(n.Mark(), epath, "missing required key");
+      add(n.mark(), epath, "missing required key");
     }
     return c;
   }
 
-  void endpoint_field(const YAML::Node& n, const std::string& path, Endpoint& out) {
+  void endpoint_field(const yaml::Node& n, const std::string& path, Endpoint& out) {
     std::string s;
     if (!scalar(n, path, s, "an endpoint (IP:port or host:port)")) return;
     auto ep = parse_endpoint(s);
-    if (!ep) return add(n.Mark(), path, ep.error().message);
+    if (!ep) return add(n.mark(), path, ep.error().message);
     ep->weight = out.weight;
     out = *ep;
   }
 
-  void read_hash_on(const YAML::Node& n, const std::string& path, HashOn& out) {
+  void read_hash_on(const yaml::Node& n, const std::string& path, HashOn& out) {
     if (!expect_map(n, path, {"header", "cookie", "source_ip", "path"})) return;
     // An unknown key was reported by expect_map; none of the branches below may look it up.
     if (!n["header"] && !n["cookie"] && !n["source_ip"] && !n["path"]) {
-      if (n.size() == 0) add(n.Mark(), path, "takes exactly one of 'header', 'cookie', 'source_ip' or 'path'");
+      if (n.size() == 0) add(n.mark(), path, "takes exactly one of 'header', 'cookie', 'source_ip' or 'path'");
       return;
     }
     if (n.size() != 1) {
-      add(n.Mark(), path, "takes exactly one of 'header', 'cookie', 'source_ip' or 'path'");
+      add(n.mark(), path, "takes exactly one of 'header', 'cookie', 'source_ip' or 'path'");
       return;
     }
     if (auto v = n["header"]) {
@@ -1220,12 +1151,12 @@ class Loader {
       const char* key = n["source_ip"] ? "source_ip" : "path";
       std::string s;
       if (!scalar(n[key], join(path, key), s, "true")) return;
-      if (s != "true") return add(n[key].Mark(), join(path, key), "must be true");
+      if (s != "true") return add(n[key].mark(), join(path, key), "must be true");
       out.kind = n["source_ip"] ? HashOn::Kind::kSourceIp : HashOn::Kind::kPath;
     }
   }
 
-  std::optional<HealthCheck> read_health_check(const YAML::Node& n, const std::string& path) {
+  std::optional<HealthCheck> read_health_check(const yaml::Node& n, const std::string& path) {
     if (!expect_map(n, path, {"path", "interval", "timeout", "healthy_threshold", "unhealthy_threshold",
                               "expected_statuses", "host"})) {
       return std::nullopt;
@@ -1234,27 +1165,27 @@ class Loader {
     if (auto v = n["path"]) {
       if (scalar(v, join(path, "path"), h.path) && (h.path.empty() || h.path.front() != '/' ||
                                                     h.path.find_first_of(" \r\n") != std::string::npos)) {
-        add(v.Mark(), join(path, "path"), "must start with '/' and contain no white space");
+        add(v.mark(), join(path, "path"), "must start with '/' and contain no white space");
       }
     }
     if (auto v = n["interval"]) {
       duration_field(v, join(path, "interval"), h.interval);
-      if (h.interval.count() < 100) add(v.Mark(), join(path, "interval"), "must be at least 100ms");
+      if (h.interval.count() < 100) add(v.mark(), join(path, "interval"), "must be at least 100ms");
     }
     if (auto v = n["timeout"]) {
       duration_field(v, join(path, "timeout"), h.timeout);
-      if (h.timeout.count() == 0) add(v.Mark(), join(path, "timeout"), "must be greater than 0");
+      if (h.timeout.count() == 0) add(v.mark(), join(path, "timeout"), "must be greater than 0");
     }
     if (auto v = n["healthy_threshold"]) uint_field(v, join(path, "healthy_threshold"), h.healthy_threshold, 1, 100);
     if (auto v = n["unhealthy_threshold"]) uint_field(v, join(path, "unhealthy_threshold"), h.unhealthy_threshold, 1, 100);
     if (auto v = n["host"]) {
       if (non_empty_string(v, join(path, "host"), h.host) && h.host.find_first_of(" \r\n") != std::string::npos) {
-        add(v.Mark(), join(path, "host"), "must not contain white space");
+        add(v.mark(), join(path, "host"), "must not contain white space");
       }
     }
     if (auto v = n["expected_statuses"]) {
       h.expected_statuses.clear();
-      sequence(v, join(path, "expected_statuses"), [&](const YAML::Node& sn, const std::string& p) {
+      sequence(v, join(path, "expected_statuses"), [&](const yaml::Node& sn, const std::string& p) {
         std::string s;
         if (!scalar(sn, p, s, "a status or a range like 200-399")) return;
         auto dash = s.find('-');
@@ -1262,35 +1193,35 @@ class Loader {
         bool ok = dash == std::string::npos ? parse_uint(s, lo) && (hi = lo, true)
                                             : parse_uint(s.substr(0, dash), lo) && parse_uint(s.substr(dash + 1), hi);
         if (!ok || lo < 100 || hi > 599 || lo > hi) {
-          return add(sn.Mark(), p, fmt::format("'{}' is not a status (100-599) or a range like 200-399", s));
+          return add(sn.mark(), p, fmt::format("'{}' is not a status (100-599) or a range like 200-399", s));
         }
         h.expected_statuses.emplace_back(static_cast<int>(lo), static_cast<int>(hi));
       });
-      if (v.IsSequence() && v.size() == 0) add(v.Mark(), join(path, "expected_statuses"), "needs at least one status");
+      if (v.is_sequence() && v.size() == 0) add(v.mark(), join(path, "expected_statuses"), "needs at least one status");
     }
     return h;
   }
 
-  void cross_check(const YAML::Node& root, const Config& c) {
+  void cross_check(const yaml::Node& root, const Config& c) {
     check_unique_names(root["listeners"], "listeners", c.listeners, "listener");
     check_unique_names(root["clusters"], "clusters", c.clusters, "cluster");
     std::unordered_set<std::string> clusters;
     for (const auto& cl : c.clusters) clusters.insert(cl.name);
     auto ls = root["listeners"];
-    if (!ls || !ls.IsSequence()) return;
+    if (!ls || !ls.is_sequence()) return;
     for (size_t i = 0; i < c.listeners.size() && i < ls.size(); ++i) {
       // Entries that are not maps were reported already, and operator[] on a scalar throws.
-      if (!ls[i].IsMap()) continue;
+      if (!ls[i].is_map()) continue;
       auto vhs = ls[i]["virtual_hosts"];
       for (size_t j = 0; j < c.listeners[i].virtual_hosts.size(); ++j) {
-        if (!vhs[j].IsMap()) continue;
+        if (!vhs[j].is_map()) continue;
         auto routes = vhs[j]["routes"];
         const auto& vh = c.listeners[i].virtual_hosts[j];
         for (size_t k = 0; k < vh.routes.size(); ++k) {
           const auto& r = vh.routes[k];
           if (r.action != Route::ActionKind::kCluster || r.cluster.empty() || clusters.count(r.cluster)) continue;
           auto at = routes[k]["cluster"];
-          add(at.Mark(),
+          add(at.mark(),
               fmt::format("listeners[{}].virtual_hosts[{}].routes[{}].cluster", i, j, k),
               fmt::format("no cluster named '{}' is defined", r.cluster));
         }
@@ -1300,7 +1231,7 @@ class Loader {
     for (size_t i = 0; i < c.listeners.size() && i < ls.size(); ++i) {
       const auto& a = c.listeners[i].address;
       if (a.port != 0 && !addresses.insert(a.to_string()).second) {
-        add(ls[i]["address"].Mark(), fmt::format("listeners[{}].address", i),
+        add(ls[i]["address"].mark(), fmt::format("listeners[{}].address", i),
             fmt::format("address {} is already used by another listener", a.to_string()));
       }
     }
@@ -1310,6 +1241,8 @@ class Loader {
   std::vector<LoadError> errors_;
   size_t unreported_ = 0;  // errors beyond kMaxReportedErrors
   std::unordered_map<std::string, RegexVerdict> regexes_;  // by pattern
+  // The verdicts of the previous load (RegexMemo), taken for this one.
+  std::unordered_map<std::string, RegexVerdict> previous_regexes_ = RegexMemo::take();
   int64_t regex_cost_ = 0;  // RE2 instructions compiled for this file
 };
 

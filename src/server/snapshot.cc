@@ -11,11 +11,13 @@ const ListenerInfo* Snapshot::find_listener(std::string_view name) const {
 
 std::shared_ptr<const Routing> Routing::build(config::Config config) {
   auto r = std::make_shared<Routing>();
-  for (const auto& l : config.listeners) {
-    r->listeners.push_back(ListenerInfo{l, router::RouteTable(l, config.clusters)});
+  r->config = std::move(config);
+  // After the move: ListenerInfo::spec refers into r->config, which never changes again.
+  r->listeners.reserve(r->config.listeners.size());
+  for (const auto& l : r->config.listeners) {
+    r->listeners.push_back(ListenerInfo{l, router::RouteTable(l, r->config.clusters)});
   }
   for (auto& l : r->listeners) l.routes.assign_state_slots(l.spec.name, r->step_slots);
-  r->config = std::move(config);
   return r;
 }
 

@@ -20,10 +20,10 @@ inline constexpr uint64_t kMiB = 1024 * 1024;
 // tens of thousands of routes.
 inline constexpr uint64_t kMaxConfigFileBytes = 4 * kMiB;
 
-// The document as the loader would walk it, with every alias expanded. yaml-cpp shares the node
-// of an anchor with each alias, so the tree stays small while walking it explodes. The loader
-// counts this with the YAML event parser (an anchor's size is known when its node ends, an alias
-// adds it) before any tree is built, so a bomb is refused in milliseconds. Without aliases a file
+// The document as the loader would walk it, with every alias expanded. The tree shares the node
+// of an anchor with each alias, so it stays small while walking it explodes. yaml::Document
+// counts this from the parser's events as the tree is built (an anchor's size is known when its
+// node ends, an alias adds it), so a bomb is refused in milliseconds. Without aliases a file
 // of kMaxConfigFileBytes has at most about this many nodes ("- a\n" is 4 bytes).
 inline constexpr uint64_t kMaxYamlNodes = 1'000'000;
 // And at most this many nodes per byte of the file (plus kYamlNodeAllowance): without aliases a

@@ -80,11 +80,21 @@ class Server {
   // One acceptor per worker for `listener`, all on the same port.
   Result<std::vector<tcp::acceptor>> bind(const config::Listener& listener, uint16_t& port, bool reloading);
   void adopt(const std::string& name, std::vector<tcp::acceptor> acceptors);
+  // `routing`, whose last owner (usually a worker, when its last request on the old snapshot
+  // ends) hands it to the control thread to destroy, then returns the freed heap to the system.
+  std::shared_ptr<const Routing> retired_on_control_thread(std::shared_ptr<const Routing> routing);
+
+  // Where a retired Routing goes; null once the server is being destroyed.
+  struct Retirement {
+    std::mutex mu;
+    asio::io_context* control = nullptr;
+  };
 
   asio::io_context control_{1};
   asio::executor_work_guard<asio::io_context::executor_type> control_work_;
   std::thread control_thread_;
   std::unique_ptr<upstream::ClusterManager> clusters_;  // control thread only
+  std::shared_ptr<Retirement> retirement_ = std::make_shared<Retirement>();
 
   mutable std::mutex mu_;  // guards snapshot_ and reload_ for the getters
   SnapshotPtr snapshot_;

@@ -14,12 +14,18 @@
 namespace sluice::server {
 
 struct ListenerInfo {
-  config::Listener spec;
+  // The listener in Routing::config, which owns it: a copy held every route's config twice
+  // (bench/results/2026-12-01-reload.md).
+  const config::Listener& spec;
   router::RouteTable routes;
 };
 
 // What a configuration load builds: the config itself and the route tables.
 struct Routing {
+  Routing() = default;
+  Routing(const Routing&) = delete;  // its listeners refer into its own config
+  Routing& operator=(const Routing&) = delete;
+
   config::Config config;
   std::vector<ListenerInfo> listeners;
   // Every route step with per-worker state, by state slot (Filter::state_slot()).

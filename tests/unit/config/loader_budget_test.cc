@@ -319,6 +319,18 @@ TEST(LoaderBudget, RefusedRegexesCountAgainstTheTotal) {
   EXPECT_EQ(r.errors[5].message.rfind("the regexes of this file need more than 100000 RE2 instructions", 0), 0u);
 }
 
+TEST(LoaderBudget, AReloadReusesVerdictsAndKeepsTheBudget) {
+  // The second load of the same patterns takes the first load's verdicts instead of compiling
+  // (what a SIGHUP of an unchanged file does): the same errors, and the same total.
+  auto patterns = [](int i) { return i == 3 ? std::string("/(") : fmt::format("/{}.{{600}}", i); };
+  LoadResult first = load_regex_routes(22, patterns);
+  LoadResult second = load_regex_routes(22, patterns);
+  ASSERT_EQ(first.errors.size(), 2u) << first.error_text();
+  EXPECT_EQ(second.error_text(), first.error_text());
+  EXPECT_EQ(second.errors[0].path, "listeners[0].virtual_hosts[0].routes[3].match.regex");
+  EXPECT_EQ(second.errors[1].path, "listeners[0].virtual_hosts[0].routes[21].match.regex");
+}
+
 TEST(LoaderBudget, HeaderRegexesShareTheBudget) {
   LoadResult r = load_route(
       "            match: { prefix: /, headers: [ { name: x-a, regex: \"(?i)[a-z]{1000}\" } ] }\n"
