@@ -2,8 +2,6 @@
 
 #include <fmt/core.h>
 
-#include <random>
-
 #include "sluice/common/accept_backoff.h"
 #include "sluice/common/log.h"
 #include "sluice/proxy/downstream_connection.h"
@@ -20,7 +18,7 @@ Worker::Worker(size_t index, size_t worker_count, accesslog::Writer* access_log)
       work_(asio::make_work_guard(context_)),
       sweep_timer_(context_),
       access_log_(context_, access_log),
-      random_(std::random_device{}() ^ (static_cast<uint64_t>(index) << 32)) {}
+      random_(random_seed() ^ (static_cast<uint64_t>(index) << 32)) {}
 
 Worker::~Worker() {
   if (thread_.joinable()) {
