@@ -131,6 +131,18 @@ TEST(UpstreamRequestHead, HeadersNamedByConnectionAreRemoved) {
                 kForwarded + "\r\n");
 }
 
+// Connection that only says close (or keep-alive) takes the short path in the builder; it must
+// remove the same fields as the full check.
+TEST(UpstreamRequestHead, ConnectionCloseRemovesAFieldNamedClose) {
+  auto head = request(
+      "Host: app.example.com\r\n"
+      "Connection: Keep-Alive , CLOSE\r\n"
+      "Close: c\r\n"
+      "X-Kept: k\r\n");
+  EXPECT_EQ(build_upstream(upstream_input(head)),
+            "GET /v1/foo?a=1 HTTP/1.1\r\nhost: backend:8080\r\nX-Kept: k\r\n" + kForwarded + "\r\n");
+}
+
 TEST(UpstreamRequestHead, TransferEncodingReplacedWhenChunked) {
   ParsedHead head(
       "POST /upload HTTP/1.1\r\n"
@@ -338,6 +350,16 @@ TEST(DownstreamResponseHead, HopByHopRemovedAndChunkedReframed) {
   EXPECT_EQ(build_downstream(in),
             "HTTP/1.1 201 Created\r\nContent-Type: text/plain\r\nServer: jetty\r\n"
             "transfer-encoding: chunked\r\n\r\n");
+}
+
+TEST(DownstreamResponseHead, TokenInALaterConnectionHeaderStillRemovesItsField) {
+  auto head = response(
+      "Connection: keep-alive\r\n"
+      "X-Late: l\r\n"
+      "Close: c\r\n"
+      "connection: close, x-late\r\n"
+      "Server: jetty\r\n");
+  EXPECT_EQ(build_downstream(downstream_input(head)), "HTTP/1.1 200 OK\r\nServer: jetty\r\n\r\n");
 }
 
 TEST(DownstreamResponseHead, ConnectionCloseWhenClosing) {
