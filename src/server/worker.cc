@@ -1,5 +1,9 @@
 #include "sluice/server/worker.h"
 
+#include <unistd.h>
+
+#include <utility>
+
 #include <fmt/core.h>
 
 #include "sluice/common/accept_backoff.h"
@@ -117,15 +121,35 @@ void Worker::retire_unused_pools(const Snapshot& snapshot) {
 }
 
 void Worker::adopt_acceptor(std::string listener_name, tcp::acceptor acceptor) {
-  auto holder = std::make_shared<tcp::acceptor>(std::move(acceptor));
-  asio::post(context_, [this, name = std::move(listener_name), holder]() mutable {
+  // The worker's io_context runs with BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO (worker.h): its
+  // sockets must only be touched on its thread. The listening socket leaves the io_context it
+  // was opened on here and is registered with the worker's inside the posted task.
+  error_code ec;
+  const tcp::endpoint local = acceptor.local_endpoint(ec);
+  auto fd = std::shared_ptr<int>(new int(acceptor.release(ec)), [](int* p) {
+    if (*p >= 0) ::close(*p);  // the task never ran (the worker stopped first)
+    delete p;
+  });
+  if (ec) {
+    log::error("worker {}: listener '{}': cannot hand the socket over: {}", index_, listener_name,
+               ec.message());
+    return;
+  }
+  asio::post(context_, [this, name = std::move(listener_name), local, fd]() mutable {
+    auto adopted = std::make_unique<tcp::acceptor>(context_);
+    error_code ec;
+    adopted->assign(local.protocol(), std::exchange(*fd, -1), ec);
+    if (ec) {
+      log::error("worker {}: listener '{}': cannot accept: {}", index_, name, ec.message());
+      return;
+    }
     auto& slot = acceptors_[name];
     if (slot) {
       error_code ignored;
       slot->close(ignored);
       retired_acceptors_.push_back(std::move(slot));
     }
-    slot = std::make_unique<tcp::acceptor>(std::move(*holder));
+    slot = std::move(adopted);
     asio::co_spawn(context_, accept_loop(name, *slot), asio::detached);
   });
 }
