@@ -413,6 +413,18 @@ TEST(NamedByConnection, TokensAcrossHeaders) {
   EXPECT_FALSE(named_by_connection({}, "x-a"));
 }
 
+TEST(Iequals, AsciiCaseOnly) {
+  EXPECT_TRUE(iequals("Connection", "connection"));
+  EXPECT_TRUE(iequals("X-REQUEST-ID", "x-request-id"));
+  EXPECT_TRUE(iequals("", ""));
+  EXPECT_TRUE(iequals("-a", "-A"));
+  EXPECT_FALSE(iequals("connection", "user-agent"));  // same length, first bytes differ
+  EXPECT_FALSE(iequals("connection", "connectioN2"));
+  EXPECT_FALSE(iequals("@a", "`a"));  // differ in bit 0x20 only, but they are not letters
+  EXPECT_FALSE(iequals("a[", "a{"));
+  EXPECT_FALSE(iequals("keep-alive", "keep_alive"));
+}
+
 TEST(RequestId, IsAVersion4Uuid) {
   const std::regex uuid("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
   std::set<std::string> seen;
