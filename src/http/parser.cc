@@ -4,6 +4,10 @@
 #include <cstring>
 #include <limits>
 
+#if !LLHTTP_STRICT_MODE
+#error "Parser relies on llhttp's strict mode (CMakeLists.txt): field names, CR without LF"
+#endif
+
 namespace sluice::http {
 namespace {
 
@@ -363,9 +367,11 @@ int Parser::on_version_complete(llhttp_t* p) {
 
 int Parser::on_header_field(llhttp_t* p, const char* at, size_t len) {
   auto* self = static_cast<Parser*>(p->data);
-  for (size_t i = 0; i < len; ++i) {
-    if (!is_tchar(at[i])) return self->reject("Invalid header token");
-  }
+  // No tchar check here: strict llhttp hands this callback only tchar bytes and refuses any
+  // other in a field name itself ("Invalid header token"), in heads and trailers, including after
+  // a partial match of the names it knows (Parser.EveryNonTcharInAFieldNameIsRefused, and an
+  // exhaustive run of 76,800 cases against llhttp alone). The check cost ~380 instructions per
+  // small GET (bench/instructions).
   if (!self->field_open_) {
     self->field_open_ = true;
     if (self->in_head_) {
