@@ -126,7 +126,8 @@ void Worker::adopt_acceptor(std::string listener_name, tcp::acceptor acceptor) {
   // was opened on here and is registered with the worker's inside the posted task.
   error_code ec;
   const tcp::endpoint local = acceptor.local_endpoint(ec);
-  auto fd = std::shared_ptr<int>(new int(acceptor.release(ec)), [](int* p) {
+  const int native = ec ? -1 : acceptor.release(ec);
+  auto fd = std::shared_ptr<int>(new int(native), [](int* p) {
     if (*p >= 0) ::close(*p);  // the task never ran (the worker stopped first)
     delete p;
   });
@@ -138,8 +139,10 @@ void Worker::adopt_acceptor(std::string listener_name, tcp::acceptor acceptor) {
   asio::post(context_, [this, name = std::move(listener_name), local, fd]() mutable {
     auto adopted = std::make_unique<tcp::acceptor>(context_);
     error_code ec;
-    adopted->assign(local.protocol(), std::exchange(*fd, -1), ec);
+    const int native = std::exchange(*fd, -1);
+    adopted->assign(local.protocol(), native, ec);
     if (ec) {
+      ::close(native);
       log::error("worker {}: listener '{}': cannot accept: {}", index_, name, ec.message());
       return;
     }
