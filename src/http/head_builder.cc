@@ -1,9 +1,9 @@
 #include "sluice/http/head_builder.h"
 
-#include <fmt/format.h>
-
 #include <array>
-#include <random>
+#include <charconv>
+
+#include "sluice/common/fast_random.h"
 
 namespace sluice::http {
 namespace {
@@ -11,11 +11,54 @@ namespace {
 constexpr std::string_view kCrlf = "\r\n";
 constexpr std::string_view kColonSpace = ": ";
 
-bool has_connection_tokens(std::span<const HeaderView> headers) {
+// Calls `f` with every token of every Connection header among `headers`, trimmed, until `f`
+// returns true; returns whether it did.
+template <typename F>
+bool any_connection_token(std::span<const HeaderView> headers, F&& f) {
   for (const auto& h : headers) {
-    if (iequals(h.name, "connection")) return true;
+    if (!iequals(h.name, "connection")) continue;
+    std::string_view v = h.value;
+    while (!v.empty()) {
+      size_t comma = v.find(',');
+      std::string_view token = v.substr(0, comma);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
+      if (f(token)) return true;
+      if (comma == std::string_view::npos) break;
+      v.remove_prefix(comma + 1);
+    }
   }
   return false;
+}
+
+// What the Connection headers of a head remove besides the hop-by-hop fields.
+struct ConnectionOptions {
+  bool other = false;  // a token other than keep-alive and close: check every field against them
+  bool close = false;  // "close": only a field named "close" goes
+};
+
+// Most heads carry no Connection header, or one that only says "keep-alive" or "close".
+// Recognising that once spares each field a pass over all the headers (89 iequals calls per
+// small GET before, bench/instructions). A "keep-alive" token needs no field check: the
+// Keep-Alive field is hop-by-hop anyway.
+ConnectionOptions connection_options(std::span<const HeaderView> headers) {
+  ConnectionOptions o;
+  any_connection_token(headers, [&o](std::string_view token) {
+    if (iequals(token, "close")) {
+      o.close = true;
+    } else if (!token.empty() && !iequals(token, "keep-alive")) {
+      o.other = true;
+    }
+    return o.other;
+  });
+  return o;
+}
+
+// True when the Connection headers name field `name`.
+bool removed_by_connection(const ConnectionOptions& o, std::span<const HeaderView> headers,
+                           std::string_view name) {
+  if (o.other) return named_by_connection(headers, name);
+  return o.close && iequals(name, "close");
 }
 
 // Appends header `h` to `middle`, extending the previous view when `h` directly follows it in
@@ -40,6 +83,14 @@ void append_line(std::vector<std::string_view>& middle, const HeaderView& h) {
   middle.push_back(kCrlf);
 }
 
+// "HTTP/1.1 <status> <reason>\r\n" by direct appends: 1.7k fewer instructions per request than
+// fmt::format_to through a back_inserter (31,582 -> 29,893, bench/instructions).
+void append_status_line(std::string& out, int status, std::string_view reason) {
+  char digits[16];
+  char* end = std::to_chars(digits, digits + sizeof digits, status).ptr;
+  out.append("HTTP/1.1 ").append(digits, end).append(" ").append(reason).append(kCrlf);
+}
+
 }  // namespace
 
 std::string HeadParts::flatten() const {
@@ -59,20 +110,7 @@ bool is_hop_by_hop(std::string_view name) {
 }
 
 bool named_by_connection(std::span<const HeaderView> headers, std::string_view name) {
-  for (const auto& h : headers) {
-    if (!iequals(h.name, "connection")) continue;
-    std::string_view v = h.value;
-    while (!v.empty()) {
-      size_t comma = v.find(',');
-      std::string_view token = v.substr(0, comma);
-      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
-      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
-      if (iequals(token, name)) return true;
-      if (comma == std::string_view::npos) break;
-      v.remove_prefix(comma + 1);
-    }
-  }
-  return false;
+  return any_connection_token(headers, [name](std::string_view token) { return iequals(token, name); });
 }
 
 void build_upstream_request_head(const UpstreamRequestInput& in, HeadParts& out) {
@@ -81,7 +119,7 @@ void build_upstream_request_head(const UpstreamRequestInput& in, HeadParts& out)
   if (!in.query.empty()) out.prefix.append("?").append(in.query);
   out.prefix.append(" HTTP/1.1\r\nhost: ").append(in.host).append(kCrlf);
 
-  const bool tokens = has_connection_tokens(in.headers);
+  const ConnectionOptions connection = connection_options(in.headers);
   std::string forwarded_for;
   for (const auto& h : in.headers) {
     if (is_hop_by_hop(h.name) || iequals(h.name, "host") || iequals(h.name, "expect") ||
@@ -95,7 +133,7 @@ void build_upstream_request_head(const UpstreamRequestInput& in, HeadParts& out)
       forwarded_for.append(h.value);
       continue;
     }
-    if (tokens && named_by_connection(in.headers, h.name)) continue;
+    if (removed_by_connection(connection, in.headers, h.name)) continue;
     append_line(out.middle, h);
   }
 
@@ -116,12 +154,12 @@ void build_upstream_request_head(const UpstreamRequestInput& in, HeadParts& out)
 
 void build_downstream_response_head(const DownstreamResponseInput& in, HeadParts& out) {
   out.clear();
-  fmt::format_to(std::back_inserter(out.prefix), "HTTP/1.1 {} {}\r\n", in.status, in.reason);
-  const bool tokens = has_connection_tokens(in.headers);
+  append_status_line(out.prefix, in.status, in.reason);
+  const ConnectionOptions connection = connection_options(in.headers);
   bool has_request_id = false;
   for (const auto& h : in.headers) {
     if (is_hop_by_hop(h.name)) continue;
-    if (tokens && named_by_connection(in.headers, h.name)) continue;
+    if (removed_by_connection(connection, in.headers, h.name)) continue;
     if (iequals(h.name, "x-request-id")) has_request_id = true;
     append_line(out.middle, h);
   }
@@ -140,14 +178,37 @@ void build_downstream_response_head(const DownstreamResponseInput& in, HeadParts
 }
 
 std::string make_request_id() {
-  // One generator per thread: no lock, no shared state on the request path.
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  uint64_t hi = rng();
-  uint64_t lo = rng();
+  // One generator per thread, seeded from getrandom(2): no lock, no shared state on the request
+  // path. splitmix64 and the hand-written hex below replaced mt19937_64 and fmt::format: 2.3k
+  // fewer instructions per request (33,842 -> 31,582, bench/instructions).
+  thread_local FastRandom rng{random_seed()};
+  uint64_t hi = rng.next();
+  uint64_t lo = rng.next();
   hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
   lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // RFC 4122 variant
-  return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", hi >> 32, (hi >> 16) & 0xffff,
-                     hi & 0xffff, lo >> 48, lo & 0xffffffffffffULL);
+  // Two hex digits per byte from a 512-byte table: 555 fewer instructions per request than a
+  // digit-by-digit loop (29,122 -> 28,567, bench/instructions).
+  static constexpr std::array<char, 512> kHexPairs = [] {
+    std::array<char, 512> t{};
+    constexpr char kDigits[] = "0123456789abcdef";
+    for (int b = 0; b < 256; ++b) {
+      t[2 * b] = kDigits[b >> 4];
+      t[2 * b + 1] = kDigits[b & 0xf];
+    }
+    return t;
+  }();
+  // 8-4-4-4-12 hex digits, most significant first: bytes 0-3, 4-5, 6-7, 8-9, 10-15.
+  std::string id(36, '-');
+  char* out = id.data();
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) ++out;  // over a dash
+    const uint64_t word = i < 8 ? hi : lo;
+    const unsigned byte = static_cast<unsigned>(word >> (56 - 8 * (i & 7))) & 0xff;
+    out[0] = kHexPairs[2 * byte];
+    out[1] = kHexPairs[2 * byte + 1];
+    out += 2;
+  }
+  return id;
 }
 
 }  // namespace sluice::http

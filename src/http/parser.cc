@@ -4,6 +4,10 @@
 #include <cstring>
 #include <limits>
 
+#if !LLHTTP_STRICT_MODE
+#error "Parser relies on llhttp's strict mode (CMakeLists.txt): field names, CR without LF"
+#endif
+
 namespace sluice::http {
 namespace {
 
@@ -19,6 +23,14 @@ constexpr std::array<bool, 256> kTchar = [] {
   for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
   for (int c = '0'; c <= '9'; ++c) t[c] = true;
   for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+
+// Bytes other than controls, SP and DEL (obs-text included): inside a start line's elements they
+// move no state of check_start_line().
+constexpr std::array<bool, 256> kVisible = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x21; c < 256; ++c) t[c] = c != 0x7f;
   return t;
 }();
 
@@ -173,6 +185,13 @@ const char* Parser::check_lines(const char* data, size_t len) {
   size_t i = 0;
   // The start line byte by byte (its grammar is small and strict)...
   for (; i < len && start_line_ != StartLine::kDone; ++i) {
+    // ...except for runs of visible bytes inside the method, target, version and reason,
+    // where the state machine does nothing: skipped with one table load each (312 fewer
+    // instructions per small GET, bench/instructions). The status code's digits are counted.
+    if (start_line_ != StartLine::kBegin && (kind_ == Kind::kRequest || start_line_ != StartLine::kSecond)) {
+      while (i < len && kVisible[static_cast<unsigned char>(data[i])]) ++i;
+      if (i == len) break;
+    }
     const char c = data[i];
     if (c == '\n' && before(i) != '\r') return bare_lf;
     if ((c == ' ' || c == '\t') && before(i) == '\n') return folding;
@@ -348,9 +367,11 @@ int Parser::on_version_complete(llhttp_t* p) {
 
 int Parser::on_header_field(llhttp_t* p, const char* at, size_t len) {
   auto* self = static_cast<Parser*>(p->data);
-  for (size_t i = 0; i < len; ++i) {
-    if (!is_tchar(at[i])) return self->reject("Invalid header token");
-  }
+  // No tchar check here: strict llhttp hands this callback only tchar bytes and refuses any
+  // other in a field name itself ("Invalid header token"), in heads and trailers, including after
+  // a partial match of the names it knows (Parser.EveryNonTcharInAFieldNameIsRefused, and an
+  // exhaustive run of 76,800 cases against llhttp alone). The check cost ~380 instructions per
+  // small GET (bench/instructions).
   if (!self->field_open_) {
     self->field_open_ = true;
     if (self->in_head_) {

@@ -162,8 +162,9 @@ Result<std::vector<tcp::acceptor>> Server::bind(const config::Listener& listener
   }
   for (auto& worker : workers_) {
     // Each worker gets its own SO_REUSEPORT socket, so the kernel spreads new connections
-    // across workers and no accept lock is shared (rule 1).
-    tcp::acceptor acceptor(worker->context());
+    // across workers and no accept lock is shared (rule 1). It is opened on the control
+    // io_context; the worker re-registers it with its own on its own thread (adopt_acceptor()).
+    tcp::acceptor acceptor(control_);
     error_code ec;
     acceptor.open(endpoint.protocol(), ec);
     if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);

@@ -1,8 +1,10 @@
 #include "sluice/server/worker.h"
 
-#include <fmt/core.h>
+#include <unistd.h>
 
-#include <random>
+#include <utility>
+
+#include <fmt/core.h>
 
 #include "sluice/common/accept_backoff.h"
 #include "sluice/common/log.h"
@@ -20,7 +22,7 @@ Worker::Worker(size_t index, size_t worker_count, accesslog::Writer* access_log)
       work_(asio::make_work_guard(context_)),
       sweep_timer_(context_),
       access_log_(context_, access_log),
-      random_(std::random_device{}() ^ (static_cast<uint64_t>(index) << 32)) {}
+      random_(random_seed() ^ (static_cast<uint64_t>(index) << 32)) {}
 
 Worker::~Worker() {
   if (thread_.joinable()) {
@@ -132,15 +134,38 @@ void Worker::retire_unused_pools(const Snapshot& snapshot) {
 }
 
 void Worker::adopt_acceptor(std::string listener_name, tcp::acceptor acceptor) {
-  auto holder = std::make_shared<tcp::acceptor>(std::move(acceptor));
-  asio::post(context_, [this, name = std::move(listener_name), holder]() mutable {
+  // The worker's io_context runs with BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO (worker.h): its
+  // sockets must only be touched on its thread. The listening socket leaves the io_context it
+  // was opened on here and is registered with the worker's inside the posted task.
+  error_code ec;
+  const tcp::endpoint local = acceptor.local_endpoint(ec);
+  const int native = ec ? -1 : acceptor.release(ec);
+  auto fd = std::shared_ptr<int>(new int(native), [](int* p) {
+    if (*p >= 0) ::close(*p);  // the task never ran (the worker stopped first)
+    delete p;
+  });
+  if (ec) {
+    log::error("worker {}: listener '{}': cannot hand the socket over: {}", index_, listener_name,
+               ec.message());
+    return;
+  }
+  asio::post(context_, [this, name = std::move(listener_name), local, fd]() mutable {
+    auto adopted = std::make_unique<tcp::acceptor>(context_);
+    error_code ec;
+    const int native = std::exchange(*fd, -1);
+    adopted->assign(local.protocol(), native, ec);
+    if (ec) {
+      ::close(native);
+      log::error("worker {}: listener '{}': cannot accept: {}", index_, name, ec.message());
+      return;
+    }
     auto& slot = acceptors_[name];
     if (slot) {
       error_code ignored;
       slot->close(ignored);
       retired_acceptors_.push_back(std::move(slot));
     }
-    slot = std::make_unique<tcp::acceptor>(std::move(*holder));
+    slot = std::move(adopted);
     asio::co_spawn(context_, accept_loop(name, *slot), asio::detached);
   });
 }

@@ -23,8 +23,14 @@ struct RequestView {
 // ASCII case-insensitive equality. Inline: most calls compare header names of different
 // lengths, which the size check settles without a call (callgrind: ~1k instructions per small
 // GET saved against the out-of-line version).
+// Same-length names mostly differ in their first byte ("connection" and "user-agent"), which is
+// compared inline before the strncasecmp call (~50 instructions each): ASCII letters differ in
+// case by bit 0x20 only, so bytes that differ there differ ignoring case too.
 inline bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && (a.empty() || strncasecmp(a.data(), b.data(), a.size()) == 0);
+  if (a.size() != b.size()) return false;
+  if (a.empty()) return true;
+  if ((a[0] | 0x20) != (b[0] | 0x20)) return false;
+  return strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
 
 }  // namespace sluice::http

@@ -8,25 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "sluice/common/fast_random.h"
 #include "sluice/upstream/cluster.h"
 
 namespace sluice::upstream {
 
-// splitmix64: small, fast, good enough to spread picks; one per worker.
-class FastRandom {
- public:
-  explicit FastRandom(uint64_t seed) : state_(seed) {}
-  uint64_t next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  uint64_t below(uint64_t n) { return n == 0 ? 0 : next() % n; }
-
- private:
-  uint64_t state_;
-};
+// One per worker, to spread picks (sluice/common/fast_random.h).
+using FastRandom = sluice::FastRandom;
 
 class LoadBalancer {
  public:

@@ -131,6 +131,18 @@ TEST(UpstreamRequestHead, HeadersNamedByConnectionAreRemoved) {
                 kForwarded + "\r\n");
 }
 
+// Connection that only says close (or keep-alive) takes the short path in the builder; it must
+// remove the same fields as the full check.
+TEST(UpstreamRequestHead, ConnectionCloseRemovesAFieldNamedClose) {
+  auto head = request(
+      "Host: app.example.com\r\n"
+      "Connection: Keep-Alive , CLOSE\r\n"
+      "Close: c\r\n"
+      "X-Kept: k\r\n");
+  EXPECT_EQ(build_upstream(upstream_input(head)),
+            "GET /v1/foo?a=1 HTTP/1.1\r\nhost: backend:8080\r\nX-Kept: k\r\n" + kForwarded + "\r\n");
+}
+
 TEST(UpstreamRequestHead, TransferEncodingReplacedWhenChunked) {
   ParsedHead head(
       "POST /upload HTTP/1.1\r\n"
@@ -340,6 +352,16 @@ TEST(DownstreamResponseHead, HopByHopRemovedAndChunkedReframed) {
             "transfer-encoding: chunked\r\n\r\n");
 }
 
+TEST(DownstreamResponseHead, TokenInALaterConnectionHeaderStillRemovesItsField) {
+  auto head = response(
+      "Connection: keep-alive\r\n"
+      "X-Late: l\r\n"
+      "Close: c\r\n"
+      "connection: close, x-late\r\n"
+      "Server: jetty\r\n");
+  EXPECT_EQ(build_downstream(downstream_input(head)), "HTTP/1.1 200 OK\r\nServer: jetty\r\n\r\n");
+}
+
 TEST(DownstreamResponseHead, ConnectionCloseWhenClosing) {
   auto head = response("Content-Length: 0\r\nConnection: keep-alive\r\n");
   auto in = downstream_input(head);
@@ -389,6 +411,18 @@ TEST(NamedByConnection, TokensAcrossHeaders) {
   EXPECT_FALSE(named_by_connection(headers, "x"));
   EXPECT_FALSE(named_by_connection(headers, "x-a,x-b"));
   EXPECT_FALSE(named_by_connection({}, "x-a"));
+}
+
+TEST(Iequals, AsciiCaseOnly) {
+  EXPECT_TRUE(iequals("Connection", "connection"));
+  EXPECT_TRUE(iequals("X-REQUEST-ID", "x-request-id"));
+  EXPECT_TRUE(iequals("", ""));
+  EXPECT_TRUE(iequals("-a", "-A"));
+  EXPECT_FALSE(iequals("connection", "user-agent"));  // same length, first bytes differ
+  EXPECT_FALSE(iequals("connection", "connectioN2"));
+  EXPECT_FALSE(iequals("@a", "`a"));  // differ in bit 0x20 only, but they are not letters
+  EXPECT_FALSE(iequals("a[", "a{"));
+  EXPECT_FALSE(iequals("keep-alive", "keep_alive"));
 }
 
 TEST(RequestId, IsAVersion4Uuid) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <string>
 #include <utility>
 #include <vector>
@@ -496,6 +497,38 @@ TEST(Parser, ErrorsAreSticky) {
   auto again = p.execute(good.data(), 0, good.size());
   EXPECT_TRUE(again.error);
   EXPECT_FALSE(again.headers_complete);
+}
+
+// Sluice leaves the field-name check to strict llhttp: every byte that is not a tchar is refused
+// wherever it stands in a name, in a head or a trailer section, also after a partial match of a
+// name llhttp knows.
+TEST(Parser, EveryNonTcharInAFieldNameIsRefused) {
+  const std::string tchars = "!#$%&'*+-.^_`|~";
+  for (int b = 0; b < 256; ++b) {
+    const char c = static_cast<char>(b);
+    const bool tchar = std::isalnum(b) || (b != 0 && tchars.find(c) != std::string::npos);
+    if (tchar || c == ':') continue;
+    for (std::string prefix : {"", "X", "Content-Lengt", "Content-Length", "Connectio", "Connection",
+                               "Transfer-Encodin", "Upgrad", "Proxy-Connectio", "Keep-Aliv"}) {
+      for (std::string after : {"z: v", ": v"}) {
+        const std::string name = prefix + c + after;
+        if (prefix.empty() && (c == '\r' || c == '\n')) continue;  // the end of the head, not a name
+        const std::string head = "GET / HTTP/1.1\r\nHost: a\r\n" + name + "\r\n\r\n";
+        Parser p(Kind::kRequest, 100);
+        EXPECT_TRUE(p.execute(head.data(), 0, head.size()).error) << "byte " << b << " after '" << prefix << "'";
+        const std::string trailer =
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + name + "\r\n\r\n";
+        Parser t(Kind::kRequest, 100);
+        bool refused = false;
+        for (size_t pos = 0, i = 0; i < 4 && !refused; ++i) {  // the parser pauses after the head
+          const Parser::Step st = t.execute(trailer.data(), pos, trailer.size());
+          refused = st.error;
+          pos += st.consumed;
+        }
+        EXPECT_TRUE(refused) << "trailer: byte " << b << " after '" << prefix << "'";
+      }
+    }
+  }
 }
 
 TEST(Parser, InvalidHeaderCharactersAreErrors) {
