@@ -27,9 +27,13 @@ class EndpointPool {
   stats::ClusterStats* cluster_stats() const { return cluster_stats_; }
   stats::EndpointStats* endpoint_stats() const { return endpoint_stats_; }
 
+  // Idle connections younger than this are handed out without the liveness peek.
+  static constexpr Clock::duration kLivenessCheckAfter = std::chrono::milliseconds(200);
+
   // A live idle connection, or null. Connections idle for longer than `idle_timeout`, and those
-  // the backend has closed (a FIN or stray bytes waiting on the socket), are dropped here, so a
-  // request is never sent on a connection already known to be dead.
+  // the backend has closed (a FIN or stray bytes waiting on the socket, checked on connections
+  // idle for kLivenessCheckAfter or more), are dropped here, so a request is never sent on a
+  // connection already known to be dead.
   std::unique_ptr<UpstreamConnection> take(Clock::time_point now, Clock::duration idle_timeout);
   void give_back(std::unique_ptr<UpstreamConnection> conn, Clock::time_point now, size_t max_idle);
   // Closes connections idle for longer than `idle_timeout`.
