@@ -103,9 +103,11 @@ RouteTable::RouteTable(const config::Listener& spec, const std::vector<config::C
       } else if (d.rfind("*", 0) == 0) {
         suffixes_.emplace(d.substr(1), vh);
         suffix_starts_.set(static_cast<unsigned char>(d[1]));
+        suffix_lengths_.set(std::min(d.size() - 1, kMaxBitmapLength));
       } else if (d.size() > 1 && d.back() == '*') {
         prefixes_.emplace(d.substr(0, d.size() - 1), vh);
         prefix_ends_.set(static_cast<unsigned char>(d[d.size() - 2]));
+        prefix_lengths_.set(std::min(d.size() - 1, kMaxBitmapLength));
       } else {
         exact_.emplace(d, vh);
       }
@@ -134,14 +136,22 @@ const VirtualHost* RouteTable::find_virtual_host(std::string_view authority) con
   // before the last byte. Longest first: suffixes from the left, prefixes from the right.
   if (!suffixes_.empty()) {
     for (size_t i = 1; i < lowered.size(); ++i) {
-      if (!suffix_starts_[static_cast<unsigned char>(lowered[i])]) continue;
+      if (!suffix_starts_[static_cast<unsigned char>(lowered[i])] ||
+          !suffix_lengths_[std::min(lowered.size() - i, kMaxBitmapLength)]) {
+        continue;
+      }
       if (auto it = suffixes_.find(lowered.substr(i)); it != suffixes_.end()) return it->second;
     }
   }
   if (!prefixes_.empty()) {
     for (size_t len = lowered.size(); len-- > 1;) {  // len: size - 1 down to 1
-      if (!prefix_ends_[static_cast<unsigned char>(lowered[len - 1])]) continue;
-      if (auto it = prefixes_.find(lowered.substr(0, len)); it != prefixes_.end()) return it->second;
+      if (!prefix_ends_[static_cast<unsigned char>(lowered[len - 1])] ||
+          !prefix_lengths_[std::min(len, kMaxBitmapLength)]) {
+        continue;
+      }
+      if (auto it = prefixes_.find(lowered.substr(0, len)); it != prefixes_.end()) {
+        return it->second;
+      }
     }
   }
   return default_;

@@ -91,12 +91,17 @@ class RouteTable {
   using HostMap = std::unordered_map<std::string, const VirtualHost*, StringHash, std::equal_to<>>;
   // Wildcards are found by one hash lookup per place in the host where one could start (a
   // suffix) or end (a prefix), not by trying each wildcard: 10,000 of them cost what 10 do.
-  // The bitmaps hold the bytes a suffix starts with ('.', '-') and a prefix ends with ('.').
+  // Bitmaps skip the places no wildcard fits: the bytes a suffix starts with ('.', '-') or a
+  // prefix ends with ('.'), and their lengths (all lengths from kMaxBitmapLength on count as one
+  // bit), so a host that matches nothing costs few or no lookups.
+  static constexpr size_t kMaxBitmapLength = 255;
   HostMap exact_;
   HostMap suffixes_;  // "*.a.com" → ".a.com"
   HostMap prefixes_;  // "www.*" → "www."
   std::bitset<256> suffix_starts_;
   std::bitset<256> prefix_ends_;
+  std::bitset<kMaxBitmapLength + 1> suffix_lengths_;
+  std::bitset<kMaxBitmapLength + 1> prefix_lengths_;
   const VirtualHost* default_ = nullptr;
 };
 
