@@ -1,228 +1,30 @@
-// Micro benchmarks of the request path's building blocks: route matching, virtual host lookup,
-// request head parsing, stats cells, and the snapshot pointer a request copies.
-//   build-*/bench/sluice_bench --benchmark_filter='Route|Vhost|Parse|Stats|Snapshot|Routing'
-// (Round-robin and Maglev picks are in balancer_bench.cc and maglev_bench.cc.)
+// Micro benchmarks of the request path's building blocks: request head parsing, stats cells, and
+// the snapshot pointer a request copies.
+//   build-*/bench/sluice_bench --benchmark_filter='Parse|Stats|Snapshot|Routing'
+// (Route matching and virtual host lookup are in route_bench.cc; round-robin and Maglev picks in
+// balancer_bench.cc and maglev_bench.cc.)
 // bench/README.md says what each benchmark measures and how to read it.
 #include <benchmark/benchmark.h>
 
 #include <atomic>
-#include <cstdio>
-#include <cstdlib>
-#include <map>
 #include <memory>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "bench_configs.h"
 #include "sluice/config/loader.h"
 #include "sluice/http/parser.h"
-#include "sluice/http/request_view.h"
-#include "sluice/router/route_table.h"
 #include "sluice/server/snapshot.h"
 #include "sluice/stats/metrics.h"
 
 namespace {
 
+using sluice::bench::kMix;
+using sluice::bench::load_or_die;
+using sluice::bench::routes_config;
 using sluice::config::Config;
-using sluice::http::HeaderView;
-using sluice::http::RequestView;
-
-// A bench that cannot build its input stops the whole run: a benchmark of nothing is worse than
-// no benchmark.
-Config load_or_die(const std::string& yaml, const char* what) {
-  sluice::config::LoadResult r = sluice::config::load_string(yaml, what);
-  if (!r.ok()) {
-    std::fprintf(stderr, "%s: invalid generated config:\n%s", what, r.error_text().c_str());
-    std::abort();
-  }
-  return std::move(r.config);
-}
-
-constexpr const char* kHead =
-    "listeners:\n"
-    "  - name: bench\n"
-    "    address: 127.0.0.1:0\n"
-    "    virtual_hosts:\n";
-constexpr const char* kClusters =
-    "clusters:\n"
-    "  - name: backend\n"
-    "    endpoints: [ 127.0.0.1:8080 ]\n";
-
-// ---------------------------------------------------------------------------------------------
-// Route matching: one virtual host with N routes, and a request that only the LAST route
-// matches, so VirtualHost::match walks every route (the worst case of first-match-wins).
-
-enum RouteKind : int64_t { kPrefix = 0, kExact = 1, kRegex = 2, kMix = 3 };
-
-// Route i of n. In the mix, kinds rotate regex/exact/prefix counted from the end, so the last
-// (matching) route is always a regex and every kind occurs about n/3 times.
-std::string route_yaml(size_t i, size_t n, int64_t kind) {
-  int64_t k = kind;
-  if (kind == kMix) k = (n - 1 - i) % 3 == 0 ? kRegex : ((n - 1 - i) % 3 == 1 ? kExact : kPrefix);
-  std::string id = std::to_string(i);
-  std::string match;
-  switch (k) {
-    case kPrefix: match = "{ prefix: /svc/" + id + "/ }"; break;
-    case kExact: match = "{ path: /svc/" + id + "/item/42 }"; break;
-    default: match = "{ regex: '/svc/" + id + "/[a-z]+/[0-9]+' }"; break;
-  }
-  return "          - name: r" + id + "\n            match: " + match +
-         "\n            cluster: backend\n";
-}
-
-std::string routes_config(size_t n, int64_t kind) {
-  std::string y = kHead;
-  y += "      - name: app\n        domains: [\"*\"]\n        routes:\n";
-  for (size_t i = 0; i < n; ++i) y += route_yaml(i, n, kind);
-  return y + kClusters;
-}
-
-// Headers a browser-ish client sends; route matchers without header conditions never read them,
-// but they make the RequestView realistic.
-const std::vector<HeaderView>& typical_headers() {
-  static const std::vector<HeaderView> headers = {
-      {"Host", "app.example.com"},
-      {"User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"},
-      {"Accept", "application/json"},
-      {"Accept-Encoding", "gzip, deflate, br"},
-      {"Accept-Language", "en-GB,en;q=0.7"},
-      {"Cookie", "session=3f1c2a9b7d6e5f40; theme=dark"},
-      {"X-Request-Id", "d3e47ff0-ddd9-454f-a1f5-b2553a7320a6"},
-      {"Connection", "keep-alive"},
-  };
-  return headers;
-}
-
-struct RouteFixture {
-  Config config;
-  std::unique_ptr<sluice::router::RouteTable> table;
-  std::string path;
-};
-
-// Google Benchmark calls a benchmark function several times while it sizes the run; building
-// 10 000 RE2 routes once per (n, kind) keeps set-up time out of the way.
-RouteFixture& route_fixture(size_t n, int64_t kind) {
-  static std::map<std::pair<size_t, int64_t>, std::unique_ptr<RouteFixture>> cache;
-  auto& slot = cache[{n, kind}];
-  if (!slot) {
-    slot = std::make_unique<RouteFixture>();
-    slot->config = load_or_die(routes_config(n, kind), "routes.yaml");
-    slot->table = std::make_unique<sluice::router::RouteTable>(slot->config.listeners[0],
-                                                               slot->config.clusters);
-    slot->path = "/svc/" + std::to_string(n - 1) + "/item/42";
-  }
-  return *slot;
-}
-
-void BM_RouteMatchLast(benchmark::State& state, int64_t kind) {
-  const size_t n = static_cast<size_t>(state.range(0));
-  RouteFixture& f = route_fixture(n, kind);
-  const sluice::router::VirtualHost* vhost = f.table->find_virtual_host("app.example.com");
-  RequestView req;
-  req.method = "GET";
-  req.authority = "app.example.com";
-  req.path = f.path;
-  req.query = "";
-  req.headers = typical_headers();
-  const std::string want = "r" + std::to_string(n - 1);
-  const sluice::router::Route* route = vhost->match(req);
-  if (route == nullptr || route->name() != want) {
-    state.SkipWithError("the request does not match the last route");
-    return;
-  }
-  for (auto _ : state) {
-    route = vhost->match(req);
-    benchmark::DoNotOptimize(route);
-  }
-  state.counters["ns_per_route"] = benchmark::Counter(
-      static_cast<double>(n) * static_cast<double>(state.iterations()),
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
-}
-#define ROUTE_SIZES ArgName("routes")->RangeMultiplier(10)->Range(10, 10000)
-BENCHMARK_CAPTURE(BM_RouteMatchLast, prefix, kPrefix)->ROUTE_SIZES;
-BENCHMARK_CAPTURE(BM_RouteMatchLast, exact, kExact)->ROUTE_SIZES;
-BENCHMARK_CAPTURE(BM_RouteMatchLast, regex, kRegex)->ROUTE_SIZES;
-BENCHMARK_CAPTURE(BM_RouteMatchLast, mix, kMix)->ROUTE_SIZES;
-#undef ROUTE_SIZES
-
-// The first route matches: the best case, and what a short config with a hot route costs.
-void BM_RouteMatchFirst(benchmark::State& state) {
-  RouteFixture& f = route_fixture(static_cast<size_t>(state.range(0)), kMix);
-  const auto* vhost = f.table->find_virtual_host("app.example.com");
-  RequestView req{"GET", "app.example.com", "/svc/0/item/42", "", typical_headers()};
-  if (vhost->match(req) == nullptr) {
-    state.SkipWithError("no match");
-    return;
-  }
-  for (auto _ : state) benchmark::DoNotOptimize(vhost->match(req));
-}
-BENCHMARK(BM_RouteMatchFirst)->ArgName("routes")->Arg(1000);
-
-// ---------------------------------------------------------------------------------------------
-// Virtual host lookup with N virtual hosts, each with an exact and a "*.domain" wildcard name
-// (zero-padded so every wildcard has the same length and the last one listed is found last).
-
-std::string vhost_name(size_t i) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "h%06zu.example.com", i);
-  return buf;
-}
-
-struct VhostFixture {
-  Config config;
-  std::unique_ptr<sluice::router::RouteTable> table;
-};
-
-VhostFixture& vhost_fixture(size_t n) {
-  static std::map<size_t, std::unique_ptr<VhostFixture>> cache;
-  auto& slot = cache[n];
-  if (!slot) {
-    std::string y = kHead;
-    for (size_t i = 0; i < n; ++i) {
-      const std::string d = vhost_name(i);
-      y += "      - name: v" + std::to_string(i) + "\n        domains: [\"" + d + "\", \"*." + d +
-           "\"]\n        routes:\n          - match: { prefix: / }\n            cluster: backend\n";
-    }
-    y += "      - name: fallback\n        domains: [\"*\"]\n        routes:\n"
-         "          - match: { prefix: / }\n            cluster: backend\n";
-    y += kClusters;
-    slot = std::make_unique<VhostFixture>();
-    slot->config = load_or_die(y, "vhosts.yaml");
-    slot->table = std::make_unique<sluice::router::RouteTable>(slot->config.listeners[0],
-                                                               slot->config.clusters);
-  }
-  return *slot;
-}
-
-// exact:    "h…N-1.example.com:10000" (hash lookup after stripping the port)
-// wildcard: "api.h…N-1.example.com" (the last of N equal-length "*.suffix" patterns)
-// default:  no domain matches, falls through to "*" after trying every wildcard
-void BM_VhostLookup(benchmark::State& state, int mode) {
-  const size_t n = static_cast<size_t>(state.range(0));
-  VhostFixture& f = vhost_fixture(n);
-  std::string host;
-  std::string want;
-  switch (mode) {
-    case 0: host = vhost_name(n - 1) + ":10000"; want = "v" + std::to_string(n - 1); break;
-    case 1: host = "api." + vhost_name(n - 1); want = "v" + std::to_string(n - 1); break;
-    default: host = "unknown.example.org"; want = "fallback"; break;
-  }
-  const auto* vh = f.table->find_virtual_host(host);
-  if (vh == nullptr || vh->name() != want) {
-    state.SkipWithError("the lookup did not find the expected virtual host");
-    return;
-  }
-  for (auto _ : state) {
-    vh = f.table->find_virtual_host(host);
-    benchmark::DoNotOptimize(vh);
-  }
-}
-#define VHOST_SIZES ArgName("vhosts")->RangeMultiplier(10)->Range(10, 10000)
-BENCHMARK_CAPTURE(BM_VhostLookup, exact, 0)->VHOST_SIZES;
-BENCHMARK_CAPTURE(BM_VhostLookup, wildcard, 1)->VHOST_SIZES;
-BENCHMARK_CAPTURE(BM_VhostLookup, default, 2)->VHOST_SIZES;
-#undef VHOST_SIZES
 
 // ---------------------------------------------------------------------------------------------
 // Parsing a typical request head: 8 headers, 400 bytes or so, on a reused keep-alive parser,

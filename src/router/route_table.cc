@@ -60,7 +60,10 @@ void RouteTable::assign_state_slots(std::string_view listener, std::vector<filte
 }
 
 bool Route::matches(const http::RequestView& request) const {
-  if (!path_.matches(request.path)) return false;
+  return path_.matches(request.path) && conditions_match(request);
+}
+
+bool Route::conditions_match(const http::RequestView& request) const {
   for (const auto& h : headers_) {
     if (!h.matches(request)) return false;
   }
@@ -90,9 +93,14 @@ VirtualHost::VirtualHost(const config::VirtualHost& spec, const std::vector<conf
     }
     routes_.emplace_back(r, idx, spec, levels);
   }
+  if (routes_.size() > kLinearScanMaxRoutes) index_ = std::make_unique<const RouteIndex>(routes_);
 }
 
 const Route* VirtualHost::match(const http::RequestView& request) const {
+  return index_ ? index_->match(routes_, request) : match_linear(request);
+}
+
+const Route* VirtualHost::match_linear(const http::RequestView& request) const {
   for (const auto& r : routes_) {
     if (r.matches(request)) return &r;
   }
@@ -116,17 +124,18 @@ RouteTable::RouteTable(const config::Listener& spec, const std::vector<config::C
       if (d == "*") {
         default_ = vh;
       } else if (d.rfind("*", 0) == 0) {
-        suffixes_.emplace_back(d.substr(1), vh);
+        suffixes_.emplace(d.substr(1), vh);
+        suffix_starts_.set(static_cast<unsigned char>(d[1]));
+        suffix_lengths_.set(std::min(d.size() - 1, kMaxBitmapLength));
       } else if (d.size() > 1 && d.back() == '*') {
-        prefixes_.emplace_back(d.substr(0, d.size() - 1), vh);
+        prefixes_.emplace(d.substr(0, d.size() - 1), vh);
+        prefix_ends_.set(static_cast<unsigned char>(d[d.size() - 2]));
+        prefix_lengths_.set(std::min(d.size() - 1, kMaxBitmapLength));
       } else {
         exact_.emplace(d, vh);
       }
     }
   }
-  auto longest_first = [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); };
-  std::stable_sort(suffixes_.begin(), suffixes_.end(), longest_first);
-  std::stable_sort(prefixes_.begin(), prefixes_.end(), longest_first);
 }
 
 const VirtualHost* RouteTable::find_virtual_host(std::string_view authority) const {
@@ -146,14 +155,27 @@ const VirtualHost* RouteTable::find_virtual_host(std::string_view authority) con
     lowered = heap;
   }
   if (auto it = exact_.find(lowered); it != exact_.end()) return it->second;
-  for (const auto& [suffix, vh] : suffixes_) {
-    if (lowered.size() > suffix.size() &&
-        lowered.compare(lowered.size() - suffix.size(), suffix.size(), suffix) == 0) {
-      return vh;
+  // A wildcard matches at least one byte, so a suffix starts after position 0 and a prefix ends
+  // before the last byte. Longest first: suffixes from the left, prefixes from the right.
+  if (!suffixes_.empty()) {
+    for (size_t i = 1; i < lowered.size(); ++i) {
+      if (!suffix_starts_[static_cast<unsigned char>(lowered[i])] ||
+          !suffix_lengths_[std::min(lowered.size() - i, kMaxBitmapLength)]) {
+        continue;
+      }
+      if (auto it = suffixes_.find(lowered.substr(i)); it != suffixes_.end()) return it->second;
     }
   }
-  for (const auto& [prefix, vh] : prefixes_) {
-    if (lowered.size() > prefix.size() && lowered.compare(0, prefix.size(), prefix) == 0) return vh;
+  if (!prefixes_.empty()) {
+    for (size_t len = lowered.size(); len-- > 1;) {  // len: size - 1 down to 1
+      if (!prefix_ends_[static_cast<unsigned char>(lowered[len - 1])] ||
+          !prefix_lengths_[std::min(len, kMaxBitmapLength)]) {
+        continue;
+      }
+      if (auto it = prefixes_.find(lowered.substr(0, len)); it != prefixes_.end()) {
+        return it->second;
+      }
+    }
   }
   return default_;
 }

@@ -1,6 +1,7 @@
 #pragma once
 // The immutable routing tree of one listener: virtual hosts chosen by Host, then routes in
 // order (first match wins).
+#include <bitset>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -10,6 +11,7 @@
 #include "sluice/config/config.h"
 #include "sluice/filters/filter.h"
 #include "sluice/router/matchers.h"
+#include "sluice/router/route_index.h"
 
 namespace sluice::router {
 
@@ -30,6 +32,8 @@ class Route {
   Route(const config::Route& spec, size_t cluster_index, const config::VirtualHost& vhost,
         const std::vector<const config::HeaderPolicy*>& levels);
   bool matches(const http::RequestView& request) const;
+  // The header and query conditions alone (the route index has settled the path).
+  bool conditions_match(const http::RequestView& request) const;
   const std::string& name() const { return name_; }
   const PathMatcher& path_matcher() const { return path_; }
   const RouteAction& action() const { return action_; }
@@ -56,14 +60,24 @@ class VirtualHost {
  public:
   VirtualHost(const config::VirtualHost& spec, const std::vector<config::Cluster>& clusters,
               const config::HeaderPolicy* listener_policy = nullptr);
+  // The first route that matches: through the route index when there is one, else linearly.
   const Route* match(const http::RequestView& request) const;
+  // The same answer by trying every route in order: the definition the index must agree with
+  // (tests/unit/router/route_index_test.cc) and the faster way for a few routes.
+  const Route* match_linear(const http::RequestView& request) const;
   const std::string& name() const { return name_; }
   const std::vector<Route>& routes() const { return routes_; }
   void assign_state_slots(std::string_view prefix, std::vector<filters::StateSlot>& slots);
 
+  // Up to this many routes, match() scans them instead of building an index: a scan costs
+  // ~11 ns per prefix or exact route and an index lookup 55-80 ns, so a match of the last of 8
+  // routes is about even (bench/route_bench.cc, bench/results/2026-12-01-route-index.md).
+  static constexpr size_t kLinearScanMaxRoutes = 8;
+
  private:
   std::string name_;
   std::vector<Route> routes_;
+  std::unique_ptr<const RouteIndex> index_;  // null up to kLinearScanMaxRoutes routes
 };
 
 class RouteTable {
@@ -82,9 +96,20 @@ class RouteTable {
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   std::vector<std::unique_ptr<VirtualHost>> hosts_;
-  std::unordered_map<std::string, const VirtualHost*, StringHash, std::equal_to<>> exact_;
-  std::vector<std::pair<std::string, const VirtualHost*>> suffixes_;  // "*.a.com" → ".a.com"
-  std::vector<std::pair<std::string, const VirtualHost*>> prefixes_;  // "www.*" → "www."
+  using HostMap = std::unordered_map<std::string, const VirtualHost*, StringHash, std::equal_to<>>;
+  // Wildcards are found by one hash lookup per place in the host where one could start (a
+  // suffix) or end (a prefix), not by trying each wildcard: 10,000 of them cost what 10 do.
+  // Bitmaps skip the places no wildcard fits: the bytes a suffix starts with ('.', '-') or a
+  // prefix ends with ('.'), and their lengths (all lengths from kMaxBitmapLength on count as one
+  // bit), so a host that matches nothing costs few or no lookups.
+  static constexpr size_t kMaxBitmapLength = 255;
+  HostMap exact_;
+  HostMap suffixes_;  // "*.a.com" → ".a.com"
+  HostMap prefixes_;  // "www.*" → "www."
+  std::bitset<256> suffix_starts_;
+  std::bitset<256> prefix_ends_;
+  std::bitset<kMaxBitmapLength + 1> suffix_lengths_;
+  std::bitset<kMaxBitmapLength + 1> prefix_lengths_;
   const VirtualHost* default_ = nullptr;
 };
 

@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <chrono>
 #include <memory>
+#include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -471,6 +474,78 @@ clusters:
   EXPECT_EQ(vhost_for(*f.table, "[::1]:8000"), "v6");
   EXPECT_EQ(vhost_for(*f.table, "[::1]"), "v6");
   EXPECT_EQ(vhost_for(*f.table, "[::2]:8000"), "<none>");
+}
+
+// The precedence as a scan of every domain (what find_virtual_host did before its wildcards were
+// hashed): exact, the longest "*suffix", the longest "prefix*", then "*"; the first declared wins
+// a tie, and a wildcard stands for at least one byte.
+std::string vhost_by_scan(const config::Listener& spec, std::string host) {
+  for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string best_suffix, best_prefix, fallback = "<none>";
+  size_t suffix_len = 0, prefix_len = 0;
+  for (const auto& vh : spec.virtual_hosts) {
+    for (const auto& d : vh.domains) {
+      if (d == host) return vh.name;
+      if (d == "*") {
+        fallback = vh.name;
+      } else if (d.front() == '*') {
+        std::string_view suffix = std::string_view(d).substr(1);
+        if (host.size() > suffix.size() && host.ends_with(suffix) && suffix.size() > suffix_len) {
+          suffix_len = suffix.size();
+          best_suffix = vh.name;
+        }
+      } else if (d.back() == '*') {
+        std::string_view prefix = std::string_view(d).substr(0, d.size() - 1);
+        if (host.size() > prefix.size() && host.starts_with(prefix) && prefix.size() > prefix_len) {
+          prefix_len = prefix.size();
+          best_prefix = vh.name;
+        }
+      }
+    }
+  }
+  if (suffix_len > 0) return best_suffix;
+  if (prefix_len > 0) return best_prefix;
+  return fallback;
+}
+
+TEST(VirtualHostLookup, AgreesWithAScanOnRandomDomainSets) {
+  static const char* const kLabels[] = {"a", "b", "api", "x-y", "com", "v1", "y"};
+  std::mt19937 rng(7);
+  auto pick = [&](int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng); };
+  auto name = [&](int labels) {
+    std::string d = kLabels[pick(7)];
+    for (int i = 1; i < labels; ++i) d += std::string(pick(5) == 0 ? "-" : ".") + kLabels[pick(7)];
+    return d;
+  };
+  for (int round = 0; round < 200; ++round) {
+    config::Listener spec;
+    std::set<std::string> used;
+    const int hosts = 1 + pick(30);
+    for (int i = 0; i < hosts; ++i) {
+      config::VirtualHost vh;
+      vh.name = "v" + std::to_string(i);
+      for (int j = 0; j < 3; ++j) {
+        std::string d = name(1 + pick(3));
+        switch (pick(5)) {
+          case 0: d = "*." + d; break;
+          case 1: d = "*-" + d; break;
+          case 2: d += ".*"; break;
+          case 3: if (pick(10) == 0) d = "*"; break;
+          default: break;
+        }
+        if (used.insert(d).second) vh.domains.push_back(d);
+      }
+      spec.virtual_hosts.push_back(vh);
+    }
+    RouteTable table(spec, {});
+    for (int k = 0; k < 200; ++k) {
+      std::string host = name(1 + pick(5));
+      if (pick(4) == 0) host[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(host[0])));
+      if (pick(4) == 0) host += ":8080";
+      ASSERT_EQ(vhost_for(table, host), vhost_by_scan(spec, std::string(host_without_port(host))))
+          << "round " << round << " host " << host;
+    }
+  }
 }
 
 TEST(HostWithoutPort, Forms) {
