@@ -1,6 +1,6 @@
-// Micro benchmarks of the request path's building blocks: request head parsing, stats cells, and
-// the snapshot pointer a request copies.
-//   build-*/bench/sluice_bench --benchmark_filter='Parse|Stats|Snapshot|Routing'
+// Micro benchmarks of the request path's building blocks: request head parsing, head building
+// (both directions), request ids, stats cells, and the snapshot pointer a request copies.
+//   build-*/bench/sluice_bench --benchmark_filter='Parse|Build|RequestId|Stats|Snapshot|Routing'
 // (Route matching and virtual host lookup are in route_bench.cc; round-robin and Maglev picks in
 // balancer_bench.cc and maglev_bench.cc.)
 // bench/README.md says what each benchmark measures and how to read it.
@@ -15,6 +15,7 @@
 
 #include "bench_configs.h"
 #include "sluice/config/loader.h"
+#include "sluice/http/head_builder.h"
 #include "sluice/http/parser.h"
 #include "sluice/server/snapshot.h"
 #include "sluice/stats/metrics.h"
@@ -67,6 +68,67 @@ void BM_ParseRequestHead(benchmark::State& state) {
   state.SetLabel(std::to_string(head.size()) + " bytes, 8 headers");
 }
 BENCHMARK(BM_ParseRequestHead);
+
+// ---------------------------------------------------------------------------------------------
+// Building the heads Sluice writes, into reused HeadParts as the request path does: the upstream
+// request head of the typical request above (forwarded headers, a generated request id) and a
+// downstream response head with five fields.
+
+std::vector<sluice::http::HeaderView> typical_request_fields() {
+  return {{"Host", "app.example.com"},
+          {"User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"},
+          {"Accept", "application/json, text/plain, */*"},
+          {"Accept-Encoding", "gzip, deflate, br"},
+          {"Accept-Language", "en-GB,en;q=0.7"},
+          {"Cookie", "session=3f1c2a9b7d6e5f40a1b2c3d4; theme=dark"},
+          {"Connection", "keep-alive"}};
+}
+
+void BM_BuildUpstreamRequestHead(benchmark::State& state) {
+  const auto fields = typical_request_fields();
+  sluice::http::UpstreamRequestInput in;
+  in.method = "GET";
+  in.path = "/api/v1/users/12345/orders";
+  in.query = "page=2&sort=desc";
+  in.host = in.original_host = "app.example.com";
+  in.client_address = "192.0.2.10";
+  in.forwarded_proto = "http";
+  in.generated_request_id = "d3e47ff0-ddd9-454f-a1f5-b2553a7320a6";
+  in.headers = fields;
+  sluice::http::HeadParts parts;
+  for (auto _ : state) {
+    sluice::http::build_upstream_request_head(in, parts);
+    benchmark::DoNotOptimize(parts.suffix.data());
+  }
+}
+BENCHMARK(BM_BuildUpstreamRequestHead);
+
+void BM_BuildDownstreamResponseHead(benchmark::State& state) {
+  const std::vector<sluice::http::HeaderView> fields = {{"Server", "Jetty(9.4.50)"},
+                                                        {"Date", "Tue, 01 Dec 2026 19:50:00 GMT"},
+                                                        {"Content-Type", "application/json"},
+                                                        {"Content-Length", "1234"},
+                                                        {"Cache-Control", "no-store"}};
+  sluice::http::DownstreamResponseInput in;
+  in.status = 200;
+  in.reason = "OK";
+  in.request_id = "d3e47ff0-ddd9-454f-a1f5-b2553a7320a6";
+  in.headers = fields;
+  sluice::http::HeadParts parts;
+  for (auto _ : state) {
+    sluice::http::build_downstream_response_head(in, parts);
+    benchmark::DoNotOptimize(parts.suffix.data());
+  }
+}
+BENCHMARK(BM_BuildDownstreamResponseHead);
+
+void BM_MakeRequestId(benchmark::State& state) {
+  for (auto _ : state) {
+    std::string id = sluice::http::make_request_id();
+    benchmark::DoNotOptimize(id.data());
+  }
+}
+BENCHMARK(BM_MakeRequestId);
 
 // ---------------------------------------------------------------------------------------------
 // Stats cells: one writer per cell (its worker), relaxed load + store, no locked instruction.
