@@ -73,12 +73,10 @@ DownstreamConnection::DownstreamConnection(server::Worker& worker, std::string l
       listener_name_(std::move(listener_name)),
       stream_(std::move(socket)),
       down_deadline_(stream_.get_executor()),
-      parser_(http::Parser::Kind::kRequest, 100),
-      runner_(worker, *this, stream_.get_executor()) {
+      up_deadline_(stream_.get_executor()) {
   client_address_ = stream_.peer().address;
   error_code ec;
   stream_.lowest_layer().set_option(tcp::no_delay(true), ec);
-  out_.reserve(16);
 }
 
 DownstreamConnection::~DownstreamConnection() {
@@ -96,26 +94,61 @@ void DownstreamConnection::start() {
       listener_stats_->connections_active.add(1);
     }
   }
-  asio::co_spawn(stream_.get_executor(),
-                 [self = shared_from_this()]() -> awaitable<void> { co_await self->run(); },
-                 asio::detached);
+  // The shared_ptr is a parameter of run(), so its frame keeps the connection alive from the
+  // start (no wrapper coroutine: one frame less per connection).
+  asio::co_spawn(stream_.get_executor(), run(shared_from_this()), asio::detached);
 }
 
 void DownstreamConnection::drain() {
   if (idle_) stream_.cancel();
 }
 
-awaitable<void> DownstreamConnection::run() {
+awaitable<void> DownstreamConnection::run(std::shared_ptr<DownstreamConnection> self) {
   while (!worker_.draining()) {
     std::shared_ptr<server::WorkerView> view = worker_.view();
     const server::ListenerInfo* listener = view ? view->snapshot->find_listener(listener_name_) : nullptr;
     if (!listener) break;
     const config::Listener& spec = listener->spec;
-    parser_.set_max_headers(spec.max_request_headers_count);
     body_unread_ = false;
     request_keep_alive_ = true;
 
-    HeadStatus status = co_await read_head(spec);
+    // Nothing buffered: the per-request state goes back to the worker, and the wait for the
+    // next request holds only this connection and this frame (inline, not in read_head(), so
+    // an idle connection keeps one coroutine frame, not two).
+    if (st_) {
+      st_->in.compact();
+      if (st_->in.size() == 0) worker_.give_http1_state(std::move(st_));
+    }
+    bool deadline_armed = false;
+    if (!st_) {
+      // A new connection must send its first request within the header timeout, not the idle
+      // timeout: silent sockets would otherwise hold connection slots for a minute (nginx: the
+      // same). A keep-alive connection waits idle_timeout for its next request.
+      const bool keep_alive_wait = !first_request_;
+      idle_ = true;
+      down_deadline_.arm(stream_, keep_alive_wait ? spec.idle_timeout : spec.request_headers_timeout, self);
+      error_code ec;
+      size_t n = co_await stream_.async_read_some(asio::buffer(first_bytes_),
+                                                  asio::redirect_error(asio::use_awaitable, ec));
+      idle_ = false;
+      if (ec) {
+        down_deadline_.disarm();
+        break;  // nothing was received: a quiet close, the idle timeout, or a drain
+      }
+      head_start_ = std::chrono::steady_clock::now();
+      st_ = worker_.take_http1_state();
+      st_->runner.bind(*this, up_deadline_);
+      std::memcpy(st_->in.write_ptr(), first_bytes_.data(), n);
+      st_->in.commit(n);
+      // The first byte of a request starts the header timeout (slowloris defence); the first
+      // request's has run since accept.
+      if (keep_alive_wait) down_deadline_.arm(stream_, spec.request_headers_timeout, self);
+      deadline_armed = true;
+    }
+    first_request_ = false;
+    st_->parser.set_max_headers(spec.max_request_headers_count);
+
+    HeadStatus status = co_await read_head(spec, deadline_armed);
     if (status == HeadStatus::kClosed) break;
     // The newest snapshot routes this request, also on a long-lived keep-alive connection. If a
     // reload removed this listener meanwhile, the request is still answered, on the snapshot
@@ -127,56 +160,61 @@ awaitable<void> DownstreamConnection::run() {
     spec_ = &listener->spec;
     const auto listener_index = static_cast<size_t>(listener - view->snapshot->listeners().data());
     if (listener_stats_) listener_stats_->requests_total.add();
-    runner_.open(std::move(view), listener_index, head_start_, client_address_);
+    ExchangeRunner& runner = st_->runner;
+    runner.open(std::move(view), listener_index, head_start_, client_address_);
     http10_ = false;
     expect_continue_ = continue_sent_ = false;
+    // One await site per outcome: every co_await in this loop adds to the frame an idle
+    // connection keeps (bench/compare idle).
+    Refusal refused = status == HeadStatus::kOk ? decode_head(*listener) : refusal_for(status);
     bool keep_open = false;
-    if (status == HeadStatus::kTimeout) {
-      co_await runner_.reply(408, LocalReason::kRequestTimeout, "request headers not received in time\n", true);
-    } else if (status == HeadStatus::kBad) {
-      co_await runner_.reply(400, LocalReason::kBadRequest, "malformed request\n", true);
-    } else if (status == HeadStatus::kTooLarge) {
-      co_await runner_.reply(431, LocalReason::kHeadersTooLarge, "request headers too large\n", true);
-    } else if (status == HeadStatus::kNotImplemented) {
-      co_await runner_.reply(501, LocalReason::kNotImplemented,
-                             "transfer codings other than chunked are not supported\n", true);
-    } else if (status == HeadStatus::kBadVersion) {
-      co_await runner_.reply(505, LocalReason::kBadRequest, "HTTP version not supported\n", true);
-    } else if (Refusal refused = decode_head(*listener); refused.status != 0) {
-      co_await runner_.reply(refused.status, refused.reason, std::string(refused.body), true);
+    if (refused.status != 0) {
+      co_await runner.reply(refused.status, refused.reason, std::string(refused.body), true);
     } else {
-      keep_open = co_await runner_.run(*listener);
+      keep_open = co_await runner.run(*listener);
     }
-    runner_.finish();
+    runner.finish();
     if (!keep_open) break;
   }
   co_await close_gracefully();
   // End the watchdogs' pending waits: they hold this connection alive.
   down_deadline_.cancel();
-  runner_.cancel();
+  up_deadline_.cancel();
 }
 
-awaitable<DownstreamConnection::HeadStatus> DownstreamConnection::read_head(const config::Listener& spec) {
-  in_.compact();
-  size_t parse_pos = in_.begin();
-  const size_t head_start = parse_pos;
-  idle_ = in_.size() == 0;
-  // Nothing buffered: the read buffer goes back to the worker until bytes arrive.
-  if (idle_ && in_.allocated()) {
-    const size_t capacity = in_.capacity();
-    worker_.read_buffers().give(in_.release(), capacity);
+DownstreamConnection::Refusal DownstreamConnection::refusal_for(HeadStatus status) {
+  switch (status) {
+    case HeadStatus::kTimeout:
+      return {408, LocalReason::kRequestTimeout, "request headers not received in time\n"};
+    case HeadStatus::kTooLarge:
+      return {431, LocalReason::kHeadersTooLarge, "request headers too large\n"};
+    case HeadStatus::kNotImplemented:
+      return {501, LocalReason::kNotImplemented, "transfer codings other than chunked are not supported\n"};
+    case HeadStatus::kBadVersion:
+      return {505, LocalReason::kBadRequest, "HTTP version not supported\n"};
+    case HeadStatus::kBad:
+    case HeadStatus::kOk:
+    case HeadStatus::kClosed:
+      break;
   }
-  // Pipelined bytes already buffered: this request started when they arrived (close enough).
-  if (!idle_) head_start_ = std::chrono::steady_clock::now();
+  return {400, LocalReason::kBadRequest, "malformed request\n"};
+}
+
+awaitable<DownstreamConnection::HeadStatus> DownstreamConnection::read_head(const config::Listener& spec,
+                                                                          bool deadline_armed) {
+  ByteBuffer& in = st_->in;
+  in.compact();
+  size_t parse_pos = in.begin();
+  const size_t head_start = parse_pos;
   auto self = shared_from_this();
-  // A new connection must send its first request within the header timeout, not the idle
-  // timeout: silent sockets would otherwise hold connection slots for a minute (nginx: the same).
-  const bool keep_alive_wait = idle_ && !first_request_;
-  first_request_ = false;
-  down_deadline_.arm(stream_, keep_alive_wait ? spec.idle_timeout : spec.request_headers_timeout, self);
+  if (!deadline_armed) {
+    // Pipelined bytes already buffered: this request started when they arrived (close enough).
+    head_start_ = std::chrono::steady_clock::now();
+    down_deadline_.arm(stream_, spec.request_headers_timeout, self);
+  }
   while (true) {
-    if (parse_pos < in_.end()) {
-      http::Parser::Step step = parser_.execute(in_.data(), parse_pos, in_.end());
+    if (parse_pos < in.end()) {
+      http::Parser::Step step = st_->parser.execute(in.data(), parse_pos, in.end());
       if (step.error) {
         down_deadline_.disarm();
         log::debug("bad request from {}: {}", client_address_, step.reason);
@@ -196,72 +234,43 @@ awaitable<DownstreamConnection::HeadStatus> DownstreamConnection::read_head(cons
         co_return HeadStatus::kOk;
       }
     }
-    if (!in_.allocated()) {
-      // Waiting for a request with no buffer: the first bytes land in first_bytes_ and are
-      // copied into a pooled buffer (small request heads fit in one read either way).
-      error_code ec;
-      size_t n = co_await stream_.async_read_some(asio::buffer(first_bytes_),
-                                                  asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) {
-        down_deadline_.disarm();
-        idle_ = false;
-        co_return HeadStatus::kClosed;  // nothing was received: a quiet close or timeout
-      }
-      in_.adopt(worker_.read_buffers().take(), worker_.read_buffers().buffer_size());
-      std::memcpy(in_.write_ptr(), first_bytes_.data(), n);
-      in_.commit(n);
-      head_start_ = std::chrono::steady_clock::now();
-      if (idle_) {
-        idle_ = false;
-        if (keep_alive_wait) down_deadline_.arm(stream_, spec.request_headers_timeout, self);
-      }
-      continue;
-    }
-    if (in_.writable() == 0) {
+    if (in.writable() == 0) {
       // The head must stay contiguous while it is parsed; grow up to the configured limit.
       size_t limit = spec.max_request_headers_bytes + 1024;
-      if (in_.capacity() >= limit) {
+      if (in.capacity() >= limit) {
         down_deadline_.disarm();
         co_return HeadStatus::kTooLarge;
       }
-      in_.grow(std::min(limit, in_.capacity() * 2));
+      in.grow(std::min(limit, in.capacity() * 2));
     }
     error_code ec;
-    size_t n = co_await stream_.async_read_some(asio::buffer(in_.write_ptr(), in_.writable()),
+    size_t n = co_await stream_.async_read_some(asio::buffer(in.write_ptr(), in.writable()),
                                                 asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       bool timed_out = down_deadline_.expired();
       down_deadline_.disarm();
-      idle_ = false;
-      // A quiet keep-alive connection that times out, closes or is drained just ends; one that
-      // sent part of a head and then stalled is answered 408.
-      if (timed_out && in_.size() > 0) co_return HeadStatus::kTimeout;
+      // Part of a head arrived and then the client stalled: 408; it closed: nothing to answer.
+      if (timed_out) co_return HeadStatus::kTimeout;
       co_return HeadStatus::kClosed;
     }
-    in_.commit(n);
-    if (idle_ || parse_pos == head_start) head_start_ = std::chrono::steady_clock::now();
-    if (idle_) {
-      // The first byte of a request starts the header timeout (slowloris defence).
-      idle_ = false;
-      if (keep_alive_wait) down_deadline_.arm(stream_, spec.request_headers_timeout, self);
-    }
+    in.commit(n);
   }
 }
 
 DownstreamConnection::Refusal DownstreamConnection::decode_head(const server::ListenerInfo& listener) {
-  const char* base = in_.data();
-  Exchange& ex = runner_.exchange();
+  const char* base = st_->in.data();
+  Exchange& ex = st_->runner.exchange();
   RequestHead& head = ex.request;
-  for (const auto& h : parser_.headers()) head.fields.push_back({h.name.in(base), h.value.in(base)});
+  for (const auto& h : st_->parser.headers()) head.fields.push_back({h.name.in(base), h.value.in(base)});
 
-  http10_ = parser_.http_major() == 1 && parser_.http_minor() == 0;
-  const bool chunked = parser_.chunked();
+  http10_ = st_->parser.http_major() == 1 && st_->parser.http_minor() == 0;
+  const bool chunked = st_->parser.chunked();
   ex.facts.protocol = http10_ ? "HTTP/1.0" : "HTTP/1.1";
-  ex.facts.has_body = chunked || parser_.content_length() > 0;
+  ex.facts.has_body = chunked || st_->parser.content_length() > 0;
   ex.facts.body_length_known = !chunked;
-  ex.facts.head_request = parser_.method() == HTTP_HEAD;
-  ex.facts.idempotent = is_idempotent(parser_.method());
-  request_keep_alive_ = parser_.keep_alive();
+  ex.facts.head_request = st_->parser.method() == HTTP_HEAD;
+  ex.facts.idempotent = is_idempotent(st_->parser.method());
+  request_keep_alive_ = st_->parser.keep_alive();
   body_unread_ = ex.facts.has_body;
   body_pos_ = head_end_;
   body_bytes_ = 0;
@@ -270,16 +279,16 @@ DownstreamConnection::Refusal DownstreamConnection::decode_head(const server::Li
     // Let the parser step over the end of a body-less message (consumes nothing), and mark the
     // head consumed: whatever answers it (upstream or a local reply), the next request starts
     // after it. The bytes stay in place, so the views into them stay valid for this exchange.
-    parser_.execute(in_.data(), head_end_, head_end_);
-    in_.consume_to(head_end_);
+    st_->parser.execute(st_->in.data(), head_end_, head_end_);
+    st_->in.consume_to(head_end_);
   }
 
-  head.method = llhttp_method_name(parser_.method());
-  std::string_view target = parser_.url().in(base);
-  if (log::enabled(log::Level::kDebug)) runner_.method_and_path() = fmt::format("{} {}", head.method, target);
+  head.method = llhttp_method_name(st_->parser.method());
+  std::string_view target = st_->parser.url().in(base);
+  if (log::enabled(log::Level::kDebug)) st_->runner.method_and_path() = fmt::format("{} {}", head.method, target);
 
   std::string_view authority_in_target;
-  if (parser_.method() == HTTP_CONNECT) {
+  if (st_->parser.method() == HTTP_CONNECT) {
     return {400, LocalReason::kBadRequest, "CONNECT is not supported\n"};
   }
   if (starts_with_ci(target, "http://") || starts_with_ci(target, "https://")) {
@@ -353,19 +362,19 @@ DownstreamConnection::Refusal DownstreamConnection::decode_head(const server::Li
   }
   // A WebSocket handshake (a GET without a body) may be tunnelled; the route decides.
   if (connection_upgrade && http::iequals(upgrade_offer, "websocket") &&
-      parser_.method() == HTTP_GET && !ex.facts.has_body && !http10_) {
+      st_->parser.method() == HTTP_GET && !ex.facts.has_body && !http10_) {
     ex.facts.upgrade = upgrade_offer;
   }
 
-  ExchangeRecord& record = runner_.record();
+  ExchangeRecord& record = st_->runner.record();
   if (record.log) {
     record.method = head.method;
     record.authority = head.authority;
-    record.target = parser_.url().in(base);
+    record.target = st_->parser.url().in(base);
   }
   const auto& spec = listener.spec;
-  if (spec.max_request_body_bytes > 0 && parser_.has_content_length() &&
-      parser_.content_length() > spec.max_request_body_bytes) {
+  if (spec.max_request_body_bytes > 0 && st_->parser.has_content_length() &&
+      st_->parser.content_length() > spec.max_request_body_bytes) {
     return {413, LocalReason::kBodyTooLarge, "request body too large\n"};
   }
   return {};
@@ -375,8 +384,8 @@ DownstreamConnection::Refusal DownstreamConnection::decode_head(const server::Li
 
 awaitable<bool> DownstreamConnection::send_continue() {
   continue_sent_ = true;
-  out_.clear();
-  out_.emplace_back(kContinue.data(), kContinue.size());
+  st_->out.clear();
+  st_->out.emplace_back(kContinue.data(), kContinue.size());
   co_return co_await flush_response(spec_->idle_timeout);
 }
 
@@ -389,22 +398,22 @@ awaitable<Downstream::BodyStatus> DownstreamConnection::read_request_body(filter
   const config::Duration between_reads =
       spec.request_body_timeout.count() > 0 ? spec.request_body_timeout : spec.idle_timeout;
   while (true) {
-    if (body_pos_ < in_.end()) {
-      http::Parser::Step step = parser_.execute(in_.data(), body_pos_, in_.end());
+    if (body_pos_ < st_->in.end()) {
+      http::Parser::Step step = st_->parser.execute(st_->in.data(), body_pos_, st_->in.end());
       if (step.error) co_return BodyStatus::kBad;
       body_pos_ += step.consumed;
-      for (const auto& s : parser_.body()) body_bytes_ += s.size();
+      for (const auto& s : st_->parser.body()) body_bytes_ += s.size();
       if (spec.max_request_body_bytes > 0 && body_bytes_ > spec.max_request_body_bytes) {
         co_return BodyStatus::kTooLarge;
       }
-      part = parser_.body();
+      part = st_->parser.body();
       last = step.message_complete;
       if (last) {
         body_unread_ = false;
-        in_.consume_to(body_pos_);  // the bytes stay in place until the next compact()
-        auto& trailers = runner_.exchange().request_trailers;
+        st_->in.consume_to(body_pos_);  // the bytes stay in place until the next compact()
+        auto& trailers = st_->runner.exchange().request_trailers;
         trailers.clear();
-        for (const auto& t : parser_.trailers()) trailers.push_back({t.name, t.value});
+        for (const auto& t : st_->parser.trailers()) trailers.push_back({t.name, t.value});
       }
       co_return BodyStatus::kOk;
     }
@@ -416,12 +425,12 @@ awaitable<Downstream::BodyStatus> DownstreamConnection::read_request_body(filter
     // Everything parsed so far went upstream: reuse the buffer for the next part. The request
     // head's views point into it, so the exchange takes its own copy first (once).
     if (!head_owned_) {
-      runner_.exchange().own_request_head();
+      st_->runner.exchange().own_request_head();
       head_owned_ = true;
     }
-    in_.consume_to(body_pos_);
-    in_.compact();
-    body_pos_ = in_.begin();
+    st_->in.consume_to(body_pos_);
+    st_->in.compact();
+    body_pos_ = st_->in.begin();
     error_code ec;
     config::Duration timeout = between_reads;
     bool total_limited = false;
@@ -435,7 +444,7 @@ awaitable<Downstream::BodyStatus> DownstreamConnection::read_request_body(filter
       }
     }
     down_deadline_.arm(stream_, timeout, shared_from_this());
-    size_t n = co_await stream_.async_read_some(asio::buffer(in_.write_ptr(), in_.writable()),
+    size_t n = co_await stream_.async_read_some(asio::buffer(st_->in.write_ptr(), st_->in.writable()),
                                                 asio::redirect_error(asio::use_awaitable, ec));
     const bool timed_out = down_deadline_.expired();
     down_deadline_.disarm();
@@ -443,19 +452,19 @@ awaitable<Downstream::BodyStatus> DownstreamConnection::read_request_body(filter
       co_return BodyStatus::kTimeout;
     }
     if (ec) co_return BodyStatus::kGone;
-    in_.commit(n);
+    st_->in.commit(n);
   }
 }
 
 bool DownstreamConnection::queue_response_head(const ResponseFraming& framing) {
-  const Exchange& ex = runner_.exchange();
+  const Exchange& ex = st_->runner.exchange();
   const int status = ex.response.status;
   http::DownstreamResponseInput in;
   in.status = status;
   in.reason = ex.response.reason;
   in.request_id = ex.request_id;
   in.headers = ex.response.fields.items();
-  out_.clear();
+  st_->out.clear();
   if (!framing.upgrade.empty()) {
     in.upgrade = framing.upgrade;
     chunked_down_ = false;
@@ -473,32 +482,32 @@ bool DownstreamConnection::queue_response_head(const ResponseFraming& framing) {
     in.close = !keep_open_;
     in.keep_alive_header = keep_open_ && http10_;
   }
-  http::build_downstream_response_head(in, head_parts_);
-  out_.emplace_back(head_parts_.prefix.data(), head_parts_.prefix.size());
-  for (auto v : head_parts_.middle) out_.emplace_back(v.data(), v.size());
-  out_.emplace_back(head_parts_.suffix.data(), head_parts_.suffix.size());
+  http::build_downstream_response_head(in, st_->head_parts);
+  st_->out.emplace_back(st_->head_parts.prefix.data(), st_->head_parts.prefix.size());
+  for (auto v : st_->head_parts.middle) st_->out.emplace_back(v.data(), v.size());
+  st_->out.emplace_back(st_->head_parts.suffix.data(), st_->head_parts.suffix.size());
   return true;
 }
 
 void DownstreamConnection::queue_response_body(filters::BodySpans body, bool last) {
-  encoder_.append(out_, body, chunked_down_, last, runner_.exchange().response_trailers.items());
+  st_->encoder.append(st_->out, body, chunked_down_, last, st_->runner.exchange().response_trailers.items());
 }
 
 awaitable<bool> DownstreamConnection::flush_response(config::Duration timeout) {
-  if (out_.empty()) co_return true;
+  if (st_->out.empty()) co_return true;
   error_code ec;
   down_deadline_.arm(stream_, timeout, shared_from_this());
-  co_await stream_.async_write(out_, asio::redirect_error(asio::use_awaitable, ec));
+  co_await stream_.async_write(st_->out, asio::redirect_error(asio::use_awaitable, ec));
   down_deadline_.disarm();
-  out_.clear();
+  st_->out.clear();
   co_return !ec;
 }
 
 awaitable<bool> DownstreamConnection::send_local_reply(bool close) {
-  const Exchange& ex = runner_.exchange();
+  const Exchange& ex = st_->runner.exchange();
   const LocalReply& reply = *ex.local_reply;
   if (worker_.draining() || !request_keep_alive_ || body_unread_ || listener_removed()) close = true;
-  std::string& msg = local_head_;
+  std::string& msg = st_->local_head;
   msg.clear();
   fmt::format_to(std::back_inserter(msg), "HTTP/1.1 {} {}\r\n", reply.status, reason_phrase(reply.status));
   bool has_type = false;
@@ -520,15 +529,16 @@ awaitable<bool> DownstreamConnection::send_local_reply(bool close) {
   // A reply to HEAD has the head only: its Content-Length says what a GET would have carried
   // (RFC 9110 §9.3.2), and body bytes would desynchronise a keep-alive client.
   if (!ex.facts.head_request) msg.append(reply.body);
-  out_.clear();
-  out_.emplace_back(msg.data(), msg.size());
+  st_->out.clear();
+  st_->out.emplace_back(msg.data(), msg.size());
   const bool ok = co_await flush_response(spec_ ? spec_->idle_timeout : config::Duration(0));
   co_return ok && !close;
 }
 
 bool DownstreamConnection::listener_removed() const {
   const auto& current = worker_.view();
-  const auto& mine = runner_.record().view;
+  if (!st_) return false;
+  const auto& mine = st_->runner.record().view;
   if (!current || current == mine) return false;
   return current->snapshot->find_listener(listener_name_) == nullptr;
 }
@@ -536,18 +546,17 @@ bool DownstreamConnection::listener_removed() const {
 awaitable<void> DownstreamConnection::close_gracefully() {
   error_code ec;
   if (!stream_.is_open()) co_return;
-  if (body_unread_ || in_.size() > 0) {
+  if (st_ && (body_unread_ || st_->in.size() > 0)) {
     stream_.shutdown_send();
-    if (!in_.allocated()) in_.adopt(worker_.read_buffers().take(), worker_.read_buffers().buffer_size());
     // Lingering close: unread bytes in our receive queue would make close() send a reset that
     // can destroy the response before the client reads it. Read and drop them for a while.
     down_deadline_.arm(stream_, std::chrono::duration_cast<config::Duration>(kLingerTime),
                        shared_from_this());
     size_t dropped = 0;
     while (!ec && dropped < kLingerMaxBytes) {
-      in_.consume_to(in_.end());
-      in_.compact();
-      dropped += co_await stream_.async_read_some(asio::buffer(in_.write_ptr(), in_.writable()),
+      st_->in.consume_to(st_->in.end());
+      st_->in.compact();
+      dropped += co_await stream_.async_read_some(asio::buffer(st_->in.write_ptr(), st_->in.writable()),
                                                   asio::redirect_error(asio::use_awaitable, ec));
     }
     down_deadline_.disarm();
@@ -573,7 +582,7 @@ awaitable<void> DownstreamConnection::tunnel(upstream::Session& session, config:
   ByteBuffer& up_buffer = session.leftover();  // bytes the upstream sent after its 101
   auto self = shared_from_this();
   // Bytes that arrived behind the request head belong to the tunnel.
-  in_.consume_to(head_end_);
+  st_->in.consume_to(head_end_);
   body_unread_ = false;
   TunnelState state(stream_.get_executor());
   state.idle_timeout = idle_timeout;
@@ -582,7 +591,7 @@ awaitable<void> DownstreamConnection::tunnel(upstream::Session& session, config:
   // frame outlives both: it waits for the other pump before returning.
   asio::co_spawn(stream_.get_executor(),
                  [self, &state, &up, &from_client]() -> awaitable<void> {
-                   co_await self->pump(self->stream_, up, self->in_, state, from_client);
+                   co_await self->pump(self->stream_, up, self->st_->in, state, from_client);
                    state.up_done = true;
                    state.done.cancel();
                  },

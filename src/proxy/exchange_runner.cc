@@ -35,9 +35,8 @@ const char* flag_for(LocalReason reason) {
 
 }  // namespace
 
-ExchangeRunner::ExchangeRunner(server::Worker& worker, Downstream& downstream,
-                               const asio::any_io_executor& ex)
-    : worker_(worker), down_(downstream), executor_(ex), up_deadline_(ex) {}
+ExchangeRunner::ExchangeRunner(server::Worker& worker, const asio::any_io_executor& ex)
+    : worker_(worker), executor_(ex) {}
 
 void ExchangeRunner::open(std::shared_ptr<server::WorkerView> view, size_t listener_index,
                           std::chrono::steady_clock::time_point start,
@@ -134,7 +133,7 @@ awaitable<bool> ExchangeRunner::send_local_reply(bool close) {
   record_.local = reply.reason;
   record_.sent_bytes = exchange_.facts.head_request ? 0 : reply.body.size();  // what the client got
   if (!record_.flags) record_.flags = flag_for(reply.reason);
-  co_return co_await down_.send_local_reply(close);
+  co_return co_await down_->send_local_reply(close);
 }
 
 void ExchangeRunner::run_response_steps() {

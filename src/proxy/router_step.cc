@@ -82,7 +82,7 @@ awaitable<bool> ExchangeRunner::forward(const router::Route& route) {
 
     // Sluice asks for the body itself (and drops Expect upstream), like nginx: the body then
     // streams without waiting on the backend's interim response.
-    if (down_.wants_continue() && !co_await down_.send_continue()) {
+    if (down_->wants_continue() && !co_await down_->send_continue()) {
       release(lease, false);
       co_return false;
     }
@@ -135,12 +135,12 @@ awaitable<bool> ExchangeRunner::forward(const router::Route& route) {
         record_.status = lease.conn->head_facts().status;
         binding.stats->upstream_requests[stats::code_class_index(record_.status)].add();
         release(lease, lease.conn->reusable());
-        co_return down_.keeps_connection();
+        co_return down_->keeps_connection();
       case RelayStatus::kUpgraded:
         record_.status = 101;
         record_.tunnel = true;
         binding.stats->upstream_requests[0].add();
-        co_await down_.tunnel(*lease.conn, action.upgrade_idle_timeout, record_.received_bytes,
+        co_await down_->tunnel(*lease.conn, action.upgrade_idle_timeout, record_.received_bytes,
                               record_.sent_bytes);
         release(lease, false);
         co_return false;
@@ -230,11 +230,11 @@ awaitable<ExchangeRunner::Lease> ExchangeRunner::acquire(
         executor_, lease.pool->cluster_stats(), lease.pool->endpoint_stats(),
         binding.breaker);
     error_code ec;
-    up_deadline_.arm(conn->stream(), cluster.spec.connect_timeout, down_.guard());
+    up_deadline_->arm(conn->stream(), cluster.spec.connect_timeout, down_->guard());
     co_await conn->stream().lowest_layer().async_connect(lease.endpoint->address,
                                                          asio::redirect_error(asio::use_awaitable, ec));
-    bool timed_out = up_deadline_.expired();
-    up_deadline_.disarm();
+    bool timed_out = up_deadline_->expired();
+    up_deadline_->disarm();
     if (!ec) {
       conn->stream().lowest_layer().set_option(tcp::no_delay(true), ec);
       lease.conn = std::move(conn);
@@ -305,7 +305,7 @@ void ExchangeRunner::release(Lease& lease, bool reusable) {
   if (!lease.conn) return;
   // The upstream deadline may still name this session's stream (an early return on an error
   // path): disarm it before the stream can be freed, so no later timer touches it.
-  up_deadline_.disarm();
+  up_deadline_->disarm();
   lease.pool->endpoint_stats()->requests_active.add(-1);
   if (reusable && !worker_.draining()) {
     lease.pool->give_back(std::move(lease.conn), upstream::Clock::now(), lease.max_idle);
@@ -318,7 +318,7 @@ void ExchangeRunner::release(Lease& lease, bool reusable) {
 awaitable<ExchangeRunner::SendStatus> ExchangeRunner::send_request(Lease& lease,
                                                                    const router::Route& route) {
   upstream::Session& session = *lease.conn;
-  auto guard = down_.guard();
+  auto guard = down_->guard();
   const bool body_steps = route.chain_wants_body();
   bool last = !exchange_.facts.has_body;
   // The head leaves with whatever body bytes came with it; then the body streams part by part.
@@ -326,7 +326,7 @@ awaitable<ExchangeRunner::SendStatus> ExchangeRunner::send_request(Lease& lease,
   while (true) {
     if (!last) {
       filters::BodySpans part;
-      switch (co_await down_.read_request_body(part, last, wait)) {
+      switch (co_await down_->read_request_body(part, last, wait)) {
         case Downstream::BodyStatus::kOk: break;
         case Downstream::BodyStatus::kGone: co_return SendStatus::kDownstreamGone;
         case Downstream::BodyStatus::kBad: co_return SendStatus::kBadBody;
@@ -346,9 +346,9 @@ awaitable<ExchangeRunner::SendStatus> ExchangeRunner::send_request(Lease& lease,
       }
       session.queue_request_body(part, last, exchange_.request_trailers.items());
     }
-    up_deadline_.arm(session.stream(), idle_timeout_, guard);
+    up_deadline_->arm(session.stream(), idle_timeout_, guard);
     const bool ok = co_await session.write_request();
-    up_deadline_.disarm();
+    up_deadline_->disarm();
     if (!ok) co_return SendStatus::kUpstreamFailed;
     if (last) co_return SendStatus::kSent;
   }
@@ -357,12 +357,12 @@ awaitable<ExchangeRunner::SendStatus> ExchangeRunner::send_request(Lease& lease,
 awaitable<ExchangeRunner::RelayStatus> ExchangeRunner::relay_response(Lease& lease,
                                                                       const router::Route& route) {
   upstream::Session& session = *lease.conn;
-  auto guard = down_.guard();
+  auto guard = down_->guard();
   const config::Duration route_timeout = route.action().timeout;
   const bool body_steps = route.chain_wants_body();
   // The route timeout covers the whole response, from the end of the request (like Envoy's):
   // reading it from upstream and writing it to a client that may read slowly.
-  up_deadline_.arm(session.stream(), route_timeout, guard);
+  up_deadline_->arm(session.stream(), route_timeout, guard);
   response_deadline_ = route_timeout.count() > 0 ? std::chrono::steady_clock::now() + route_timeout
                                                  : std::chrono::steady_clock::time_point{};
   bool received_any = false;
@@ -380,7 +380,7 @@ awaitable<ExchangeRunner::RelayStatus> ExchangeRunner::relay_response(Lease& lea
   while (true) {
     upstream::ResponseStep step = session.parse_response();
     if (step.need_input) {
-      if (up_deadline_.expired()) co_return head_sent ? RelayStatus::kFailedAfterHead : RelayStatus::kTimeout;
+      if (up_deadline_->expired()) co_return head_sent ? RelayStatus::kFailedAfterHead : RelayStatus::kTimeout;
       const auto read = co_await session.read_response();
       if (read == upstream::Session::ReadStatus::kOk) {
         received_any = true;
@@ -388,28 +388,28 @@ awaitable<ExchangeRunner::RelayStatus> ExchangeRunner::relay_response(Lease& lea
       }
       if (read == upstream::Session::ReadStatus::kHeadTooLarge) {
         log::debug("response head from upstream {} too large", lease.endpoint->key);
-        up_deadline_.disarm();
+        up_deadline_->disarm();
         co_return head_sent ? RelayStatus::kFailedAfterHead : RelayStatus::kInvalidResponse;
       }
-      if (up_deadline_.expired()) {
+      if (up_deadline_->expired()) {
         co_return head_sent ? RelayStatus::kFailedAfterHead : RelayStatus::kTimeout;
       }
       if (read == upstream::Session::ReadStatus::kEof && head_sent && session.finish_at_eof()) {
         // A body delimited by the end of the stream ends here.
-        up_deadline_.disarm();
+        up_deadline_->disarm();
         if (body_steps) body_to_steps({}, true);
-        down_.queue_response_body({}, true);
-        if (!co_await down_.flush_response(response_write_timeout())) {
+        down_->queue_response_body({}, true);
+        if (!co_await down_->flush_response(response_write_timeout())) {
           co_return RelayStatus::kDownstreamGone;
         }
         co_return RelayStatus::kDone;
       }
-      up_deadline_.disarm();
+      up_deadline_->disarm();
       if (!received_any) co_return RelayStatus::kClosedBeforeResponse;
       co_return head_sent ? RelayStatus::kFailedAfterHead : RelayStatus::kUpstreamReset;
     }
     if (step.error) {
-      up_deadline_.disarm();
+      up_deadline_->disarm();
       log::debug("invalid response from upstream {}: {}", lease.endpoint->key, step.reason);
       co_return head_sent ? RelayStatus::kFailedAfterHead : RelayStatus::kInvalidResponse;
     }
@@ -418,7 +418,7 @@ awaitable<ExchangeRunner::RelayStatus> ExchangeRunner::relay_response(Lease& lea
       if (facts.status == 101) {
         // A 101 is valid only as the answer to an upgrade Sluice forwarded (RFC 9110 §15.2.2).
         if (exchange_.facts.upgrade.empty()) {
-          up_deadline_.disarm();
+          up_deadline_->disarm();
           log::debug("upstream {} answered 101 to a request without an upgrade", lease.endpoint->key);
           co_return RelayStatus::kInvalidResponse;
         }
@@ -431,9 +431,9 @@ awaitable<ExchangeRunner::RelayStatus> ExchangeRunner::relay_response(Lease& lea
           exchange_.response.fields.push_back(f);
         }
         run_response_steps();
-        down_.queue_response_head({.upgrade = accepted});
-        up_deadline_.disarm();
-        if (!co_await down_.flush_response(idle_timeout_)) co_return RelayStatus::kDownstreamGone;
+        down_->queue_response_head({.upgrade = accepted});
+        up_deadline_->disarm();
+        if (!co_await down_->flush_response(idle_timeout_)) co_return RelayStatus::kDownstreamGone;
         co_return RelayStatus::kUpgraded;
       }
       if (facts.interim) {
@@ -446,9 +446,9 @@ awaitable<ExchangeRunner::RelayStatus> ExchangeRunner::relay_response(Lease& lea
         exchange_.response.fields.clear();
         for (const auto& f : session.response_fields()) exchange_.response.fields.push_back(f);
         run_response_steps();
-        if (!down_.queue_response_head({.length_known = facts.length_known,
+        if (!down_->queue_response_head({.length_known = facts.length_known,
                                         .transfer_codings = facts.transfer_codings})) {
-          up_deadline_.disarm();
+          up_deadline_->disarm();
           co_return RelayStatus::kInvalidResponse;
         }
         pending = true;
@@ -463,7 +463,7 @@ awaitable<ExchangeRunner::RelayStatus> ExchangeRunner::relay_response(Lease& lea
       }
       if (body_steps) body_to_steps(body, step.complete);
       if (!body.empty() || step.complete) {
-        down_.queue_response_body(body, step.complete);
+        down_->queue_response_body(body, step.complete);
         pending = true;
       }
     }
@@ -472,8 +472,8 @@ awaitable<ExchangeRunner::RelayStatus> ExchangeRunner::relay_response(Lease& lea
     // second write was ~15% of the CPU per request, bench/compare small GET).
     if (step.head && !step.complete && !interim) continue;
     if (pending) {
-      if (!co_await down_.flush_response(response_write_timeout())) {
-        up_deadline_.disarm();
+      if (!co_await down_->flush_response(response_write_timeout())) {
+        up_deadline_->disarm();
         if (response_deadline_ != std::chrono::steady_clock::time_point{} &&
             std::chrono::steady_clock::now() >= response_deadline_) {
           record_.flags = "UT";  // the route timeout ended a response the client read too slowly
@@ -488,7 +488,7 @@ awaitable<ExchangeRunner::RelayStatus> ExchangeRunner::relay_response(Lease& lea
         interim = false;
         continue;
       }
-      up_deadline_.disarm();
+      up_deadline_->disarm();
       co_return RelayStatus::kDone;
     }
     // Body bytes already went downstream: recycle the buffer.

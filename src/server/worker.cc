@@ -9,6 +9,7 @@
 #include "sluice/common/accept_backoff.h"
 #include "sluice/common/log.h"
 #include "sluice/proxy/downstream_connection.h"
+#include "sluice/proxy/http1_state.h"
 
 namespace sluice::server {
 
@@ -39,6 +40,22 @@ void Worker::start() {
     access_log_.flush();
     finished_.store(true);
   });
+}
+
+std::unique_ptr<proxy::Http1State> Worker::take_http1_state() {
+  if (spare_http1_states_.empty()) return std::make_unique<proxy::Http1State>(*this, context_.get_executor());
+  auto state = std::move(spare_http1_states_.back());
+  spare_http1_states_.pop_back();
+  return state;
+}
+
+void Worker::give_http1_state(std::unique_ptr<proxy::Http1State> state) {
+  if (spare_http1_states_.size() >= kMaxSpareHttp1States) return;  // freed here
+  // A buffer grown for a large head goes back to the standard size.
+  if (state->in.capacity() != proxy::Http1State::kReadBufferSize) {
+    state->in = ByteBuffer(proxy::Http1State::kReadBufferSize);
+  }
+  spare_http1_states_.push_back(std::move(state));
 }
 
 void Worker::publish(SnapshotPtr snapshot) {

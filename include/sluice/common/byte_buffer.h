@@ -8,22 +8,7 @@ namespace sluice {
 
 class ByteBuffer {
  public:
-  ByteBuffer() = default;  // no storage yet: adopt() or grow() gives it some
   explicit ByteBuffer(size_t capacity) : data_(new char[capacity]), capacity_(capacity) {}
-
-  bool allocated() const { return capacity_ > 0; }
-  // Takes `data` (of `capacity` bytes) as storage, empty.
-  void adopt(std::unique_ptr<char[]> data, size_t capacity) {
-    data_ = std::move(data);
-    capacity_ = capacity;
-    begin_ = end_ = 0;
-  }
-  // Gives the storage away (its capacity was capacity() before the call); empty afterwards.
-  std::unique_ptr<char[]> release() {
-    capacity_ = 0;
-    begin_ = end_ = 0;
-    return std::move(data_);
-  }
 
   char* data() { return data_.get(); }
   const char* data() const { return data_.get(); }
@@ -60,7 +45,7 @@ class ByteBuffer {
 
  private:
   std::unique_ptr<char[]> data_;
-  size_t capacity_ = 0;
+  size_t capacity_;
   size_t begin_ = 0;
   size_t end_ = 0;
 };

@@ -19,6 +19,7 @@
 #include "sluice/net/stream.h"
 #include "sluice/proxy/downstream.h"
 #include "sluice/proxy/exchange_runner.h"
+#include "sluice/proxy/http1_state.h"
 #include "sluice/server/worker.h"
 #include "sluice/stats/metrics.h"
 
@@ -45,8 +46,10 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
     kBadVersion,      // 505: a well-formed HTTP version other than 1.0 and 1.1
   };
 
-  awaitable<void> run();
-  awaitable<HeadStatus> read_head(const config::Listener& spec);
+  awaitable<void> run(std::shared_ptr<DownstreamConnection> self);
+  // Reads the rest of a request head whose first bytes are buffered. `deadline_armed`: the
+  // header timeout already runs (else it starts now).
+  awaitable<HeadStatus> read_head(const config::Listener& spec, bool deadline_armed);
   // What a request head just read asks for: routing, or a local reply when the HTTP/1 rules
   // refuse it.
   struct Refusal {
@@ -57,6 +60,8 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
   // Turns the request head just read into the runner's exchange (the HTTP/1 rules: target
   // forms, Host, Expect, upgrade offers). Not a coroutine: no frame on the request path.
   Refusal decode_head(const server::ListenerInfo& listener);
+  // The local reply for a head that could not be read (408, 431, 501, 505, 400).
+  static Refusal refusal_for(HeadStatus status);
   // The listener of this connection left the configuration (a reload removed it).
   bool listener_removed() const;
   awaitable<void> close_gracefully();
@@ -85,9 +90,9 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
   net::Stream stream_;
   std::string client_address_;
   Deadline down_deadline_;
-  ByteBuffer in_;
-  http::Parser parser_;
-  ExchangeRunner runner_;
+  Deadline up_deadline_;  // the runner's, for upstream I/O; owned here so it never outlives us
+  // The per-request state while a request is in progress (null while idle).
+  std::unique_ptr<Http1State> st_;
   const config::Listener* spec_ = nullptr;  // of the current exchange (its view keeps it alive)
   stats::ListenerStats* listener_stats_ = nullptr;
   bool idle_ = false;           // waiting for the first byte of a request
@@ -103,19 +108,14 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
   bool expect_continue_ = false;    // the client waits for 100 Continue before its body
   bool continue_sent_ = false;
   uint64_t body_bytes_ = 0;         // request body bytes read so far
-  bool head_owned_ = false;         // the exchange copied the head out of in_
+  bool head_owned_ = false;         // the exchange copied the head out of the read buffer
   std::chrono::steady_clock::time_point body_start_;
   // The current response.
   bool chunked_down_ = false;
   bool keep_open_ = false;
 
-  // The first bytes of a request read while the connection holds no read buffer (idle).
-  std::array<char, 512> first_bytes_;
-  // Reused per request so the steady state allocates little.
-  http::HeadParts head_parts_;
-  http::Http1BodyEncoder encoder_;
-  std::vector<asio::const_buffer> out_;
-  std::string local_head_;  // the head (and body) of a local reply
+  // The first bytes of a request, read while the connection holds no per-request state (idle).
+  std::array<char, 256> first_bytes_;
 };
 
 }  // namespace sluice::proxy

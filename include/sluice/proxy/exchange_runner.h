@@ -47,7 +47,13 @@ struct ExchangeRecord {
 
 class ExchangeRunner {
  public:
-  ExchangeRunner(server::Worker& worker, Downstream& downstream, const asio::any_io_executor& ex);
+  ExchangeRunner(server::Worker& worker, const asio::any_io_executor& ex);
+  // The codec this runner serves and the deadline it uses for upstream I/O (both owned by the
+  // codec, which may hand the runner on to another connection once it is idle).
+  void bind(Downstream& downstream, Deadline& up_deadline) {
+    down_ = &downstream;
+    up_deadline_ = &up_deadline;
+  }
 
   Exchange& exchange() { return exchange_; }
   const Exchange& exchange() const { return exchange_; }
@@ -65,8 +71,6 @@ class ExchangeRunner {
   awaitable<bool> reply(int status, LocalReason reason, std::string body, bool close);
   // Counts the exchange in the stats and logs it; a no-op when none is open.
   void finish();
-  // The connection is going away: end the upstream deadline's wait (it holds the codec alive).
-  void cancel() { up_deadline_.cancel(); }
   // The route timeout's end while a response streams (none when zero).
   std::chrono::steady_clock::time_point response_deadline() const { return response_deadline_; }
   // For debug logs: "METHOD target", filled only when debug logging is on.
@@ -120,9 +124,9 @@ class ExchangeRunner {
   void release(Lease& lease, bool reusable);
 
   server::Worker& worker_;
-  Downstream& down_;
+  Downstream* down_ = nullptr;
   asio::any_io_executor executor_;
-  Deadline up_deadline_;
+  Deadline* up_deadline_ = nullptr;
   Exchange exchange_;  // the current request in neutral form, reused (its storage) per request
   ExchangeRecord record_;
   config::Duration idle_timeout_{60000};  // the listener's

@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "sluice/accesslog/writer.h"
-#include "sluice/common/buffer_pool.h"
 #include "sluice/common/asio.h"
 #include "sluice/server/snapshot.h"
 #include "sluice/stats/shard.h"
@@ -21,6 +20,7 @@
 
 namespace sluice::proxy {
 class DownstreamConnection;
+struct Http1State;
 }
 
 namespace sluice::server {
@@ -91,8 +91,12 @@ class Worker {
   stats::Shard& stats() { return stats_; }
   accesslog::Batcher& access_log() { return access_log_; }
   upstream::FastRandom& random() { return random_; }
-  // Downstream read buffers (32 KiB); at most 64 spare ones (2 MiB) are kept per worker.
-  BufferPool& read_buffers() { return read_buffers_; }
+  // Per-request state of HTTP/1 connections (proxy/http1_state.h): a spare one, or a new one.
+  std::unique_ptr<proxy::Http1State> take_http1_state();
+  // Keeps `state` for the next take, up to kMaxSpareHttp1States (~37 KiB each, mostly the read
+  // buffer: at most ~2.4 MiB per worker); beyond that it is freed.
+  void give_http1_state(std::unique_ptr<proxy::Http1State> state);
+  static constexpr size_t kMaxSpareHttp1States = 64;
   void report_connect_failure(std::string cluster, std::string endpoint, std::string why) {
     if (report_connect_failure_) report_connect_failure_(std::move(cluster), std::move(endpoint), std::move(why));
   }
@@ -113,6 +117,8 @@ class Worker {
   // Declared before context_ so it outlives it: connections destroyed while the io_context is torn
   // down (after a drain timeout) still unregister themselves.
   std::unordered_set<proxy::DownstreamConnection*> connections_;
+  // Likewise: a connection destroyed during teardown may still give its state back.
+  std::vector<std::unique_ptr<proxy::Http1State>> spare_http1_states_;
   stats::Shard stats_;  // read by the admin thread while the worker runs
   // UNSAFE_IO drops the per-socket lock in the reactor and keeps the scheduler lock that
   // cross-thread posts (publish, drain, adopt_acceptor) need: every socket and timer of a worker
@@ -131,7 +137,6 @@ class Worker {
   asio::steady_timer sweep_timer_;
   accesslog::Batcher access_log_;
   upstream::FastRandom random_;
-  BufferPool read_buffers_{32 * 1024, 64};
   ConnectFailureReporter report_connect_failure_;
   bool draining_ = false;
 };
