@@ -94,16 +94,20 @@ void DownstreamConnection::start() {
       listener_stats_->connections_active.add(1);
     }
   }
-  // The shared_ptr is a parameter of run(), so its frame keeps the connection alive from the
-  // start (no wrapper coroutine: one frame less per connection).
-  asio::co_spawn(stream_.get_executor(), run(shared_from_this()), asio::detached);
+  // The wrapper holds the connection from the start. Not a by-value shared_ptr parameter of
+  // run(): with GCC 12 such a parameter copy is destroyed twice when the frame is destroyed
+  // unfinished (io_context teardown after a drain timeout; UBSan: invalid _Sp_counted_base).
+  asio::co_spawn(stream_.get_executor(),
+                 [self = shared_from_this()]() -> awaitable<void> { co_await self->run(); },
+                 asio::detached);
 }
 
 void DownstreamConnection::drain() {
   if (idle_) stream_.cancel();
 }
 
-awaitable<void> DownstreamConnection::run(std::shared_ptr<DownstreamConnection> self) {
+awaitable<void> DownstreamConnection::run() {
+  auto self = shared_from_this();
   while (!worker_.draining()) {
     std::shared_ptr<server::WorkerView> view = worker_.view();
     const server::ListenerInfo* listener = view ? view->snapshot->find_listener(listener_name_) : nullptr;

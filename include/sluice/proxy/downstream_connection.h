@@ -46,7 +46,7 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
     kBadVersion,      // 505: a well-formed HTTP version other than 1.0 and 1.1
   };
 
-  awaitable<void> run(std::shared_ptr<DownstreamConnection> self);
+  awaitable<void> run();
   // Reads the rest of a request head whose first bytes are buffered. `deadline_armed`: the
   // header timeout already runs (else it starts now).
   awaitable<HeadStatus> read_head(const config::Listener& spec, bool deadline_armed);
