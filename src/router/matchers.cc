@@ -45,7 +45,11 @@ bool PathMatcher::matches(std::string_view path) const {
     case config::Route::PathKind::kPath: return path == value_;
     case config::Route::PathKind::kPrefix: return path.substr(0, value_.size()) == value_;
     case config::Route::PathKind::kRegex:
-      return re2::RE2::FullMatch(re2::StringPiece(path.data(), path.size()), *regex_);
+      // RE2::FullMatch without arguments is this Match call behind FullMatchN and DoMatch, which
+      // set up 17 submatch slots first: calling it directly saves ~100 of the ~1,560
+      // instructions of matching the last of 10,000 regex routes (callgrind, route_bench.cc).
+      return regex_->Match(re2::StringPiece(path.data(), path.size()), 0, path.size(),
+                           re2::RE2::ANCHOR_BOTH, nullptr, 0);
   }
   return false;
 }

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 
 #include "sluice/stats/metrics.h"
 
@@ -15,6 +16,15 @@ namespace sluice::stats {
 struct RouteKey {
   std::string listener, vhost, route;
   auto operator<=>(const RouteKey&) const = default;
+};
+struct RouteKeyHash {
+  size_t operator()(const RouteKey& k) const {
+    const std::hash<std::string> h;
+    size_t seed = h(k.listener);
+    seed ^= h(k.vhost) + 0x9e3779b97f4a7c15ULL + (seed << 6) + (seed >> 2);
+    seed ^= h(k.route) + 0x9e3779b97f4a7c15ULL + (seed << 6) + (seed >> 2);
+    return seed;
+  }
 };
 struct EndpointKey {
   std::string cluster, endpoint;
@@ -54,7 +64,11 @@ class Shard {
 
  private:
   mutable std::mutex mu_;
-  std::map<RouteKey, std::unique_ptr<RouteStats>> routes_;
+  // Hashed, not ordered: every worker looks up every route when it adopts a snapshot, and the
+  // ordered map's three-string comparisons were ~30 M instructions per worker for 10,000 routes
+  // (~30 ms before the first answer at start). Iteration order does not matter: exposition
+  // merges the shards into its own ordered map.
+  std::unordered_map<RouteKey, std::unique_ptr<RouteStats>, RouteKeyHash> routes_;
   std::map<std::string, std::unique_ptr<ClusterStats>> clusters_;
   std::map<EndpointKey, std::unique_ptr<EndpointStats>> endpoints_;
   std::map<std::string, std::unique_ptr<ListenerStats>> listeners_;

@@ -171,6 +171,32 @@ TEST(RouteIndex, VirtualHostUsesTheIndexAboveTheThreshold) {
   EXPECT_EQ(name_of(vh.match(req.view())), "r1");
 }
 
+// Many routes branching on digits, as in the micro bench: nodes with kDenseChildren or more
+// children use a table, single-child chains are compressed into edge labels; paths that stop
+// inside a label, leave it at its last byte or take a byte no child has must all agree.
+TEST(RouteIndex, DenseNodesAndCompressedEdgesAgreeWithTheScan) {
+  config::VirtualHost spec;
+  for (int i = 0; i < 300; ++i) {
+    const std::string n = std::to_string(i);
+    spec.routes.push_back(route("p" + n, PathKind::kPrefix, "/svc/" + n + "/long/label/"));
+    spec.routes.push_back(route("re" + n, PathKind::kRegex, "/svc/" + n + "/[a-z]+/[0-9]+"));
+  }
+  spec.routes.push_back(route("p_svc", PathKind::kPrefix, "/sv"));
+  Indexed ix(spec);
+  EXPECT_EQ(ix.match("/svc/299/long/label/x"), "p299");
+  EXPECT_EQ(ix.match("/svc/299/item/42"), "re299");
+  EXPECT_EQ(ix.match("/svc/7/item/42"), "re7");
+  std::mt19937 rng(9);
+  const std::string tails[] = {"/long/label/", "/long/lab", "/long/label", "/item/1", "x", "/", ""};
+  for (int k = 0; k < 2000; ++k) {
+    std::string path = "/svc/" + std::to_string(rng() % 400) + tails[rng() % std::size(tails)];
+    if (rng() % 8 == 0) path = path.substr(0, rng() % (path.size() + 1));
+    if (!path.empty() && rng() % 8 == 0) path[rng() % path.size()] = static_cast<char>(rng() % 256);
+    ix.match(path);
+    if (HasFailure()) return;
+  }
+}
+
 // --- randomized differential test -------------------------------------------------------------
 
 // Paths and patterns from a small alphabet, so that routes overlap, share prefixes and repeat.

@@ -50,6 +50,25 @@ TEST(MergedStats, SumsEveryShard) {
   EXPECT_EQ(m.listeners.at("public").requests_total, 9u);
 }
 
+// Workers cache the cells a snapshot's routes get and look them up again after a reload: the
+// same names must give the same cell however many routes were added since (the map rehashes),
+// names differing in any one part a different cell, and exposition lists them in name order.
+TEST(Shard, RouteCellsAreFoundByNamesAndStayPut) {
+  Shard s;
+  RouteStats* first = s.route({"l", "v", "r0"});
+  first->requests[1].add();
+  for (int i = 1; i < 5000; ++i) s.route({"l", "v", "r" + std::to_string(i)});
+  EXPECT_EQ(s.route({"l", "v", "r0"}), first);
+  EXPECT_EQ(s.route({"l", "v", "r0"})->requests[1].value(), 1u);
+  EXPECT_NE(s.route({"l", "w", "r0"}), first);
+  EXPECT_NE(s.route({"m", "v", "r0"}), first);
+  EXPECT_NE(s.route({"l", "vr", "0"}), first);
+  std::vector<const Shard*> shards{&s};
+  MergedStats m = MergedStats::collect(shards);
+  EXPECT_EQ(m.routes.size(), 5003u);
+  EXPECT_EQ(m.routes.begin()->first, (RouteKey{"l", "v", "r0"}));
+}
+
 TEST(Exposition, HistogramBucketsAreCumulativeAndEndWithCount) {
   Shard s;
   RouteKey key{"public", "app", "api"};
