@@ -94,9 +94,7 @@ void DownstreamConnection::start() {
       listener_stats_->connections_active.add(1);
     }
   }
-  // The wrapper holds the connection from the start. Not a by-value shared_ptr parameter of
-  // run(): with GCC 12 such a parameter copy is destroyed twice when the frame is destroyed
-  // unfinished (io_context teardown after a drain timeout; UBSan: invalid _Sp_counted_base).
+  // The wrapper coroutine holds the connection from the spawn on, before run() starts.
   asio::co_spawn(stream_.get_executor(),
                  [self = shared_from_this()]() -> awaitable<void> { co_await self->run(); },
                  asio::detached);
