@@ -160,7 +160,7 @@ Result<std::vector<tcp::acceptor>> Server::bind(const config::Listener& listener
                                a.to_string(), ec.message())};
     }
   }
-  for (auto& worker : workers_) {
+  for (size_t i = 0; i < workers_.size(); ++i) {
     // Each worker gets its own SO_REUSEPORT socket, so the kernel spreads new connections
     // across workers and no accept lock is shared (rule 1). It is opened on the control
     // io_context; the worker re-registers it with its own on its own thread (adopt_acceptor()).
