@@ -335,14 +335,9 @@ awaitable<ExchangeRunner::SendStatus> ExchangeRunner::send_request(Lease& lease,
       }
       wait = true;
       for (const auto& s : part) record_.received_bytes += s.size();
-      if (body_steps) {
-        for (const auto& step : route.chain()) {
-          if (!step->wants_body()) continue;
-          if (step->on_request_body(exchange_, part, last) == filters::Status::kLocalReply) {
-            co_return SendStatus::kLocalReply;
-          }
-          if (last && !exchange_.request_trailers.items().empty()) step->on_request_trailers(exchange_);
-        }
+      if (body_steps &&
+          co_await run_body_steps(route, part, last, /*request=*/true) == filters::Status::kLocalReply) {
+        co_return SendStatus::kLocalReply;
       }
       session.queue_request_body(part, last, exchange_.request_trailers.items());
     }
@@ -352,6 +347,27 @@ awaitable<ExchangeRunner::SendStatus> ExchangeRunner::send_request(Lease& lease,
     if (!ok) co_return SendStatus::kUpstreamFailed;
     if (last) co_return SendStatus::kSent;
   }
+}
+
+awaitable<filters::Status> ExchangeRunner::run_body_steps(const router::Route& route,
+                                                          filters::BodySpans body, bool last,
+                                                          bool request) {
+  const auto& chain = route.chain();
+  const size_t n = chain.size();
+  http::FieldList& trailers = request ? exchange_.request_trailers : exchange_.response_trailers;
+  for (size_t k = 0; k < n; ++k) {
+    const filters::Filter& step = *(request ? chain[k] : chain[n - 1 - k]);
+    if (!step.wants_body()) continue;
+    filters::Status st = request ? step.on_request_body(exchange_, body, last)
+                                 : step.on_response_body(exchange_, body, last);
+    if (st == filters::Status::kPause) st = co_await step.resume(exchange_);
+    if (st == filters::Status::kLocalReply) co_return st;
+    if (!last || trailers.items().empty()) continue;
+    st = request ? step.on_request_trailers(exchange_) : step.on_response_trailers(exchange_);
+    if (st == filters::Status::kPause) st = co_await step.resume(exchange_);
+    if (st == filters::Status::kLocalReply) co_return st;
+  }
+  co_return filters::Status::kContinue;
 }
 
 awaitable<ExchangeRunner::RelayStatus> ExchangeRunner::relay_response(Lease& lease,
@@ -369,13 +385,6 @@ awaitable<ExchangeRunner::RelayStatus> ExchangeRunner::relay_response(Lease& lea
   bool head_sent = false;
   bool interim = false;   // between a 1xx head and its (empty) end
   bool pending = false;   // something is queued downstream
-  auto body_to_steps = [&](filters::BodySpans body, bool last) {
-    for (auto it = route.chain().rbegin(); it != route.chain().rend(); ++it) {
-      if (!(*it)->wants_body()) continue;
-      (*it)->on_response_body(exchange_, body, last);
-      if (last && !exchange_.response_trailers.items().empty()) (*it)->on_response_trailers(exchange_);
-    }
-  };
 
   while (true) {
     upstream::ResponseStep step = session.parse_response();
@@ -397,7 +406,10 @@ awaitable<ExchangeRunner::RelayStatus> ExchangeRunner::relay_response(Lease& lea
       if (read == upstream::Session::ReadStatus::kEof && head_sent && session.finish_at_eof()) {
         // A body delimited by the end of the stream ends here.
         up_deadline_->disarm();
-        if (body_steps) body_to_steps({}, true);
+        if (body_steps &&
+            co_await run_body_steps(route, {}, true, /*request=*/false) == filters::Status::kLocalReply) {
+          co_return RelayStatus::kFailedAfterHead;
+        }
         down_->queue_response_body({}, true);
         if (!co_await down_->flush_response(response_write_timeout())) {
           co_return RelayStatus::kDownstreamGone;
@@ -461,7 +473,11 @@ awaitable<ExchangeRunner::RelayStatus> ExchangeRunner::relay_response(Lease& lea
         exchange_.response_trailers.clear();
         for (const auto& t : session.trailers()) exchange_.response_trailers.push_back(t);
       }
-      if (body_steps) body_to_steps(body, step.complete);
+      if (body_steps && co_await run_body_steps(route, body, step.complete, /*request=*/false) ==
+                            filters::Status::kLocalReply) {
+        up_deadline_->disarm();
+        co_return RelayStatus::kFailedAfterHead;  // a step aborted the response
+      }
       if (!body.empty() || step.complete) {
         down_->queue_response_body(body, step.complete);
         pending = true;

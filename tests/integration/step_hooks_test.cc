@@ -27,6 +27,7 @@ struct Seen {
   uint64_t response_body_bytes = 0;
   int request_last_parts = 0;   // calls with last = true
   int response_last_parts = 0;
+  int resumed = 0;              // pauses the runner resumed
   std::vector<std::string> request_trailers;
   std::vector<std::string> response_trailers;
 };
@@ -55,6 +56,7 @@ class RecordingStep : public filters::Filter {
     return filters::Status::kContinue;
   }
   filters::Status on_request_body(proxy::Exchange& ex, filters::BodySpans body, bool last) const override {
+    if (pause_requested(ex) && last) return filters::Status::kPause;
     std::lock_guard lock(seen_.mu);
     for (const auto& s : body) {
       seen_.request_body_bytes += s.size();
@@ -66,23 +68,43 @@ class RecordingStep : public filters::Filter {
     if (last) ++seen_.request_last_parts;
     return filters::Status::kContinue;
   }
-  void on_request_trailers(proxy::Exchange& ex) const override {
+  filters::Status on_request_trailers(proxy::Exchange& ex) const override {
     std::lock_guard lock(seen_.mu);
     for (const auto& t : ex.request_trailers.items()) seen_.request_trailers.push_back(std::string(t.name));
     ex.request_trailers.add("x-step", "request");
+    return filters::Status::kContinue;
   }
-  void on_response_body(proxy::Exchange&, filters::BodySpans body, bool last) const override {
+  filters::Status on_response_body(proxy::Exchange& ex, filters::BodySpans body, bool last) const override {
+    if (pause_requested(ex) && !body.empty()) return filters::Status::kPause;
+    if (ex.request.fields.get("x-abort") && !body.empty()) {
+      ex.reply_locally(500, stats::LocalReason::kDirectResponse, "too late to answer\n");
+      return filters::Status::kLocalReply;
+    }
     std::lock_guard lock(seen_.mu);
     for (const auto& s : body) seen_.response_body_bytes += s.size();
     if (last) ++seen_.response_last_parts;
+    return filters::Status::kContinue;
   }
-  void on_response_trailers(proxy::Exchange& ex) const override {
+  filters::Status on_response_trailers(proxy::Exchange& ex) const override {
     std::lock_guard lock(seen_.mu);
     for (const auto& t : ex.response_trailers.items()) seen_.response_trailers.push_back(std::string(t.name));
     ex.response_trailers.add("x-step", "response");
+    return filters::Status::kContinue;
+  }
+  // A pause: some asynchronous work (here a 20 ms timer), then go on.
+  awaitable<filters::Status> resume(proxy::Exchange&) const override {
+    asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(20));
+    error_code ignored;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    std::lock_guard lock(seen_.mu);
+    ++seen_.resumed;
+    co_return filters::Status::kContinue;
   }
 
  private:
+  static bool pause_requested(const proxy::Exchange& ex) {
+    return ex.request.fields.get("x-pause").has_value();
+  }
   Seen& seen_;
 };
 
@@ -134,6 +156,35 @@ TEST_F(StepHooks, BodyAndTrailerHooksSeeBothDirectionsAndMayAddTrailers) {
   EXPECT_EQ(seen_.response_last_parts, 1);
   EXPECT_EQ(seen_.request_trailers, std::vector<std::string>{"x-digest"});
   EXPECT_EQ(seen_.response_trailers, std::vector<std::string>{"x-checksum"});
+}
+
+TEST_F(StepHooks, BodyStepsThatPauseAreResumedAndTheBodiesArriveWhole) {
+  TestUpstream upstream([](UpstreamExchange& ex) { ex.respond(200, "echo:" + ex.request().body); });
+  auto proxy = RunningProxy::start(yaml(upstream.port(), "observed"));
+  ASSERT_TRUE(proxy);
+  HttpConnection client(proxy->port());
+  HttpResponse r = client.request("POST", "/up", {{"x-pause", "yes"}}, "paused body");
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "echo:paused body");
+  ASSERT_EQ(upstream.request_count(), 1u);
+  EXPECT_EQ(upstream.requests()[0].body, "paused body");
+  std::lock_guard lock(seen_.mu);
+  // One pause on the request's last part, one on each non-empty response part.
+  EXPECT_GE(seen_.resumed, 2);
+}
+
+TEST_F(StepHooks, AResponseBodyStepThatAnswersAbortsTheResponse) {
+  TestUpstream upstream([](UpstreamExchange& ex) { ex.respond(200, "a body the step refuses"); });
+  auto proxy = RunningProxy::start(yaml(upstream.port(), "observed"));
+  ASSERT_TRUE(proxy);
+  HttpConnection client(proxy->port());
+  ASSERT_TRUE(client.send(build_request("GET", "/", {{"x-abort", "yes"}})));
+  // The head was chosen already: no local reply replaces it, the connection just ends.
+  auto rest = client.read_until_close(5s);
+  EXPECT_EQ(rest.status, IoStatus::kEof);
+  EXPECT_EQ(rest.data.find("too late to answer"), std::string::npos) << rest.data;
+  EXPECT_EQ(rest.data.find("a body the step refuses"), std::string::npos) << rest.data;
 }
 
 TEST_F(StepHooks, ARequestBodyStepCanAnswerLocally) {

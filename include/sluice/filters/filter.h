@@ -65,16 +65,22 @@ class Filter {
   virtual awaitable<Status> resume(proxy::Exchange&) const { co_return Status::kContinue; }
 
   // --- Bodies and trailers: called only when wants_body() is true. ---
+  // Each may continue, answer locally or pause (the runner then awaits resume(); the part's
+  // bytes stay valid and no further part moves in that direction meanwhile: backpressure).
   virtual bool wants_body() const { return false; }
-  // kLocalReply stops the upload: the upstream attempt is abandoned and the local reply sent.
-  // `last` is true on the final part (which may be empty).
+  // kLocalReply stops the upload: the upstream attempt is abandoned (its connection closed) and
+  // the local reply sent. `last` is true on the final part (which may be empty).
   virtual Status on_request_body(proxy::Exchange&, BodySpans, bool /*last*/) const {
     return Status::kContinue;
   }
-  virtual void on_request_trailers(proxy::Exchange&) const {}
-  // The response head already went downstream: a step can watch the body, not answer instead.
-  virtual void on_response_body(proxy::Exchange&, BodySpans, bool /*last*/) const {}
-  virtual void on_response_trailers(proxy::Exchange&) const {}
+  // The request's trailer fields (exchange.request_trailers), after its last body part.
+  virtual Status on_request_trailers(proxy::Exchange&) const { return Status::kContinue; }
+  // The response head is chosen by now: kLocalReply cannot replace the response, so it aborts
+  // it (the downstream connection is closed, the access log says UC).
+  virtual Status on_response_body(proxy::Exchange&, BodySpans, bool /*last*/) const {
+    return Status::kContinue;
+  }
+  virtual Status on_response_trailers(proxy::Exchange&) const { return Status::kContinue; }
 
   // --- Per-worker state. ---
   // A step with per-worker state returns a fresh one here; the snapshot gives it a slot.

@@ -120,6 +120,11 @@ class ExchangeRunner {
   std::optional<uint64_t> request_hash(const config::HashOn& on) const;
   awaitable<SendStatus> send_request(Lease& lease, const router::Route& route);
   awaitable<RelayStatus> relay_response(Lease& lease, const router::Route& route);
+  // The body (and, with `last`, trailer) hooks of the route's steps on one part: request side
+  // in chain order, response side in reverse. A step that pauses is resumed before the part
+  // moves on. kLocalReply when a step answered (request) or aborted (response).
+  awaitable<filters::Status> run_body_steps(const router::Route& route, filters::BodySpans body,
+                                            bool last, bool request);
   void start_endpoint_request(Lease& lease);
   void release(Lease& lease, bool reusable);
 
