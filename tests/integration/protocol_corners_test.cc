@@ -15,11 +15,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-ProxyConfig to(const TestUpstream& upstream) {
-  ProxyConfig c;
-  c.endpoint_ports = {upstream.port()};
-  return c;
-}
+ProxyConfig to(const TestUpstream& upstream) { return to_port(upstream.port()); }
 
 // Answers /304 and /204 with a Content-Length and no body (what Jetty does for a conditional
 // GET of a static file), anything else with "ok".

@@ -18,11 +18,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-ProxyConfig to(const TestUpstream& upstream) {
-  ProxyConfig c;
-  c.endpoint_ports = {upstream.port()};
-  return c;
-}
+ProxyConfig to(const TestUpstream& upstream) { return to_port(upstream.port()); }
 
 // The body a counting handler answers with: "<bytes> <checksum in hex>".
 std::string count_line(uint64_t bytes, uint64_t checksum) { return fmt::format("{} {:x}", bytes, checksum); }

@@ -23,8 +23,7 @@ using namespace std::chrono_literals;
 
 // A configuration whose /probe route answers `tag` itself and whose other paths go upstream.
 ProxyConfig tagged(uint16_t upstream_port, const std::string& tag) {
-  ProxyConfig c;
-  c.endpoint_ports = {upstream_port};
+  ProxyConfig c = to_port(upstream_port);
   c.routes = {fmt::format("{{name: probe, match: {{path: /probe}}, direct_response: {{status: 200, "
                           "body: {}}}}}",
                           tag),

@@ -172,8 +172,7 @@ clusters:
 
 TEST(RequestBodyTimeout, ABodyThatStallsGets408) {
   TestUpstream upstream([](UpstreamExchange& ex) { ex.respond(200, "ok"); });
-  ProxyConfig c;
-  c.endpoint_ports = {upstream.port()};
+  ProxyConfig c = to_port(upstream.port());
   c.listener_options = "request_body_timeout: 300ms";
   auto proxy = RunningProxy::start(c);
   ASSERT_TRUE(proxy);
@@ -188,8 +187,7 @@ TEST(RequestBodyTimeout, ABodyThatStallsGets408) {
 
 TEST(RequestBodyTimeout, TheTotalTimeoutCutsABodyThatTricklesIn) {
   TestUpstream upstream([](UpstreamExchange& ex) { ex.respond(200, "ok"); });
-  ProxyConfig c;
-  c.endpoint_ports = {upstream.port()};
+  ProxyConfig c = to_port(upstream.port());
   c.listener_options = "request_body_timeout: 5s, request_body_total_timeout: 500ms";
   auto proxy = RunningProxy::start(c);
   ASSERT_TRUE(proxy);

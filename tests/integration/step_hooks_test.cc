@@ -120,8 +120,7 @@ class StepHooks : public ::testing::Test {
   void TearDown() override { filters::clear_step_factories(); }
 
   std::string yaml(uint16_t port, std::string_view route_name) {
-    ProxyConfig c;
-    c.endpoint_ports = {port};
+    ProxyConfig c = to_port(port);
     c.routes = {fmt::format("{{name: {}, match: {{prefix: /}}, cluster: backend, "
                             "response_headers: {{set: {{x-tenant-echo: '%REQ(x-tenant)%'}}}}}}",
                             route_name)};

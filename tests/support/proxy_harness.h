@@ -25,6 +25,13 @@ struct ProxyConfig {
 
 std::string make_yaml(const ProxyConfig& config);
 
+// The default shape in front of one backend on 127.0.0.1:`port`.
+inline ProxyConfig to_port(uint16_t port) {
+  ProxyConfig c;
+  c.endpoint_ports = {port};
+  return c;
+}
+
 class RunningProxy {
  public:
   // Loads, creates and starts; records a test failure and returns null on any error.
