@@ -70,6 +70,23 @@ struct Redirect {
   int code = 301;  // 301, 302, 303, 307 or 308
 };
 
+// How a string from the request or the peer's certificate is compared.
+struct StringMatch {
+  enum class Kind { kExact, kPrefix, kSuffix, kRegex };
+  Kind kind = Kind::kExact;
+  std::string value;  // the literal, or an RE2 pattern that must match the whole string
+};
+
+// Route match on the downstream peer's TLS client certificate (mTLS). Every condition given must
+// hold; a SAN condition holds when any SAN of that type matches. On a plaintext connection, or
+// one without a client certificate, only `present: false` matches.
+struct ClientCertMatch {
+  std::optional<bool> present;
+  std::optional<StringMatch> subject;  // the subject in RFC 2253 form ("CN=alice,O=corp")
+  std::optional<StringMatch> uri_san;
+  std::optional<StringMatch> dns_san;
+};
+
 struct Route {
   enum class PathKind { kPath, kPrefix, kRegex };
   enum class ActionKind { kCluster, kDirectResponse, kRedirect };
@@ -78,6 +95,7 @@ struct Route {
   std::string path;  // exact path, prefix or regex pattern
   std::vector<HeaderMatch> headers;
   std::vector<QueryMatch> query;
+  std::optional<ClientCertMatch> client_cert;
   std::string cluster;
   Duration timeout{std::chrono::seconds(15)};  // 0 = no timeout
   std::optional<std::string> prefix_rewrite;
@@ -107,6 +125,42 @@ struct AccessLog {
   Format format = Format::kJson;
 };
 
+// A PEM certificate chain (leaf first) and its private key (PEM, no passphrase).
+struct CertificateFiles {
+  std::string cert;
+  std::string key;
+};
+
+enum class TlsVersion { kTls12, kTls13 };
+
+// Downstream client certificates (mTLS).
+struct ClientCertificate {
+  enum class Mode {
+    kRequired,  // the handshake fails without a valid client certificate
+    kOptional,  // no certificate is fine (routes decide); a certificate that fails verification
+                // still fails the handshake
+  };
+  Mode mode = Mode::kRequired;
+  std::string ca;   // PEM bundle the client chain must lead to
+  std::string crl;  // optional PEM CRL(s) of that CA; empty: none
+};
+
+// What happens to `x-forwarded-client-cert` (Envoy's XFCC header and modes).
+enum class ForwardClientCert {
+  kSanitize,     // remove it; never set it
+  kForward,      // pass the client's on, only on mTLS connections (else remove)
+  kAppend,       // mTLS: append this connection's element to the client's; else remove
+  kSanitizeSet,  // remove the client's; on mTLS set this connection's element (default)
+};
+
+struct ListenerTls {
+  std::vector<CertificateFiles> certificates;  // chosen by SNI; the first is the default
+  TlsVersion min_version = TlsVersion::kTls12;
+  std::vector<std::string> alpn{"http/1.1"};  // protocols offered, in server preference order
+  std::optional<ClientCertificate> client_certificate;
+  ForwardClientCert forward_client_cert = ForwardClientCert::kSanitizeSet;
+};
+
 struct Listener {
   std::string name;
   Address address;
@@ -125,6 +179,9 @@ struct Listener {
   // workers); a connection over the limit is accepted and closed at once, and counted.
   uint32_t max_connections = 10000;
   std::optional<AccessLog> access_log;  // none: no access log
+  std::optional<ListenerTls> tls;        // none: plaintext
+  // A TLS handshake that has not finished by then is closed (and counted as a timeout).
+  Duration tls_handshake_timeout{std::chrono::seconds(10)};
 };
 
 struct Endpoint {
@@ -158,6 +215,15 @@ struct CircuitBreakers {
   uint32_t max_pending_requests = 1024;  // requests waiting for a connection; beyond: 503 overflow
 };
 
+// TLS to a cluster's endpoints.
+struct ClusterTls {
+  std::string sni;      // empty: the endpoint's host name if it has one (an IP sends no SNI)
+  std::string ca;       // PEM bundle; empty: the system's trust store
+  bool verify = true;   // chain and host name (against `sni`); false must be written out
+  std::string cert;     // optional client certificate chain (upstream mTLS), with `key`
+  std::string key;
+};
+
 struct Cluster {
   enum class LbPolicy { kRoundRobin, kLeastRequest, kRandom, kMaglev };
   std::string name;
@@ -173,6 +239,7 @@ struct Cluster {
   Duration idle_timeout{std::chrono::seconds(20)};
   uint32_t max_idle_connections = 64;  // per endpoint, per worker
   CircuitBreakers circuit_breakers;
+  std::optional<ClusterTls> tls;  // none: plaintext
   std::vector<Endpoint> endpoints;
 };
 
