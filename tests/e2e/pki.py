@@ -1,6 +1,7 @@
 """A throw-away test PKI, made with the `openssl` CLI at test time (nothing private is committed).
 
     pki = create(directory)          # every artefact below, in `directory`
+    pki = create_ca(directory)       # only the root CA; then pki.issue(stem, key_type, ...)
     pki.app_rsa_cert, pki.app_rsa_key, pki.ca_cert, pki.crl, ...
     cert, key = pki.issue_server("app_rsa", "app_rsa_2")   # same names, new key, new serial
 
@@ -10,8 +11,8 @@
 The one source of truth for test certificates: the C++ integration tests run this file
 (tests/support/test_pki.cc) and the benchmark harness imports it (bench/compare_lib/tls.py).
 
-What `create` makes (every certificate has its own serial; CA-issued leaves count up from 0x1000,
-the wrong CA's from 0x9000):
+What `create` makes (every certificate has its own serial; CA-issued leaves count up from
+0x51CE0000000000000A1000, the wrong CA's from 0x51CE0000000000000B9000):
   ca             test root CA (ECDSA P-256), issues every server and client certificate below
   wrong_ca       an unrelated root CA (what a client outside the trust domain would present)
   app_rsa        server, RSA 2048, DNS app.example.test and *.app.example.test
@@ -59,9 +60,14 @@ CLIENTS = {
     "carol": ("ca", "/O=corp/CN=carol", ["URI:spiffe://corp/ns/prod/sa/carol"]),
     "mallory": ("wrong_ca", "/O=corp/CN=alice", ["URI:spiffe://corp/ns/prod/sa/alice"]),
 }
-CAS = {  # name -> (subject, serial of the CA certificate, first serial it issues)
-    "ca": ("/O=Sluice tests/CN=Sluice Test Root CA", "0x01", "1000"),
-    "wrong_ca": ("/O=Elsewhere/CN=Unrelated Test Root CA", "0x02", "9000"),
+# name -> (subject, serial of the CA certificate, first serial it issues). Serials are 11 bytes
+# (testssl.sh reports serials under 64 bits as a finding), counting up so each is distinct and a
+# test can tell them apart at a glance.
+CAS = {
+    "ca": ("/O=Sluice tests/CN=Sluice Test Root CA", "0x51CE0000000000000000C1",
+           "51CE0000000000000A1000"),
+    "wrong_ca": ("/O=Elsewhere/CN=Unrelated Test Root CA", "0x51CE0000000000000000C2",
+                 "51CE0000000000000B9000"),
 }
 
 CONFIG = """\
@@ -109,7 +115,11 @@ extendedKeyUsage = {eku}
 subjectAltName = {san}
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
-"""
+{extra}"""
+
+# Never fetched (no test runs a CRL server; OpenSSL does not fetch); it is there because
+# testssl.sh rates a server certificate without a CRL or OCSP URI as a HIGH finding.
+SERVER_EXTRA = "crlDistributionPoints = URI:http://crl.example.test/sluice-test-ca.crl\n"
 
 
 class PkiError(RuntimeError):
@@ -211,7 +221,8 @@ class Pki:
             f.write(LEAF_EXTENSIONS.format(
                 key_usage="digitalSignature, keyEncipherment" if key_type == "rsa"
                 else "digitalSignature",
-                eku=eku, san=", ".join(san)))
+                eku=eku, san=", ".join(san),
+                extra=SERVER_EXTRA if eku == "serverAuth" else ""))
         cnf = os.path.join(self._ca_dir(ca), "ca.cnf")
         _run("req", "-config", cnf, "-new", "-key", key, "-subj", subject, "-out", csr)
         _run("ca", "-config", cnf, "-batch", "-notext", "-preserveDN", "-in", csr, "-out", cert,
@@ -223,21 +234,24 @@ class Pki:
 
     # --- issuing ---------------------------------------------------------------------------
 
-    def issue_server(self, name, stem=None, not_before=None, not_after=None):
-        """A server certificate for the names of SERVERS[name] with a new key and serial, as
-        `stem` (default `name`); for rotation tests, e.g. issue_server("app_rsa", "app_rsa_2")."""
-        key_type, subject, san = SERVERS[name]
-        stem = stem or name
-        cert, key = self._sign("ca", stem, key_type, subject, san, "serverAuth",
-                               not_before, not_after)
+    def issue(self, stem, key_type, subject, san, eku="serverAuth", not_before=None,
+              not_after=None, ca="ca"):
+        """Any leaf: a new `key_type` ("rsa" or "ecdsa") key and a certificate for `subject`
+        ("/O=.../CN=...") and `san` (["DNS:...", "IP:...", "URI:..."]) with a new serial, as
+        `stem`.{pem,key}; also recorded in paths as `stem`_cert and `stem`_key."""
+        cert, key = self._sign(ca, stem, key_type, subject, san, eku, not_before, not_after)
         self.paths[f"{stem}_cert"], self.paths[f"{stem}_key"] = cert, key
         return cert, key
 
+    def issue_server(self, name, stem=None, not_before=None, not_after=None):
+        """A server certificate for the names of SERVERS[name] with a new key and serial, as
+        `stem` (default `name`); for rotation tests, e.g. issue_server("app_rsa", "app_rsa_2")."""
+        return self.issue(stem or name, *SERVERS[name], not_before=not_before,
+                          not_after=not_after)
+
     def issue_client(self, name):
         ca, subject, san = CLIENTS[name]
-        cert, key = self._sign(ca, name, "ecdsa", subject, san, "clientAuth")
-        self.paths[f"{name}_cert"], self.paths[f"{name}_key"] = cert, key
-        return cert, key
+        return self.issue(name, "ecdsa", subject, san, "clientAuth", ca=ca)
 
     def revoke(self, cert):
         """Revokes `cert` (issued by the test CA) and rewrites the CRL."""
@@ -249,12 +263,18 @@ class Pki:
         return crl
 
 
-def create(directory):
-    """Makes the whole test PKI in `directory` (created if needed); returns a Pki."""
+def create_ca(directory):
+    """Only the test root CA, in `directory` (created if needed): a Pki to issue() from."""
     os.makedirs(directory, exist_ok=True)
     pki = Pki(directory)
-    for ca in CAS:
-        pki._make_ca(ca)
+    pki._make_ca("ca")
+    return pki
+
+
+def create(directory):
+    """Makes the whole test PKI in `directory` (created if needed); returns a Pki."""
+    pki = create_ca(directory)
+    pki._make_ca("wrong_ca")
     now = datetime.datetime.now(datetime.timezone.utc)
     for name in SERVERS:
         if name == "expired":
