@@ -11,10 +11,11 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import time
 
-from . import procstat
+from . import procstat, tls
 from .util import free_port, log
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -48,16 +49,20 @@ def render(template_name, values):
     return re.sub(r"\{\{(\w+)\}\}", sub, text)
 
 
-def wait_http(port, path, deadline_s=15.0, proc=None, expect=200, interval_s=0.1):
+def wait_http(port, path, deadline_s=15.0, proc=None, expect=200, interval_s=0.1, tls_ca=None):
     """Polls GET path (a new connection each time) until it answers `expect`. Returns None or
-    a reason string."""
+    a reason string. With tls_ca, over TLS, verifying the proxy's certificate against it."""
     end = time.monotonic() + deadline_s
     last = "no answer"
+    ctx = None
+    if tls_ca:
+        ctx = ssl.create_default_context(cafile=tls_ca)
     while time.monotonic() < end:
         if proc is not None and proc.poll() is not None:
             return f"exited with status {proc.returncode} while starting"
         try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c = (http.client.HTTPSConnection("127.0.0.1", port, timeout=2, context=ctx) if ctx
+                 else http.client.HTTPConnection("127.0.0.1", port, timeout=2))
             c.request("GET", path, headers={"Host": "bench.local"})
             r = c.getresponse()
             r.read()
@@ -220,6 +225,8 @@ class Proxy:
     # Route kinds this proxy can express (see routes_for in bench/compare); a variant using
     # another kind is reported as not applicable for it.
     route_kinds = ("prefix", "exact", "regex")
+    # Whether prepare() can terminate TLS (the TLS scenarios); see compare_lib/tls.py.
+    tls_ready = False
 
     def __init__(self, tmp, workers, cpus):
         self.tmp = tmp
@@ -228,6 +235,8 @@ class Proxy:
         self.process = None
         self.port = None
         self.startup_s = None
+        # Set by bench/compare before start() for a TLS variant: (tls.Certificates, key type).
+        self.tls = None
 
     def available(self):
         if shutil.which(self.binary) is None:
@@ -250,7 +259,7 @@ class Proxy:
         t0 = time.monotonic()
         self.process = Process(self.name, argv, self.dir, self.cpus, env=self.env())
         err = wait_http(self.port, ready_path, deadline_s=60.0, proc=self.process.proc,
-                        interval_s=0.01)
+                        interval_s=0.01, tls_ca=self.tls[0].ca if self.tls else None)
         if err:
             tail = self.process.tail()
             self.process.stop(signal.SIGKILL)
@@ -277,6 +286,7 @@ class Proxy:
 
 class SluiceProxy(Proxy):
     name = "sluice"
+    tls_ready = True
 
     def __init__(self, tmp, workers, cpus, binary):
         super().__init__(tmp, workers, cpus)
@@ -309,11 +319,18 @@ class SluiceProxy(Proxy):
             cl.append(f"  - name: {c.name}\n"
                       f"    idle_timeout: 300s\n"
                       f"    endpoints: [ 127.0.0.1:{c.port} ]")
+        listener_tls = ""
+        if self.tls:
+            cert, key = self.tls[0].pairs[self.tls[1]]
+            # Sluice's defaults are the settings the others get spelled out (compare_lib/tls.py).
+            listener_tls = (f"    tls:\n"
+                            f"      certificates: [ {{ cert: {cert}, key: {key} }} ]\n")
         conf = os.path.join(self.dir, "sluice.yaml")
         with open(conf, "w") as f:
             f.write(render("sluice.yaml", {"admin_port": self._admin_port, "workers": self.workers,
                                            "port": self.port, "routes": "\n".join(lines),
-                                           "clusters": "\n".join(cl)}))
+                                           "clusters": "\n".join(cl),
+                                           "listener_tls": listener_tls}))
         return [self.binary, "--config", conf, "--workers", str(self.workers), "--log-level", "warn"]
 
 
@@ -324,6 +341,7 @@ def nginx_version():
 class NginxProxy(Proxy):
     name = "nginx"
     binary = "nginx"
+    tls_ready = True
 
     def version(self):
         return nginx_version()
@@ -352,16 +370,30 @@ class NginxProxy(Proxy):
             modifier = {"prefix": "", "exact": "= ", "regex": "~ "}[r.kind]
             value = f"^{r.value}$" if r.kind == "regex" else r.value
             locs.append(f"        location {modifier}{value} {{ proxy_pass http://{r.cluster}; }}")
+        listen_tls, server_tls = "", ""
+        if self.tls:
+            certs, key_type = self.tls
+            cert, key = certs.pairs[key_type]
+            listen_tls = " ssl"
+            # TLS 1.3 suites through ssl_conf_command: nginx 1.22 has no directive of its own.
+            server_tls = "\n".join(f"        {d};" for d in (
+                f"ssl_certificate {cert}", f"ssl_certificate_key {key}",
+                "ssl_protocols TLSv1.2 TLSv1.3", f"ssl_ciphers {tls.CIPHERS_TLS12}",
+                f"ssl_conf_command Ciphersuites {tls.CIPHERSUITES_TLS13}",
+                "ssl_prefer_server_ciphers on", "ssl_session_tickets on",
+                "ssl_session_timeout 1d"))
         conf = os.path.join(self.dir, "nginx.conf")
         with open(conf, "w") as f:
             f.write(render("nginx.conf", {"dir": self.dir, "workers": self.workers, "port": self.port,
-                                          "upstreams": "\n".join(ups), "locations": "\n".join(locs)}))
+                                          "upstreams": "\n".join(ups), "locations": "\n".join(locs),
+                                          "listen_tls": listen_tls, "server_tls": server_tls}))
         return ["nginx", "-p", self.dir, "-c", conf]
 
 
 class HaproxyProxy(Proxy):
     name = "haproxy"
     binary = "haproxy"
+    tls_ready = True
     # Master-worker mode (-W), only for the reload scenario: the master re-reads the
     # configuration on SIGUSR2 and starts a new worker; the old one finishes its connections
     # (at most hard-stop-after).
@@ -385,12 +417,24 @@ class HaproxyProxy(Proxy):
         bes = []
         for c in clusters:
             bes.append(f"backend {c.name}\n    server s1 127.0.0.1:{c.port}")
+        global_extra = ["    hard-stop-after 10s"] if self.master_worker else []
+        bind_tls, proto = "", "http"
+        if self.tls:
+            certs, key_type = self.tls
+            # Tickets are on by default (`no-tls-tickets` would turn them off); HAProxy uses
+            # the server's cipher order unless `prefer-client-ciphers`.
+            bind_tls = (f" ssl crt {certs.combined[key_type]} ssl-min-ver TLSv1.2 "
+                        f"alpn http/1.1")
+            proto = "https"
+            global_extra += [f"    ssl-default-bind-ciphers {tls.CIPHERS_TLS12}",
+                             f"    ssl-default-bind-ciphersuites {tls.CIPHERSUITES_TLS13}"]
         conf = os.path.join(self.dir, "haproxy.cfg")
         with open(conf, "w") as f:
             f.write(render("haproxy.cfg", {
                 "dir": self.dir, "workers": self.workers, "port": self.port,
                 "rules": "\n".join(rules), "backends": "\n\n".join(bes),
-                "global_extra": "    hard-stop-after 10s" if self.master_worker else ""}))
+                "global_extra": "\n".join(global_extra), "bind_tls": bind_tls,
+                "proto": proto}))
         return ["haproxy"] + (["-W"] if self.master_worker else []) + ["-db", "-f", conf]
 
 

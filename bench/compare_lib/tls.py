@@ -1,0 +1,135 @@
+"""TLS for the TLS scenarios: the certificates (made once per run with the test PKI of
+tests/e2e/pki.py, the same files for every proxy), the settings every proxy gets, a check of what
+each proxy negotiates, and the resumed-handshake load (`openssl s_time -reuse`).
+
+Every proxy terminates TLS 1.2 and 1.3 with the same certificate and the same Mozilla
+"intermediate" cipher suites in server preference order (what Sluice uses by default, issue 10),
+the default groups (X25519 first), session tickets on.
+"""
+
+import os
+import re
+import ssl
+import subprocess
+import sys
+import time
+
+from .util import log
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
+import pki as test_pki  # noqa: E402
+
+# Mozilla's "intermediate" profile (v5.7): TLS 1.2 ciphers, and the TLS 1.3 suites in its order.
+CIPHERS_TLS12 = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                 "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                 "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+                 "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384")
+CIPHERSUITES_TLS13 = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+
+# The names wrk, s_time and the readiness probe use: 127.0.0.1 (IP SAN), Host bench.local.
+SAN = ["DNS:bench.local", "DNS:localhost", "IP:127.0.0.1"]
+
+
+class Certificates:
+    """Per key type ("ecdsa": P-256, "rsa": 2048 bits) a (cert, key) pair, and the CA."""
+
+    def __init__(self, tmp):
+        d = os.path.join(tmp, "tls")
+        pki = test_pki.create_ca(d)
+        self.ca = pki.ca_cert
+        self.pairs = {kt: pki.issue(f"bench-{kt}", kt, "/CN=bench.local", SAN)
+                      for kt in ("ecdsa", "rsa")}
+        # nginx workers run as www-data when started by root: let them read the keys. The files
+        # are this run's throw-away test material in a temp dir.
+        os.chmod(d, 0o755)
+        for cert, key in self.pairs.values():
+            os.chmod(key, 0o644)
+        # HAProxy's `crt` wants the certificate and key in one file.
+        self.combined = {}
+        for kt, (cert, key) in self.pairs.items():
+            path = os.path.join(d, f"bench-{kt}.combined.pem")
+            with open(path, "w") as out, open(cert) as c, open(key) as k:
+                out.write(c.read() + k.read())
+            self.combined[kt] = path
+
+
+def client_context(ca):
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.check_hostname = True
+    return ctx
+
+
+def negotiated(port, ca):
+    """What a default client (Python's ssl, i.e. OpenSSL) gets: "TLSv1.3 TLS_AES_128_GCM_SHA256,
+    ecdsa-with-SHA256 certificate CN=bench.local", or why the handshake failed."""
+    import socket
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with client_context(ca).wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                cipher = s.cipher()
+                return f"{s.version()} {cipher[0]}"
+    except (OSError, ssl.SSLError) as e:
+        return f"handshake failed: {e}"
+
+
+class LoadError(Exception):
+    pass
+
+
+def run_s_time_resume(port, path, clients, duration_s, cpus=None, nice=0):
+    """Resumed handshakes: `clients` parallel `openssl s_time -reuse` processes, each a
+    sequential loop of (connect, resume its session, GET path over HTTP/1.0, read to close).
+    s_time is blocking, so it takes several to keep a server busy. Every connection s_time
+    reports as not resumed ('*' instead of 'r') counts as an error: a proxy that does not resume
+    is not measured doing it."""
+    argv = ((["nice", "-n", str(nice)] if nice else []) +
+            (["taskset", "-c", cpus] if cpus else []) +
+            ["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-reuse", "-time",
+             str(duration_s), "-www", path])
+    t0 = time.monotonic()
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              stdin=subprocess.DEVNULL, start_new_session=True)
+             for _ in range(clients)]
+    outs = []
+    try:
+        for p in procs:
+            out, _ = p.communicate(timeout=duration_s + 60)
+            outs.append((p.returncode, out))
+    except subprocess.TimeoutExpired:
+        for p in procs:
+            p.kill()
+        raise LoadError("openssl s_time did not finish")
+    wall = time.monotonic() - t0
+    total = resumed = not_resumed = 0
+    for rc, out in outs:
+        m = re.search(r"^(\d+) connections in [\d.]+s;", out, re.M)
+        if rc != 0 or not m:
+            lines = out.strip().splitlines()
+            raise LoadError(f"openssl s_time exited {rc}: {lines[-1][-300:] if lines else 'no output'}")
+        total += int(m.group(1))
+        # After "starting", one character per connection: 'r' resumed, '*' a full handshake.
+        marks = out.split("starting", 1)[-1]
+        resumed += marks.count("r")
+        not_resumed += marks.count("*")
+    errors = {"connect": 0, "read": 0, "write": 0, "timeout": 0, "status": 0,
+              "not_resumed": not_resumed}
+    return {
+        "tool": "openssl s_time",
+        "command": f"{clients} × " + " ".join(argv),
+        "requests": total,
+        "resumed": resumed,
+        "duration_s": wall,
+        "rps": total / wall if wall > 0 else 0.0,
+        "bytes": None,
+        # s_time measures no per-connection latency.
+        "p50_ms": None, "p99_ms": None, "p999_ms": None, "max_ms": None,
+        "errors": errors,
+        "error_total": sum(errors.values()),
+    }
+
+
+def log_negotiated(name, port, ca):
+    info = negotiated(port, ca)
+    log(f"  {name} TLS: {info}")
+    return info
