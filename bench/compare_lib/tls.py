@@ -9,12 +9,11 @@ the default groups (X25519 first), session tickets on.
 
 import os
 import re
+import socket
 import ssl
 import subprocess
 import sys
 import time
-
-from .util import log
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
@@ -40,33 +39,24 @@ class Certificates:
         self.ca = pki.ca_cert
         self.pairs = {kt: pki.issue(f"bench-{kt}", kt, "/CN=bench.local", SAN)
                       for kt in ("ecdsa", "rsa")}
-        # nginx workers run as www-data when started by root: let them read the keys. The files
-        # are this run's throw-away test material in a temp dir.
-        os.chmod(d, 0o755)
-        for cert, key in self.pairs.values():
-            os.chmod(key, 0o644)
+        # Keys stay owner-only: nginx's master and HAProxy read them before dropping privileges.
         # HAProxy's `crt` wants the certificate and key in one file.
         self.combined = {}
         for kt, (cert, key) in self.pairs.items():
             path = os.path.join(d, f"bench-{kt}.combined.pem")
-            with open(path, "w") as out, open(cert) as c, open(key) as k:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out, open(cert) as c, open(key) as k:
                 out.write(c.read() + k.read())
             self.combined[kt] = path
 
 
-def client_context(ca):
-    ctx = ssl.create_default_context(cafile=ca)
-    ctx.check_hostname = True
-    return ctx
-
-
 def negotiated(port, ca):
-    """What a default client (Python's ssl, i.e. OpenSSL) gets: "TLSv1.3 TLS_AES_128_GCM_SHA256,
-    ecdsa-with-SHA256 certificate CN=bench.local", or why the handshake failed."""
-    import socket
+    """What a default client (Python's ssl, i.e. OpenSSL) negotiates, verifying the certificate
+    against the run's CA: "TLSv1.3 TLS_AES_128_GCM_SHA256", or why the handshake failed."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-            with client_context(ca).wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            ctx = ssl.create_default_context(cafile=ca)
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
                 cipher = s.cipher()
                 return f"{s.version()} {cipher[0]}"
     except (OSError, ssl.SSLError) as e:
@@ -101,13 +91,14 @@ def run_s_time_resume(port, path, clients, duration_s, cpus=None, nice=0):
             p.kill()
         raise LoadError("openssl s_time did not finish")
     wall = time.monotonic() - t0
-    total = resumed = not_resumed = 0
+    total = resumed = not_resumed = nbytes = 0
     for rc, out in outs:
-        m = re.search(r"^(\d+) connections in [\d.]+s;", out, re.M)
+        m = re.search(r"^(\d+) connections in [\d.]+s;.*bytes read (\d+)", out, re.M)
         if rc != 0 or not m:
             lines = out.strip().splitlines()
             raise LoadError(f"openssl s_time exited {rc}: {lines[-1][-300:] if lines else 'no output'}")
         total += int(m.group(1))
+        nbytes += int(m.group(2))
         # After "starting", one character per connection: 'r' resumed, '*' a full handshake.
         marks = out.split("starting", 1)[-1]
         resumed += marks.count("r")
@@ -121,15 +112,9 @@ def run_s_time_resume(port, path, clients, duration_s, cpus=None, nice=0):
         "resumed": resumed,
         "duration_s": wall,
         "rps": total / wall if wall > 0 else 0.0,
-        "bytes": None,
+        "bytes": nbytes,
         # s_time measures no per-connection latency.
         "p50_ms": None, "p99_ms": None, "p999_ms": None, "max_ms": None,
         "errors": errors,
         "error_total": sum(errors.values()),
     }
-
-
-def log_negotiated(name, port, ca):
-    info = negotiated(port, ca)
-    log(f"  {name} TLS: {info}")
-    return info
