@@ -5,6 +5,8 @@ each proxy negotiates, and the resumed-handshake load (`openssl s_time -reuse`).
 Every proxy terminates TLS 1.2 and 1.3 with the same certificate and the same Mozilla
 "intermediate" cipher suites in server preference order (what Sluice uses by default, issue 10),
 the default groups (X25519 first), session tickets on.
+
+Full and resumed handshakes are driven by `openssl s_time` (run_s_time below says why not wrk).
 """
 
 import os
@@ -67,16 +69,21 @@ class LoadError(Exception):
     pass
 
 
-def run_s_time_resume(port, path, clients, duration_s, cpus=None, nice=0):
-    """Resumed handshakes: `clients` parallel `openssl s_time -reuse` processes, each a
-    sequential loop of (connect, resume its session, GET path over HTTP/1.0, read to close).
-    s_time is blocking, so it takes several to keep a server busy. Every connection s_time
-    reports as not resumed ('*' instead of 'r') counts as an error: a proxy that does not resume
-    is not measured doing it."""
+def run_s_time(port, path, clients, duration_s, resume, cpus=None, nice=0):
+    """New TLS connections, each with one GET path over HTTP/1.0 read to the close: `clients`
+    parallel `openssl s_time` processes, each a sequential loop (s_time blocks, so it takes
+    several to keep a server busy). resume=False (-new): every connection a full handshake (a new
+    SSL object each time). resume=True (-reuse): every connection resumes the first one's
+    session. s_time prints 'r' per resumed connection and '*' per full handshake; each one of
+    the wrong kind counts as an error, so a proxy is never measured doing the other thing.
+
+    Not wrk with 'Connection: close': wrk keeps its SSL objects across reconnects (SSL_clear),
+    so after the first connection it resumes the TLS 1.3 ticket the server sent (seen in nginx's
+    $ssl_session_reused: 156 of 157)."""
     argv = ((["nice", "-n", str(nice)] if nice else []) +
             (["taskset", "-c", cpus] if cpus else []) +
-            ["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-reuse", "-time",
-             str(duration_s), "-www", path])
+            ["openssl", "s_time", "-connect", f"127.0.0.1:{port}",
+             "-reuse" if resume else "-new", "-time", str(duration_s), "-www", path])
     t0 = time.monotonic()
     procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               stdin=subprocess.DEVNULL, start_new_session=True)
@@ -99,17 +106,23 @@ def run_s_time_resume(port, path, clients, duration_s, cpus=None, nice=0):
             raise LoadError(f"openssl s_time exited {rc}: {lines[-1][-300:] if lines else 'no output'}")
         total += int(m.group(1))
         nbytes += int(m.group(2))
-        # After "starting", one character per connection: 'r' resumed, '*' a full handshake.
-        marks = out.split("starting", 1)[-1]
+        # One character per connection: 'r' resumed, '*' a full handshake; after "starting"
+        # (-reuse) or "Collecting connection statistics for N seconds" (-new).
+        m = re.search(r"^(?:starting|Collecting connection statistics.*)\n([r*\n]*)", out, re.M)
+        marks = m.group(1) if m else ""
         resumed += marks.count("r")
         not_resumed += marks.count("*")
-    errors = {"connect": 0, "read": 0, "write": 0, "timeout": 0, "status": 0,
-              "not_resumed": not_resumed}
+    errors = {"connect": 0, "read": 0, "write": 0, "timeout": 0, "status": 0}
+    if resume:
+        errors["not_resumed"] = not_resumed
+    else:
+        errors["resumed"] = resumed
     return {
         "tool": "openssl s_time",
         "command": f"{clients} × " + " ".join(argv),
         "requests": total,
         "resumed": resumed,
+        "full_handshakes": not_resumed,
         "duration_s": wall,
         "rps": total / wall if wall > 0 else 0.0,
         "bytes": nbytes,
