@@ -67,6 +67,28 @@ std::string redirect_json(const std::optional<Redirect>& r) {
       opt(r->prefix_rewrite), r->strip_query, r->code);
 }
 
+// Empty: null (an unset path or name).
+std::string str_or_null(const std::string& s) { return s.empty() ? std::string("null") : str(s); }
+
+std::string string_match_json(const std::optional<StringMatch>& m) {
+  if (!m) return "null";
+  const char* kind = "exact";
+  switch (m->kind) {
+    case StringMatch::Kind::kExact: kind = "exact"; break;
+    case StringMatch::Kind::kPrefix: kind = "prefix"; break;
+    case StringMatch::Kind::kSuffix: kind = "suffix"; break;
+    case StringMatch::Kind::kRegex: kind = "regex"; break;
+  }
+  return fmt::format("{{\"{}\":{}}}", kind, str(m->value));
+}
+
+std::string client_cert_json(const std::optional<ClientCertMatch>& c) {
+  if (!c) return "null";
+  return fmt::format("{{\"present\":{},\"subject\":{},\"uri_san\":{},\"dns_san\":{}}}",
+                     c->present ? (*c->present ? "true" : "false") : "null", string_match_json(c->subject),
+                     string_match_json(c->uri_san), string_match_json(c->dns_san));
+}
+
 std::string route_json(const Route& r) {
   std::string headers;
   for (const auto& h : r.headers) {
@@ -84,10 +106,11 @@ std::string route_json(const Route& r) {
     else query += fmt::format("{{\"name\":{},\"present\":{}}}", str(q.name), q.present);
   }
   return fmt::format(
-      "{{\"name\":{},\"match\":{{\"{}\":{},\"headers\":[{}],\"query\":[{}]}},\"action\":\"{}\","
+      "{{\"name\":{},\"match\":{{\"{}\":{},\"headers\":[{}],\"query\":[{}],\"client_cert\":{}}},\"action\":\"{}\","
       "\"cluster\":{},\"direct_response\":{},\"redirect\":{},\"timeout\":{},\"prefix_rewrite\":{},"
       "\"host_rewrite\":{},{},\"upgrades\":{},\"upgrade_idle_timeout\":{}}}",
-      str(r.name), path_kind(r.path_kind), str(r.path), headers, query, action_name(r.action),
+      str(r.name), path_kind(r.path_kind), str(r.path), headers, query, client_cert_json(r.client_cert),
+      action_name(r.action),
       r.action == Route::ActionKind::kCluster ? str(r.cluster) : "null", direct_response_json(r.direct_response),
       redirect_json(r.redirect), dur(r.timeout), r.prefix_rewrite ? str(*r.prefix_rewrite) : "null",
       r.host_rewrite ? str(*r.host_rewrite) : "null", header_policy_json(r.header_policy),
@@ -98,6 +121,42 @@ std::string access_log_json(const Listener& l) {
   if (!l.access_log) return "null";
   return fmt::format("{{\"path\":{},\"format\":{}}}", str(l.access_log->path),
                      str(l.access_log->format == AccessLog::Format::kJson ? "json" : "text"));
+}
+
+const char* forward_client_cert_name(ForwardClientCert f) {
+  switch (f) {
+    case ForwardClientCert::kSanitize: return "sanitize";
+    case ForwardClientCert::kForward: return "forward";
+    case ForwardClientCert::kAppend: return "append";
+    case ForwardClientCert::kSanitizeSet: return "sanitize_set";
+  }
+  return "?";
+}
+
+// File paths only: the dump never shows what a certificate or key file holds.
+std::string listener_tls_json(const std::optional<ListenerTls>& t) {
+  if (!t) return "null";
+  std::string certs;
+  for (const auto& c : t->certificates) {
+    certs += fmt::format("{}{{\"cert\":{},\"key\":{}}}", certs.empty() ? "" : ",", str(c.cert), str(c.key));
+  }
+  std::string client = "null";
+  if (const auto& c = t->client_certificate) {
+    client = fmt::format("{{\"mode\":\"{}\",\"ca\":{},\"crl\":{}}}",
+                         c->mode == ClientCertificate::Mode::kRequired ? "required" : "optional", str(c->ca),
+                         str_or_null(c->crl));
+  }
+  return fmt::format(
+      "{{\"certificates\":[{}],\"min_version\":\"{}\",\"alpn\":{},\"client_certificate\":{},"
+      "\"forward_client_cert\":\"{}\"}}",
+      certs, t->min_version == TlsVersion::kTls13 ? "1.3" : "1.2", str_list(t->alpn), client,
+      forward_client_cert_name(t->forward_client_cert));
+}
+
+std::string cluster_tls_json(const std::optional<ClusterTls>& t) {
+  if (!t) return "null";
+  return fmt::format("{{\"sni\":{},\"ca\":{},\"verify\":{},\"cert\":{},\"key\":{}}}", str_or_null(t->sni),
+                     str_or_null(t->ca), t->verify, str_or_null(t->cert), str_or_null(t->key));
 }
 
 const char* lb_name(Cluster::LbPolicy lb) {
@@ -152,11 +211,12 @@ std::string to_json(const Config& c) {
         "{}{{\"name\":{},\"address\":{},\"max_request_headers_size\":{},\"max_request_headers_count\":{},"
         "\"max_request_body_size\":{},\"request_headers_timeout\":{},\"idle_timeout\":{},"
         "\"request_body_timeout\":{},\"request_body_total_timeout\":{},\"max_connections\":{},"
-        "\"access_log\":{},{},\"virtual_hosts\":[{}]}}",
+        "\"access_log\":{},\"tls\":{},\"tls_handshake_timeout\":{},{},\"virtual_hosts\":[{}]}}",
         listeners.empty() ? "" : ",", str(l.name), str(l.address.to_string()), l.max_request_headers_bytes,
         l.max_request_headers_count, l.max_request_body_bytes, dur(l.request_headers_timeout),
         dur(l.idle_timeout), dur(l.request_body_timeout), dur(l.request_body_total_timeout), l.max_connections,
-        access_log_json(l), header_policy_json(l.header_policy), vhosts);
+        access_log_json(l), listener_tls_json(l.tls), dur(l.tls_handshake_timeout),
+        header_policy_json(l.header_policy), vhosts);
   }
   std::string clusters;
   for (const auto& cl : c.clusters) {
@@ -169,11 +229,13 @@ std::string to_json(const Config& c) {
         "{}{{\"name\":{},\"lb\":\"{}\",\"hash_on\":{},\"maglev_table_size\":{},"
         "\"connect_timeout\":{},\"idle_timeout\":{},\"max_idle_connections\":{},"
         "\"dns_refresh\":{},\"health_check\":{},\"panic_threshold\":{},"
-        "\"circuit_breakers\":{{\"max_connections\":{},\"max_pending_requests\":{}}},\"endpoints\":[{}]}}",
+        "\"circuit_breakers\":{{\"max_connections\":{},\"max_pending_requests\":{}}},\"tls\":{},"
+        "\"endpoints\":[{}]}}",
         clusters.empty() ? "" : ",", str(cl.name), lb_name(cl.lb), hash_on_json(cl.hash_on),
         cl.maglev_table_size, dur(cl.connect_timeout), dur(cl.idle_timeout), cl.max_idle_connections,
         dur(cl.dns_refresh), health_check_json(cl.health_check), cl.panic_threshold,
-        cl.circuit_breakers.max_connections, cl.circuit_breakers.max_pending_requests, endpoints);
+        cl.circuit_breakers.max_connections, cl.circuit_breakers.max_pending_requests, cluster_tls_json(cl.tls),
+        endpoints);
   }
   return fmt::format(
       "{{\"source_path\":{},\"admin\":{{\"address\":{}}},\"workers\":{},\"drain_timeout\":{},"

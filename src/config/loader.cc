@@ -9,9 +9,14 @@
 #include "sluice/config/yaml_tree.h"
 #include "sluice/upstream/maglev.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <boost/asio/ip/address.hpp>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <fstream>
 #include <map>
@@ -19,6 +24,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <system_error>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -524,7 +530,7 @@ class Loader {
                               "max_request_headers_count", "max_request_body_size",
                               "request_headers_timeout", "idle_timeout", "request_body_timeout",
                               "request_body_total_timeout", "access_log", "max_connections",
-                              "request_headers", "response_headers"})) {
+                              "request_headers", "response_headers", "tls", "tls_handshake_timeout"})) {
       return l;
     }
     if (n["name"]) non_empty_string(n["name"], join(path, "name"), l.name);
@@ -557,6 +563,13 @@ class Loader {
     if (auto v = n["access_log"]) l.access_log = read_access_log(v, join(path, "access_log"));
     if (auto v = n["max_connections"]) {
       uint_field(v, join(path, "max_connections"), l.max_connections, 1, 10'000'000);
+    }
+    if (auto v = n["tls"]) l.tls = read_listener_tls(v, join(path, "tls"));
+    if (auto v = n["tls_handshake_timeout"]) {
+      std::string p = join(path, "tls_handshake_timeout");
+      duration_field(v, p, l.tls_handshake_timeout);
+      if (l.tls_handshake_timeout.count() == 0) add(v.mark(), p, "must be greater than 0");
+      if (!n["tls"]) add(v.mark(), p, "only used on a listener with 'tls'");
     }
     std::string vpath = join(path, "virtual_hosts");
     if (auto v = n["virtual_hosts"]) {
@@ -593,7 +606,162 @@ class Loader {
       }
     }
     check_unique_names(n["virtual_hosts"], vpath, l.virtual_hosts, "virtual host");
+    check_client_cert_routes(n, path, l);
     return l;
+  }
+
+  // A route that matches on the client certificate needs a listener that asks for one. Decided on
+  // the YAML, so that a `tls` with errors of its own (reported already) adds no second error here.
+  void check_client_cert_routes(const yaml::Node& n, const std::string& path, const Listener& l) {
+    auto tls = n["tls"];
+    if (tls && (!tls.is_map() || tls["client_certificate"])) return;
+    auto vhs = n["virtual_hosts"];
+    if (!vhs || !vhs.is_sequence()) return;
+    for (size_t i = 0; i < vhs.size() && i < l.virtual_hosts.size(); ++i) {
+      auto routes = vhs[i]["routes"];
+      if (!routes || !routes.is_sequence()) continue;
+      const auto& vh = l.virtual_hosts[i];
+      for (size_t j = 0; j < routes.size() && j < vh.routes.size(); ++j) {
+        auto cc = routes[j]["match"]["client_cert"];  // a null node when any of them is missing
+        if (!cc) continue;
+        add(cc.mark(), fmt::format("{}.virtual_hosts[{}].routes[{}].match.client_cert", path, i, j),
+            fmt::format("route '{}' matches on the client certificate, but listener '{}' does not ask for "
+                        "one: add tls.client_certificate",
+                        vh.routes[j].name, l.name));
+      }
+    }
+  }
+
+  // `listeners[].tls`: certificates, versions, ALPN, client certificates and XFCC.
+  std::optional<ListenerTls> read_listener_tls(const yaml::Node& n, const std::string& path) {
+    if (!expect_map(n, path, {"certificates", "min_version", "alpn", "client_certificate",
+                              "forward_client_cert"})) {
+      return std::nullopt;
+    }
+    ListenerTls t;
+    std::string cpath = join(path, "certificates");
+    if (auto v = n["certificates"]) {
+      std::set<std::string> certs;
+      sequence(v, cpath, [&](const yaml::Node& cn, const std::string& p) {
+        if (!expect_map(cn, p, {"cert", "key"})) return;
+        CertificateFiles files;
+        bool ok = true;
+        for (auto [key, out] : {std::pair{"cert", &files.cert}, std::pair{"key", &files.key}}) {
+          if (!cn[key]) {
+            add(cn.mark(), join(p, key), key == std::string_view("cert")
+                                             ? "missing required key (the PEM certificate chain, leaf first)"
+                                             : "missing required key (the PEM private key of 'cert')");
+            ok = false;
+          } else {
+            ok = readable_file(cn[key], join(p, key), *out) && ok;
+          }
+        }
+        if (!files.cert.empty() && !certs.insert(files.cert).second) {
+          add(cn["cert"].mark(), join(p, "cert"), fmt::format("{} is already listed in 'certificates'", files.cert));
+          ok = false;
+        }
+        if (ok) t.certificates.push_back(std::move(files));
+      });
+      if (v.is_sequence() && v.size() == 0) add(v.mark(), cpath, "needs at least one certificate");
+    } else {
+      add(n.mark(), cpath, "missing required key (a list of { cert, key })");
+    }
+    if (auto v = n["min_version"]) {
+      std::string p = join(path, "min_version");
+      std::string s;
+      if (scalar(v, p, s, "a TLS version (\"1.2\" or \"1.3\")")) {
+        if (s == "1.2") t.min_version = TlsVersion::kTls12;
+        else if (s == "1.3") t.min_version = TlsVersion::kTls13;
+        else if (s == "1.0" || s == "1.1") {
+          add(v.mark(), p, fmt::format("TLS {} is refused: TLS 1.0 and 1.1 are never offered (use 1.2 or 1.3)", s));
+        } else {
+          add(v.mark(), p, fmt::format("unknown TLS version '{}' (1.2 or 1.3)", s));
+        }
+      }
+    }
+    if (auto v = n["alpn"]) {
+      std::string p = join(path, "alpn");
+      t.alpn.clear();
+      sequence(v, p, [&](const yaml::Node& an, const std::string& ap) {
+        std::string s;
+        if (!non_empty_string(an, ap, s)) return;
+        if (s == "h2") {
+          add(an.mark(), ap, "h2 arrives with HTTP/2 support; only http/1.1 is offered today");
+        } else if (s != "http/1.1") {
+          add(an.mark(), ap, fmt::format("unknown ALPN protocol '{}' (only http/1.1 is offered today)", s));
+        } else if (std::find(t.alpn.begin(), t.alpn.end(), s) != t.alpn.end()) {
+          add(an.mark(), ap, fmt::format("{} is listed twice", s));
+        } else {
+          t.alpn.push_back(s);
+        }
+      });
+      if (v.is_sequence() && v.size() == 0) add(v.mark(), p, "needs at least one protocol (http/1.1)");
+    }
+    if (auto v = n["client_certificate"]) {
+      t.client_certificate = read_client_certificate(v, join(path, "client_certificate"));
+    }
+    if (auto v = n["forward_client_cert"]) {
+      std::string p = join(path, "forward_client_cert");
+      std::string s;
+      if (scalar(v, p, s)) {
+        if (s == "sanitize") t.forward_client_cert = ForwardClientCert::kSanitize;
+        else if (s == "forward") t.forward_client_cert = ForwardClientCert::kForward;
+        else if (s == "append") t.forward_client_cert = ForwardClientCert::kAppend;
+        else if (s == "sanitize_set") t.forward_client_cert = ForwardClientCert::kSanitizeSet;
+        else {
+          add(v.mark(), p, fmt::format("unknown mode '{}' (sanitize, forward, append or sanitize_set)", s));
+        }
+      }
+    }
+    return t;
+  }
+
+  std::optional<ClientCertificate> read_client_certificate(const yaml::Node& n, const std::string& path) {
+    if (!expect_map(n, path, {"mode", "ca", "crl"})) return std::nullopt;
+    ClientCertificate c;
+    if (auto v = n["mode"]) {
+      std::string s;
+      if (scalar(v, join(path, "mode"), s)) {
+        if (s == "required") c.mode = ClientCertificate::Mode::kRequired;
+        else if (s == "optional") c.mode = ClientCertificate::Mode::kOptional;
+        else add(v.mark(), join(path, "mode"), fmt::format("unknown mode '{}' (required or optional)", s));
+      }
+    }
+    if (auto v = n["ca"]) readable_file(v, join(path, "ca"), c.ca);
+    else add(n.mark(), join(path, "ca"), "missing required key (the PEM bundle of the CA(s) client certificates must lead to)");
+    if (auto v = n["crl"]) readable_file(v, join(path, "crl"), c.crl);
+    return c;
+  }
+
+  // A file that the TLS code reads (certificate, key, CA bundle, CRL): it must exist, be a regular
+  // file and be readable now, so that a typo is an error at its key. Its contents are checked by
+  // the TLS context builder, which reports PEM problems; the loader never reads them.
+  bool readable_file(const yaml::Node& n, const std::string& path, std::string& out) {
+    if (!non_empty_string(n, path, out)) return false;
+    if (out.find('\0') != std::string::npos) {
+      add(n.mark(), path, "a file path must not contain NUL");
+      return false;
+    }
+    // O_NONBLOCK: opening a FIFO must not wait for a writer.
+    int fd = ::open(out.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    int err = fd < 0 ? errno : 0;
+    bool regular = true;
+    if (fd >= 0) {
+      struct stat st {};
+      if (::fstat(fd, &st) != 0) err = errno;
+      else if (S_ISDIR(st.st_mode)) err = EISDIR;
+      else regular = S_ISREG(st.st_mode);
+      ::close(fd);
+    }
+    if (err != 0) {
+      add(n.mark(), path, fmt::format("cannot read {}: {}", out, std::generic_category().message(err)));
+      return false;
+    }
+    if (!regular) {
+      add(n.mark(), path, fmt::format("cannot read {}: not a regular file", out));
+      return false;
+    }
+    return true;
   }
 
   std::optional<AccessLog> read_access_log(const yaml::Node& n, const std::string& path) {
@@ -952,7 +1120,7 @@ class Loader {
   }
 
   void read_match(const yaml::Node& m, const std::string& path, Route& r) {
-    if (!expect_map(m, path, {"path", "prefix", "regex", "headers", "query"})) return;
+    if (!expect_map(m, path, {"path", "prefix", "regex", "headers", "query", "client_cert"})) return;
     int kinds = 0;
     for (auto [key, kind] : {std::pair{"path", Route::PathKind::kPath},
                              std::pair{"prefix", Route::PathKind::kPrefix},
@@ -993,6 +1161,59 @@ class Loader {
         }
       });
     }
+    if (auto c = m["client_cert"]) r.client_cert = read_client_cert_match(c, join(path, "client_cert"));
+  }
+
+  // `match.client_cert`: conditions on the peer's TLS client certificate.
+  std::optional<ClientCertMatch> read_client_cert_match(const yaml::Node& n, const std::string& path) {
+    if (!expect_map(n, path, {"present", "subject", "uri_san", "dns_san"})) return std::nullopt;
+    ClientCertMatch c;
+    if (n.size() == 0) {
+      add(n.mark(), path, "needs at least one of 'present', 'subject', 'uri_san' or 'dns_san'");
+      return std::nullopt;
+    }
+    if (auto v = n["present"]) {
+      bool present = true;
+      if (bool_field(v, join(path, "present"), present)) c.present = present;
+    }
+    for (auto [key, out] : {std::pair{"subject", &c.subject}, std::pair{"uri_san", &c.uri_san},
+                            std::pair{"dns_san", &c.dns_san}}) {
+      if (auto v = n[key]) {
+        *out = read_string_match(v, join(path, key));
+        if (c.present == false) {
+          add(v.mark(), join(path, key),
+              "never holds with 'present: false' (a connection without a certificate has no " +
+                  std::string(key) + ")");
+        }
+      }
+    }
+    return c;
+  }
+
+  // { exact | prefix | suffix | regex: STRING }; a regex must match the whole string.
+  std::optional<StringMatch> read_string_match(const yaml::Node& n, const std::string& path) {
+    if (!n.is_map()) {
+      add(n.mark(), path, "expected a map with one of 'exact', 'prefix', 'suffix' or 'regex'");
+      return std::nullopt;
+    }
+    if (!expect_map(n, path, {"exact", "prefix", "suffix", "regex"})) return std::nullopt;
+    int kinds = (n["exact"] ? 1 : 0) + (n["prefix"] ? 1 : 0) + (n["suffix"] ? 1 : 0) + (n["regex"] ? 1 : 0);
+    // An unknown key alone was reported by expect_map.
+    if (kinds > 1 || (kinds == 0 && n.size() == 0)) {
+      add(n.mark(), path, "takes exactly one of 'exact', 'prefix', 'suffix' or 'regex'");
+      return std::nullopt;
+    }
+    for (auto [key, kind] : {std::pair{"exact", StringMatch::Kind::kExact}, std::pair{"prefix", StringMatch::Kind::kPrefix},
+                             std::pair{"suffix", StringMatch::Kind::kSuffix}, std::pair{"regex", StringMatch::Kind::kRegex}}) {
+      auto v = n[key];
+      if (!v) continue;
+      StringMatch m;
+      m.kind = kind;
+      if (!non_empty_string(v, join(path, key), m.value)) return std::nullopt;
+      if (kind == StringMatch::Kind::kRegex && !check_regex(v, join(path, key), m.value)) return std::nullopt;
+      return m;
+    }
+    return std::nullopt;
   }
 
   // A header or query condition: { name, exact | present | regex }.
@@ -1029,7 +1250,7 @@ class Loader {
     Cluster c;
     if (!expect_map(n, path, {"name", "lb", "hash_on", "maglev_table_size", "connect_timeout",
                               "idle_timeout", "max_idle_connections", "endpoints", "dns_refresh",
-                              "health_check", "panic_threshold", "circuit_breakers"})) {
+                              "health_check", "panic_threshold", "circuit_breakers", "tls"})) {
       return c;
     }
     if (n["name"]) non_empty_string(n["name"], join(path, "name"), c.name);
@@ -1087,6 +1308,7 @@ class Loader {
         uint_field(m, join(p, "max_pending_requests"), c.circuit_breakers.max_pending_requests, 1, 10'000'000);
       }
     }
+    if (auto v = n["tls"]) c.tls = read_cluster_tls(v, join(path, "tls"));
     std::string epath = join(path, "endpoints");
     if (auto e = n["endpoints"]) {
       sequence(e, epath, [&](const yaml::Node& en, const std::string& p) {
@@ -1118,6 +1340,37 @@ class Loader {
       add(n.mark(), epath, "missing required key");
     }
     return c;
+  }
+
+  // `clusters[].tls`: TLS to the endpoints.
+  std::optional<ClusterTls> read_cluster_tls(const yaml::Node& n, const std::string& path) {
+    if (!expect_map(n, path, {"sni", "ca", "verify", "cert", "key"})) return std::nullopt;
+    ClusterTls t;
+    if (auto v = n["sni"]) {
+      std::string s;
+      if (non_empty_string(v, join(path, "sni"), s)) {
+        // RFC 6066 §3: the server name is a DNS host name; an IP address is never sent.
+        if (!is_host_name(s) || s.find_first_not_of("0123456789.") == std::string::npos) {
+          add(v.mark(), join(path, "sni"),
+              fmt::format("'{}' is not a host name (SNI carries a DNS name, never an IP address)", s));
+        } else {
+          t.sni = lower(s);
+        }
+      }
+    }
+    if (auto v = n["verify"]) bool_field(v, join(path, "verify"), t.verify);
+    if (auto v = n["ca"]) {
+      readable_file(v, join(path, "ca"), t.ca);
+      if (!t.verify) add(v.mark(), join(path, "ca"), "only used with 'verify: true' (nothing is verified)");
+    }
+    if (auto v = n["cert"]) readable_file(v, join(path, "cert"), t.cert);
+    if (auto v = n["key"]) readable_file(v, join(path, "key"), t.key);
+    if (n["cert"] && !n["key"]) {
+      add(n["cert"].mark(), join(path, "cert"), "needs 'key' too (the PEM private key of this certificate)");
+    } else if (n["key"] && !n["cert"]) {
+      add(n["key"].mark(), join(path, "key"), "needs 'cert' too (the PEM certificate chain of this key)");
+    }
+    return t;
   }
 
   void endpoint_field(const yaml::Node& n, const std::string& path, Endpoint& out) {

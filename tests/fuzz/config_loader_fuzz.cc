@@ -58,6 +58,10 @@ void check_accepted(const config::Config& c) {
   }
   for (const auto& l : c.listeners) {
     FUZZ_CHECK(!l.virtual_hosts.empty(), "accepted a listener without virtual hosts");
+    if (l.tls) {
+      FUZZ_CHECK(!l.tls->certificates.empty(), "accepted a listener tls without certificates");
+      FUZZ_CHECK(!l.tls->alpn.empty(), "accepted a listener tls without ALPN protocols");
+    }
     for (const auto& vh : l.virtual_hosts) {
       FUZZ_CHECK(!vh.domains.empty(), "accepted a virtual host without domains");
       for (const auto& d : vh.domains) FUZZ_CHECK(!d.empty() && is_lower(d), "domain empty or not lower-case");
@@ -80,6 +84,16 @@ void check_accepted(const config::Config& c) {
           }
         }
         for (const auto& q : r.query) FUZZ_CHECK(!q.name.empty(), "query condition without a name");
+        if (r.client_cert) {
+          FUZZ_CHECK(l.tls && l.tls->client_certificate, "a client_cert route on a listener that asks for none");
+          for (const auto* m : {&r.client_cert->subject, &r.client_cert->uri_san, &r.client_cert->dns_san}) {
+            if (!*m) continue;
+            FUZZ_CHECK(!(*m)->value.empty(), "accepted an empty client_cert string match");
+            if ((*m)->kind == config::StringMatch::Kind::kRegex) {
+              FUZZ_CHECK(compiles((*m)->value), "accepted a client_cert regex that RE2 rejects");
+            }
+          }
+        }
       }
     }
   }

@@ -605,7 +605,7 @@ TEST(ClusterConfig, UnknownClusterKey) {
   expect_error(r, 13, 5, "clusters[0].lb_policy",
                "unknown key (known keys: name, lb, hash_on, maglev_table_size, connect_timeout, "
                "idle_timeout, max_idle_connections, endpoints, dns_refresh, health_check, "
-               "panic_threshold, circuit_breakers)");
+               "panic_threshold, circuit_breakers, tls)");
 }
 
 // --- circuit_breakers ----------------------------------------------------------------------------

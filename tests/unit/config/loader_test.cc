@@ -361,7 +361,7 @@ TEST(LoaderErrors, UnknownKeyInsideFlowMap) {
   // "            match: { prefix: /, exact: / }": 'exact' is at column 33.
   LoadResult r = load(replace(doc(kMinimal), "{ prefix: / }", "{ prefix: /, exact: / }"));
   expect_error(single_error(r), 9, 33, "listeners[0].virtual_hosts[0].routes[0].match.exact",
-               "unknown key (known keys: path, prefix, regex, headers, query)");
+               "unknown key (known keys: path, prefix, regex, headers, query, client_cert)");
 }
 
 TEST(LoaderErrors, UnknownAdminKey) {
