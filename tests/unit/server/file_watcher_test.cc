@@ -39,6 +39,26 @@ void make_symlink(const std::string& target, const fs::path& link) {
   ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0) << link << ": " << std::strerror(errno);
 }
 
+// What the kernel holds for this process: inotify descriptors, and watches in all of them (from
+// /proc), to check the bounds where they are spent rather than in the watcher's own books.
+struct KernelInotify {
+  int fds = 0;
+  int watches = 0;
+};
+KernelInotify kernel_inotify() {
+  KernelInotify k;
+  for (const auto& entry : fs::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    if (fs::read_symlink(entry.path(), ec) != "anon_inode:inotify" || ec) continue;
+    ++k.fds;
+    std::ifstream info("/proc/self/fdinfo/" + entry.path().filename().string());
+    for (std::string line; std::getline(info, line);) {
+      if (line.rfind("inotify wd:", 0) == 0) ++k.watches;
+    }
+  }
+  return k;
+}
+
 class FileWatcherTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -129,6 +149,8 @@ TEST_F(FileWatcherTest, KubernetesSecretSwapCallsOncePerUpdate) {
   expect_calls(1);
   // The watch followed the target: the volume and ..2026_b, not the removed ..2026_a.
   EXPECT_EQ(watcher_->watched_directories(), 2u);
+  EXPECT_EQ(kernel_inotify().fds, 1);
+  EXPECT_EQ(kernel_inotify().watches, 2);
 
   kubernetes_update("..2026_b", "..2026_c", "c");
   expect_calls(2);
@@ -176,6 +198,7 @@ TEST_F(FileWatcherTest, NewSetStopsReportingTheOldFiles) {
 
   watcher_->watch({dir_ / "two" / "c.pem"});
   EXPECT_EQ(watcher_->watched_directories(), 1u);  // "one" is no longer watched
+  EXPECT_EQ(kernel_inotify().watches, 1);          // and its kernel watch is gone
   write_file(dir_ / "one" / "a.pem", "a2");
   write_file(dir_ / "two" / "b.pem", "b2");  // same directory as c.pem, no longer a watched name
   run_for(kQuiet);
@@ -189,6 +212,8 @@ TEST_F(FileWatcherTest, FilesInOneDirectoryShareOneWatch) {
   for (const char* name : {"a.crt", "a.key", "ca.pem", "ca.crl"}) write_file(dir_ / name, name);
   start({dir_ / "a.crt", dir_ / "a.key", dir_ / "ca.pem", dir_ / "ca.crl", dir_ / "a.crt"});
   EXPECT_EQ(watcher_->watched_directories(), 1u);
+  EXPECT_EQ(kernel_inotify().fds, 1);
+  EXPECT_EQ(kernel_inotify().watches, 1);
   write_file(dir_ / "ca.crl", "new crl");
   expect_calls(1);
 }
@@ -209,6 +234,7 @@ TEST_F(FileWatcherTest, StopCancelsAPendingCallAndEndsTheWork) {
   run_for(10ms);  // the event is read; the call waits for the debounce
   watcher_->stop();
   EXPECT_FALSE(watcher_->active());
+  EXPECT_EQ(kernel_inotify().fds, 0);  // the descriptor is closed
   write_file(dir_ / "cert.pem", "newer");
   auto before = std::chrono::steady_clock::now();
   run_for(kPatience);
