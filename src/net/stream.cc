@@ -1,6 +1,91 @@
 #include "sluice/net/stream.h"
 
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include <boost/asio/ssl/error.hpp>
+#include <cerrno>
+
 namespace sluice::net {
+
+namespace {
+
+// Pieces of a gather write shorter than this are copied into one record with their neighbours
+// (a response head and a small body leave in one record and one send); longer ones are written
+// from where they are, without a copy.
+constexpr size_t kGatherBelow = 4096;
+constexpr size_t kMaxRecord = 16384;  // TLS's largest record payload
+
+std::string x509_name(X509_NAME* name) {
+  std::string out;
+  if (!name) return out;
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (!bio) return out;
+  if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0) {
+    char* data = nullptr;
+    long len = BIO_get_mem_data(bio, &data);
+    if (len > 0) out.assign(data, static_cast<size_t>(len));
+  }
+  BIO_free(bio);
+  return out;
+}
+
+void read_peer_identity(X509* cert, TlsInfo& info) {
+  info.peer_subject = x509_name(X509_get_subject_name(cert));
+  auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  for (int i = 0; sans && i < sk_GENERAL_NAME_num(sans); ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(sans, i);
+    if (name->type != GEN_URI && name->type != GEN_DNS) continue;
+    const ASN1_IA5STRING* s = name->type == GEN_URI ? name->d.uniformResourceIdentifier : name->d.dNSName;
+    std::string value(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                      static_cast<size_t>(ASN1_STRING_length(s)));
+    (name->type == GEN_URI ? info.peer_uri_sans : info.peer_dns_sans).push_back(std::move(value));
+  }
+  GENERAL_NAMES_free(sans);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (X509_digest(cert, EVP_sha256(), digest, &len) == 1) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    info.peer_cert_sha256.reserve(len * 2);
+    for (unsigned int i = 0; i < len; ++i) {
+      info.peer_cert_sha256.push_back(kHex[digest[i] >> 4]);
+      info.peer_cert_sha256.push_back(kHex[digest[i] & 15]);
+    }
+  }
+}
+
+}  // namespace
+
+const char* to_string(TlsFailure failure) {
+  switch (failure) {
+    case TlsFailure::kNone: return "none";
+    case TlsFailure::kTimeout: return "timeout";
+    case TlsFailure::kProtocolVersion: return "protocol_version";
+    case TlsFailure::kNoSharedCipher: return "no_shared_cipher";
+    case TlsFailure::kNoApplicationProtocol: return "no_application_protocol";
+    case TlsFailure::kNoClientCertificate: return "no_client_certificate";
+    case TlsFailure::kUnknownCa: return "unknown_ca";
+    case TlsFailure::kBadCertificate: return "bad_certificate";
+    case TlsFailure::kClosed: return "closed";
+    case TlsFailure::kOther:
+    case TlsFailure::kCount: return "other";
+  }
+  return "other";
+}
+
+Stream::Stream(tcp::socket socket, SslPtr ssl, std::shared_ptr<const void> owner)
+    : socket_(std::move(socket)), tls_(std::make_unique<TlsState>()) {
+  tls_->ssl = std::move(ssl);
+  tls_->owner = std::move(owner);
+  error_code ignored;
+  // OpenSSL reads and writes the socket itself and must never block the worker.
+  socket_.non_blocking(true, ignored);
+  if (tls_->ssl) SSL_set_fd(tls_->ssl.get(), socket_.native_handle());
+}
+
+Stream::~Stream() = default;
+Stream::Stream(Stream&&) noexcept = default;
+Stream& Stream::operator=(Stream&&) noexcept = default;
 
 PeerInfo Stream::peer() const {
   PeerInfo info;
@@ -13,6 +98,225 @@ PeerInfo Stream::peer() const {
   info.address = remote.address().to_string();
   info.port = remote.port();
   return info;
+}
+
+void Stream::shutdown_send() {
+  if (tls_ && tls_->established && !tls_->failed) {
+    // One attempt, never a wait: the close_notify tells the peer the data ended here (so it can
+    // tell a complete response from a cut one); if the socket cannot take it now, the FIN still
+    // follows.
+    ERR_clear_error();
+    SSL_shutdown(tls_->ssl.get());
+  }
+  error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+Stream::Want Stream::tls_outcome(int ret, error_code& ec) {
+  const int err = SSL_get_error(tls_->ssl.get(), ret);
+  switch (err) {
+    case SSL_ERROR_WANT_READ:
+      return Want::kRead;
+    case SSL_ERROR_WANT_WRITE:
+      return Want::kWrite;
+    case SSL_ERROR_ZERO_RETURN:  // the peer's close_notify: a clean end of its data
+      ec = asio::error::eof;
+      return Want::kDone;
+    case SSL_ERROR_SYSCALL: {
+      const int saved_errno = errno;
+      tls_->failed = true;
+      tls_->error = ERR_get_error();
+      if (tls_->error == 0) {
+        ec = saved_errno != 0 ? error_code(saved_errno, boost::system::system_category())
+                              : error_code(asio::error::eof);
+        return Want::kDone;
+      }
+      break;
+    }
+    default:
+      tls_->failed = true;
+      tls_->error = ERR_get_error();
+      break;
+  }
+  tls_->verify_result = SSL_get_verify_result(tls_->ssl.get());
+  ERR_clear_error();
+  if (ERR_GET_REASON(tls_->error) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+    // The peer closed the TCP connection without a close_notify: for the HTTP layer that is an
+    // end of stream like any other (its own framing tells a cut message).
+    ec = asio::error::eof;
+  } else {
+    ec = error_code(static_cast<int>(tls_->error), asio::error::get_ssl_category());
+  }
+  return Want::kDone;
+}
+
+Stream::Want Stream::tls_handshake_step(error_code& ec) {
+  SSL* ssl = tls_->ssl.get();
+  if (!ssl) {
+    ec = asio::error::no_memory;
+    return Want::kDone;
+  }
+  ERR_clear_error();
+  const int ret = SSL_do_handshake(ssl);
+  if (ret != 1) return tls_outcome(ret, ec);
+  tls_->established = true;
+  TlsInfo& info = tls_->info;
+  info.version = SSL_get_version(ssl);
+  info.cipher = SSL_get_cipher_name(ssl);
+  info.resumed = SSL_session_reused(ssl) == 1;
+  const unsigned char* alpn = nullptr;
+  unsigned int alpn_len = 0;
+  SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+  if (alpn) info.alpn.assign(reinterpret_cast<const char*>(alpn), alpn_len);
+  if (SSL_is_server(ssl)) {
+    if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) info.sni = sni;
+    // Only a verified certificate is an identity (optional mode lets a connection without one
+    // through; one that fails verification never gets here).
+    X509* peer = SSL_get0_peer_certificate(ssl);
+    if (peer && SSL_get_verify_result(ssl) == X509_V_OK) {
+      info.peer_certificate = true;
+      read_peer_identity(peer, info);
+    }
+  }
+  return Want::kDone;
+}
+
+Stream::Want Stream::tls_read_step(asio::mutable_buffer target, size_t& n, error_code& ec) {
+  ERR_clear_error();
+  const int ret = SSL_read_ex(tls_->ssl.get(), target.data(), target.size(), &n);
+  if (ret == 1) return Want::kDone;
+  n = 0;
+  return tls_outcome(ret, ec);
+}
+
+Stream::Want Stream::tls_write_step(WriteCursor& c, error_code& ec) {
+  TlsState& t = *tls_;
+  SSL* ssl = t.ssl.get();
+  while (true) {
+    const char* data = nullptr;
+    size_t size = 0;
+    bool from_staging = false;
+    if (t.staging_sent < t.staging.size()) {
+      data = t.staging.data() + t.staging_sent;
+      size = t.staging.size() - t.staging_sent;
+      from_staging = true;
+    } else {
+      t.staging.clear();
+      t.staging_sent = 0;
+      if (c.index == c.pieces.size()) return Want::kDone;
+      const asio::const_buffer& piece = c.pieces[c.index];
+      const size_t left = piece.size() - c.offset;
+      if (left >= kGatherBelow) {
+        data = static_cast<const char*>(piece.data()) + c.offset;
+        size = left;
+      } else {
+        // Gather small pieces (and the head of the next large one) into one record.
+        while (c.index < c.pieces.size() && t.staging.size() < kMaxRecord) {
+          const asio::const_buffer& p = c.pieces[c.index];
+          const size_t rest = p.size() - c.offset;
+          if (rest >= kGatherBelow && !t.staging.empty()) break;
+          const size_t take = std::min(rest, kMaxRecord - t.staging.size());
+          t.staging.append(static_cast<const char*>(p.data()) + c.offset, take);
+          c.offset += take;
+          if (c.offset == p.size()) {
+            ++c.index;
+            c.offset = 0;
+          }
+        }
+        continue;
+      }
+    }
+    size_t sent = 0;
+    ERR_clear_error();
+    const int ret = SSL_write_ex(ssl, data, size, &sent);
+    if (ret != 1) return tls_outcome(ret, ec);
+    c.written += sent;
+    if (from_staging) {
+      t.staging_sent += sent;
+    } else {
+      c.offset += sent;
+      if (c.offset == c.pieces[c.index].size()) {
+        ++c.index;
+        c.offset = 0;
+      }
+    }
+  }
+}
+
+bool Stream::tls_idle_alive() {
+  if (!tls_ || tls_->failed || !tls_->established) return false;
+  char byte;
+  size_t n = 0;
+  ERR_clear_error();
+  const int ret = SSL_read_ex(tls_->ssl.get(), &byte, 1, &n);
+  if (ret == 1) return false;  // application data nobody asked for: the connection is unusable
+  const int err = SSL_get_error(tls_->ssl.get(), ret);
+  ERR_clear_error();
+  if (err == SSL_ERROR_WANT_READ) return true;  // only records OpenSSL handles itself, or none
+  tls_->failed = err != SSL_ERROR_ZERO_RETURN;
+  return false;
+}
+
+SslSessionPtr Stream::tls_session() const {
+  if (!tls_ || !tls_->established || tls_->failed) return nullptr;
+  SslSessionPtr session(SSL_get1_session(tls_->ssl.get()));
+  if (session && SSL_SESSION_is_resumable(session.get()) != 1) session.reset();
+  return session;
+}
+
+TlsFailure Stream::tls_failure() const {
+  if (!tls_) return TlsFailure::kNone;
+  if (tls_->error == 0) return TlsFailure::kClosed;
+  switch (ERR_GET_REASON(tls_->error)) {
+    case SSL_R_NO_SHARED_CIPHER:
+      return TlsFailure::kNoSharedCipher;
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_WRONG_VERSION_NUMBER:
+    case SSL_R_VERSION_TOO_LOW:
+    case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+    case SSL_R_HTTP_REQUEST:
+    case SSL_R_HTTPS_PROXY_REQUEST:
+    case SSL_R_PACKET_LENGTH_TOO_LONG:
+    case SSL_R_RECORD_LENGTH_MISMATCH:
+      return TlsFailure::kProtocolVersion;
+    case SSL_R_NO_APPLICATION_PROTOCOL:
+      return TlsFailure::kNoApplicationProtocol;
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+      return TlsFailure::kNoClientCertificate;
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+      return TlsFailure::kUnknownCa;
+    case SSL_R_CERTIFICATE_VERIFY_FAILED:
+      switch (tls_->verify_result) {
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+        case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+        case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+        case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+          return TlsFailure::kUnknownCa;
+        default:
+          return TlsFailure::kBadCertificate;
+      }
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+      return TlsFailure::kBadCertificate;
+    case SSL_R_UNEXPECTED_EOF_WHILE_READING:
+      return TlsFailure::kClosed;
+    default:
+      return TlsFailure::kOther;
+  }
+}
+
+std::string Stream::tls_error() const {
+  if (!tls_) return {};
+  if (tls_->error == 0) return "connection closed during the TLS handshake";
+  if (ERR_GET_REASON(tls_->error) == SSL_R_CERTIFICATE_VERIFY_FAILED && tls_->verify_result != X509_V_OK) {
+    return std::string("certificate verify failed: ") + X509_verify_cert_error_string(tls_->verify_result);
+  }
+  const char* reason = ERR_reason_error_string(tls_->error);
+  return reason ? reason : "TLS error";
 }
 
 }  // namespace sluice::net

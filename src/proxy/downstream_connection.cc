@@ -68,10 +68,10 @@ bool is_idempotent(llhttp_method_t method) {
 }  // namespace
 
 DownstreamConnection::DownstreamConnection(server::Worker& worker, std::string listener_name,
-                                           tcp::socket socket)
+                                           net::Stream stream)
     : worker_(worker),
       listener_name_(std::move(listener_name)),
-      stream_(std::move(socket)),
+      stream_(std::move(stream)),
       down_deadline_(stream_.get_executor()),
       up_deadline_(stream_.get_executor()) {
   client_address_ = stream_.peer().address;
@@ -104,8 +104,40 @@ void DownstreamConnection::drain() {
   if (idle_) stream_.cancel();
 }
 
+awaitable<bool> DownstreamConnection::handshake(const config::Listener& spec) {
+  auto self = shared_from_this();
+  down_deadline_.arm(stream_, spec.tls_handshake_timeout, self);
+  error_code ec;
+  co_await stream_.async_handshake(asio::redirect_error(asio::use_awaitable, ec));
+  down_deadline_.disarm();
+  if (ec) {
+    const net::TlsFailure why = down_deadline_.expired() ? net::TlsFailure::kTimeout : stream_.tls_failure();
+    if (listener_stats_) listener_stats_->tls.failures[static_cast<size_t>(why)].add();
+    log::debug("TLS handshake with {} failed: {} ({})", client_address_, net::to_string(why), stream_.tls_error());
+    co_return false;
+  }
+  if (listener_stats_) {
+    const net::TlsInfo& info = *stream_.tls_info();
+    stats::TlsStats& tls = listener_stats_->tls;
+    tls.handshakes.add();
+    if (info.resumed) tls.resumptions.add();
+    if (auto v = net::index_of(net::kTlsVersionNames, info.version); v < tls.versions.size()) tls.versions[v].add();
+    if (auto c = net::index_of(net::kTlsCipherNames, info.cipher); c < tls.ciphers.size()) tls.ciphers[c].add();
+  }
+  co_return true;
+}
+
 awaitable<void> DownstreamConnection::run() {
   auto self = shared_from_this();
+  if (stream_.is_tls()) {
+    std::shared_ptr<server::WorkerView> view = worker_.view();
+    const server::ListenerInfo* listener = view ? view->snapshot->find_listener(listener_name_) : nullptr;
+    if (!listener || !co_await handshake(listener->spec)) {
+      stream_.close();
+      down_deadline_.cancel();
+      co_return;
+    }
+  }
   while (!worker_.draining()) {
     std::shared_ptr<server::WorkerView> view = worker_.view();
     const server::ListenerInfo* listener = view ? view->snapshot->find_listener(listener_name_) : nullptr;
@@ -163,7 +195,7 @@ awaitable<void> DownstreamConnection::run() {
     const auto listener_index = static_cast<size_t>(listener - view->snapshot->listeners().data());
     if (listener_stats_) listener_stats_->requests_total.add();
     ExchangeRunner& runner = st_->runner;
-    runner.open(std::move(view), listener_index, head_start_, client_address_);
+    runner.open(std::move(view), listener_index, head_start_, client_address_, stream_.tls_info());
     http10_ = false;
     expect_continue_ = continue_sent_ = false;
     // One await site per outcome: every co_await in this loop adds to the frame an idle

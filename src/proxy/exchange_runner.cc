@@ -40,7 +40,7 @@ ExchangeRunner::ExchangeRunner(server::Worker& worker, const asio::any_io_execut
 
 void ExchangeRunner::open(std::shared_ptr<server::WorkerView> view, size_t listener_index,
                           std::chrono::steady_clock::time_point start,
-                          std::string_view client_address) {
+                          std::string_view client_address, const net::TlsInfo* tls) {
   record_ = ExchangeRecord{};
   record_.open = true;
   record_.start = start;
@@ -58,6 +58,8 @@ void ExchangeRunner::open(std::shared_ptr<server::WorkerView> view, size_t liste
   method_and_path_.clear();
   exchange_.clear();
   exchange_.client_address = client_address;
+  exchange_.tls = tls;
+  if (tls) exchange_.request.scheme = "https";
   response_deadline_ = {};
 }
 

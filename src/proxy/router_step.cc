@@ -229,10 +229,22 @@ awaitable<ExchangeRunner::Lease> ExchangeRunner::acquire(
     auto conn = std::make_unique<upstream::UpstreamConnection>(
         executor_, lease.pool->cluster_stats(), lease.pool->endpoint_stats(),
         binding.breaker);
+    conn->pool_generation = lease.pool->generation();
     error_code ec;
+    // connect_timeout bounds the TCP connect and the TLS handshake together.
     up_deadline_->arm(conn->stream(), cluster.spec.connect_timeout, down_->guard());
     co_await conn->stream().lowest_layer().async_connect(lease.endpoint->address,
                                                          asio::redirect_error(asio::use_awaitable, ec));
+    std::string tls_error;
+    if (!ec && lease.pool->tls()) {
+      const auto& tls = lease.pool->tls();
+      const std::string host = lease.endpoint->hostname.empty() ? lease.endpoint->address.address().to_string()
+                                                                : lease.endpoint->hostname;
+      conn->stream() = net::Stream(std::move(conn->stream().lowest_layer()),
+                                   tls->new_ssl(host, lease.pool->tls_session()), tls);
+      co_await conn->stream().async_handshake(asio::redirect_error(asio::use_awaitable, ec));
+      if (ec && !up_deadline_->expired()) tls_error = "upstream TLS: " + conn->stream().tls_error();
+    }
     bool timed_out = up_deadline_->expired();
     up_deadline_->disarm();
     if (!ec) {
@@ -252,7 +264,7 @@ awaitable<ExchangeRunner::Lease> ExchangeRunner::acquire(
     }
     error = timed_out ? fmt::format("connection to {} timed out after {}ms", lease.endpoint->key,
                                     cluster.spec.connect_timeout.count())
-                      : fmt::format("{}: {}", lease.endpoint->key, ec.message());
+                      : fmt::format("{}: {}", lease.endpoint->key, tls_error.empty() ? ec.message() : tls_error);
     status = AcquireStatus::kConnectFailed;
     log::debug("cluster '{}': {}", cluster.name(), error);
   }

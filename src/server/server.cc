@@ -71,9 +71,12 @@ Result<std::unique_ptr<Server>> Server::create(config::Config config, std::strin
   // health transition cannot fall between them (it would find no snapshot to update and be
   // lost). Published before the acceptors are adopted, so no connection is served without one.
   auto applied = s->on_control_thread([&]() -> Result<void> {
-    if (auto r = s->clusters_->apply(config.clusters); !r) return r;
+    auto tls = net::TlsMaterial::load(config);
+    if (!tls) return tls.error();
+    if (auto r = s->clusters_->apply(config.clusters, tls->get()); !r) return r;
     auto snapshot = std::make_shared<Snapshot>();
     snapshot->version = 1;
+    snapshot->tls = std::move(*tls);
     snapshot->routing = s->retired_on_control_thread(Routing::build(std::move(config)));
     snapshot->clusters = s->clusters_->infos();
     s->publish(std::move(snapshot));
@@ -247,11 +250,16 @@ Result<void> Server::reload_on_control_thread(const std::string& path) {
     }
     if (!kept) removed.push_back(l.name);
   }
+  // Every certificate, key, CA and CRL is read again: a reload is also how an operator rotates
+  // them by hand, and a bad file refuses the whole reload.
+  auto tls = net::TlsMaterial::load(next);
+  if (!tls) return fail(tls.error().message);
   // Clusters last among the fallible steps: DNS names must resolve.
-  if (auto applied = clusters_->apply(next.clusters); !applied) return fail(applied.error().message);
+  if (auto applied = clusters_->apply(next.clusters, tls->get()); !applied) return fail(applied.error().message);
 
   auto snapshot = std::make_shared<Snapshot>();
   snapshot->version = current_snapshot->version + 1;
+  snapshot->tls = std::move(*tls);
   snapshot->routing = retired_on_control_thread(Routing::build(std::move(next)));
   snapshot->clusters = clusters_->infos();
   // Order per worker: retire old acceptors, publish, then adopt new ones, so a connection on a

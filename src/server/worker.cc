@@ -74,8 +74,14 @@ stats::RouteStats* WorkerView::route_stats(size_t listener_index, const router::
 
 void Worker::swap_snapshot(SnapshotPtr snapshot) {
   auto view = std::make_shared<WorkerView>();
-  for (const auto& cluster_ptr : snapshot->clusters) {
-    const auto& cluster = *cluster_ptr;
+  for (size_t c = 0; c < snapshot->clusters.size(); ++c) {
+    const auto& cluster = *snapshot->clusters[c];
+    // TlsMaterial is by Config::clusters index, the order Snapshot::clusters keeps.
+    std::shared_ptr<const net::TlsClientContext> tls;
+    if (snapshot->tls && c < snapshot->tls->clusters.size() &&
+        snapshot->config().clusters[c].name == cluster.name()) {
+      tls = snapshot->tls->clusters[c];
+    }
     auto& state = cluster_states_[cluster.name()];
     if (!state) state = std::make_shared<ClusterState>();
     WorkerView::ClusterBinding binding;
@@ -87,6 +93,7 @@ void Worker::swap_snapshot(SnapshotPtr snapshot) {
         pool = std::make_shared<upstream::EndpointPool>(binding.stats,
                                                         stats_.endpoint({cluster.name(), ep.key}));
       }
+      pool->use_tls(tls);
       binding.pools.push_back(pool);
     }
     state->balancer = std::make_shared<upstream::LoadBalancer>(cluster, state->balancer.get());
@@ -202,6 +209,15 @@ bool Worker::over_connection_limit(const std::string& listener_name) {
   return true;
 }
 
+net::Stream Worker::downstream_stream(tcp::socket socket, const std::string& listener_name) const {
+  const ListenerInfo* l = view_ ? view_->snapshot->find_listener(listener_name) : nullptr;
+  if (!l || !view_->snapshot->tls) return net::Stream(std::move(socket));
+  const auto index = static_cast<size_t>(l - view_->snapshot->listeners().data());
+  const auto& ctx = view_->snapshot->tls->listeners[index];
+  if (!ctx) return net::Stream(std::move(socket));
+  return net::Stream(std::move(socket), ctx->new_ssl(), ctx);
+}
+
 void Worker::close_acceptor(std::string listener_name) {
   asio::post(context_, [this, name = std::move(listener_name)] {
     auto it = acceptors_.find(name);
@@ -239,7 +255,8 @@ awaitable<void> Worker::accept_loop(std::string listener_name, tcp::acceptor& ac
       socket.close(ignored);
       continue;
     }
-    auto conn = std::make_shared<proxy::DownstreamConnection>(*this, listener_name, std::move(socket));
+    auto conn = std::make_shared<proxy::DownstreamConnection>(
+        *this, listener_name, downstream_stream(std::move(socket), listener_name));
     conn->start();
   }
 }

@@ -40,7 +40,7 @@ Result<std::vector<tcp::endpoint>> ClusterManager::resolve(const std::string& ho
   return out;
 }
 
-Result<void> ClusterManager::apply(const std::vector<config::Cluster>& clusters) {
+Result<void> ClusterManager::apply(const std::vector<config::Cluster>& clusters, const net::TlsMaterial* tls) {
   // Resolve first: a name that does not resolve fails the whole change.
   std::vector<std::vector<std::vector<tcp::endpoint>>> resolved(clusters.size());
   for (size_t c = 0; c < clusters.size(); ++c) {
@@ -91,6 +91,7 @@ Result<void> ClusterManager::apply(const std::vector<config::Cluster>& clusters)
             on_change_();
           });
     }
+    if (r->checker) r->checker->set_tls(tls && c < tls->clusters.size() ? tls->clusters[c] : nullptr);
     rebuild(*r);
     schedule_dns_refresh(*r);
     order_.push_back(spec.name);

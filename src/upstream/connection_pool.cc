@@ -28,7 +28,13 @@ std::unique_ptr<UpstreamConnection> EndpointPool::take(Clock::time_point now,
     // close sooner anyway, the request fails before any response byte, which an idempotent
     // request without a body survives by the retry on a fresh connection (a POST gets 502).
     const bool check = idle_for >= kLivenessCheckAfter;
-    if (idle_for >= idle_timeout || (check && !idle_socket_is_alive(conn->stream().lowest_layer()))) {
+    // Over TLS the bytes on the socket may be records OpenSSL handles itself (TLS 1.3 session
+    // tickets), so OpenSSL reads them; only application data or a close means dead.
+    auto alive = [&] {
+      net::Stream& s = conn->stream();
+      return s.is_tls() ? s.tls_idle_alive() : idle_socket_is_alive(s.lowest_layer());
+    };
+    if (idle_for >= idle_timeout || (check && !alive())) {
       conn->stream().close();
       continue;
     }
@@ -39,7 +45,11 @@ std::unique_ptr<UpstreamConnection> EndpointPool::take(Clock::time_point now,
 
 void EndpointPool::give_back(std::unique_ptr<UpstreamConnection> conn, Clock::time_point now,
                              size_t max_idle) {
-  if (retired_ || idle_.size() >= max_idle) {
+  if (conn->stream().is_tls() && conn->pool_generation == generation_) {
+    // Read after a response, so a TLS 1.3 ticket sent after the handshake is in it.
+    if (auto session = conn->stream().tls_session()) tls_session_ = std::move(session);
+  }
+  if (retired_ || idle_.size() >= max_idle || conn->pool_generation != generation_) {
     conn->stream().close();
     return;
   }
@@ -48,6 +58,14 @@ void EndpointPool::give_back(std::unique_ptr<UpstreamConnection> conn, Clock::ti
   idle_.push_back(std::move(conn));
   cluster_stats_->connections_idle.add(1);
   if (breaker) breaker->returned();  // a request waiting for a connection may take this one
+}
+
+void EndpointPool::use_tls(const std::shared_ptr<const net::TlsClientContext>& tls) {
+  if (tls == tls_) return;
+  close_all();
+  tls_ = tls;
+  tls_session_.reset();
+  ++generation_;
 }
 
 void EndpointPool::sweep(Clock::time_point now, Clock::duration idle_timeout) {

@@ -5,14 +5,15 @@
 #include <charconv>
 
 #include "sluice/common/log.h"
+#include "sluice/net/stream.h"
 
 namespace sluice::upstream {
 
 namespace {
 // Shared by a probe and its deadline handler, which may run after the probe has returned.
 struct ProbeState {
-  explicit ProbeState(const asio::any_io_executor& ex) : socket(ex) {}
-  tcp::socket socket;
+  explicit ProbeState(const asio::any_io_executor& ex) : stream(tcp::socket(ex)) {}
+  net::Stream stream;
   bool timed_out = false;
 };
 }  // namespace
@@ -51,7 +52,7 @@ void HealthChecker::stop(Target& t) {
   t.timer.cancel();
   if (t.probing) {
     error_code ignored;
-    t.probing->socket.close(ignored);
+    t.probing->stream.close();
   }
 }
 
@@ -122,15 +123,15 @@ awaitable<std::string> HealthChecker::probe(Target& t) {
   const config::HealthCheck& spec = *t.spec;  // kept alive by the Target, not the checker
   auto ex = co_await asio::this_coro::executor;
   auto state = std::make_shared<ProbeState>(ex);
-  tcp::socket& socket = state->socket;
+  net::Stream& stream = state->stream;
+  std::shared_ptr<const net::TlsClientContext> tls = t.owner ? t.owner->tls_ : nullptr;
   const bool& timed_out = state->timed_out;
   asio::steady_timer deadline(ex);
   deadline.expires_after(spec.timeout);
   deadline.async_wait([state](error_code ec) {
     if (ec) return;
     state->timed_out = true;
-    error_code ignored;
-    state->socket.close(ignored);
+    state->stream.close();
   });
   t.probing = state;
   auto done = [&](std::string why) {
@@ -139,21 +140,28 @@ awaitable<std::string> HealthChecker::probe(Target& t) {
     return why;
   };
   error_code ec;
-  co_await socket.async_connect(t.address, asio::redirect_error(asio::use_awaitable, ec));
+  co_await stream.lowest_layer().async_connect(t.address, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return done(timed_out ? fmt::format("no answer within {}ms", spec.timeout.count())
                                    : fmt::format("connect: {}", ec.message()));
+  if (tls) {
+    const std::string name = !spec.host.empty() ? spec.host : t.address.address().to_string();
+    stream = net::Stream(std::move(stream.lowest_layer()), tls->new_ssl(name, nullptr), tls);
+    co_await stream.async_handshake(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return done(timed_out ? fmt::format("no answer within {}ms", spec.timeout.count())
+                                     : fmt::format("TLS: {}", stream.tls_error()));
+  }
   std::string host = spec.host.empty() ? fmt::format("{}", t.key) : spec.host;
   std::string request = fmt::format(
       "GET {} HTTP/1.1\r\nhost: {}\r\nuser-agent: sluice-health-check\r\nconnection: close\r\n\r\n",
       spec.path, host);
-  co_await asio::async_write(socket, asio::buffer(request), asio::redirect_error(asio::use_awaitable, ec));
+  co_await stream.async_write(asio::buffer(request), asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return done(timed_out ? fmt::format("no answer within {}ms", spec.timeout.count())
                                    : fmt::format("send: {}", ec.message()));
   // Only the status line matters: "HTTP/1.1 200 OK\r\n".
   std::array<char, 512> buf;
   size_t have = 0;
   while (have < buf.size()) {
-    size_t n = co_await socket.async_read_some(asio::buffer(buf.data() + have, buf.size() - have),
+    size_t n = co_await stream.async_read_some(asio::buffer(buf.data() + have, buf.size() - have),
                                                asio::redirect_error(asio::use_awaitable, ec));
     have += n;
     if (ec || std::string_view(buf.data(), have).find("\r\n") != std::string_view::npos) break;

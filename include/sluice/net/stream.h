@@ -1,15 +1,28 @@
 #pragma once
 // A byte stream under an HTTP codec: bytes in, bytes out, and what is known about the peer.
-// Plain TCP today; TLS joins as a second transport behind the same members, so the HTTP/1 code
-// (and later HTTP/2) is written once against Stream, neither copied nor templated per transport.
+// Plain TCP or TLS behind the same members, so the HTTP/1 code (and later HTTP/2) is written
+// once against Stream, neither copied nor templated per transport.
 //
 // The asynchronous members are templates over the completion token (so a coroutine awaiting a
 // read costs what awaiting the socket costs: no extra frame), dispatching at run time on the
 // transport. They are not virtual on purpose: one branch per I/O is cheaper than an allocated
 // type-erased operation.
+//
+// TLS runs OpenSSL directly on the non-blocking socket (SSL_set_fd) and waits for readiness with
+// the socket's async_wait when OpenSSL asks for it, the way nginx and HAProxy drive it: no
+// memory BIO pair, so no extra copy of every byte and no extra buffer per connection (which is
+// what Asio's ssl::stream would add), and the kernel TLS offload stays possible.
+#include <openssl/ssl.h>
+
+#include <boost/asio/compose.hpp>
+#include <boost/container/small_vector.hpp>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "sluice/common/asio.h"
+#include "sluice/net/tls_context.h"
+#include "sluice/net/tls_policy.h"
 
 namespace sluice::net {
 
@@ -19,28 +32,111 @@ struct PeerInfo {
   uint16_t port = 0;
 };
 
+// The TLS parameters and the peer's identity of an established TLS connection.
+struct TlsInfo {
+  const char* version = "";  // "TLSv1.3" (OpenSSL's static strings)
+  const char* cipher = "";   // "TLS_AES_128_GCM_SHA256"
+  std::string sni;           // the server name the client asked for; empty: none
+  std::string alpn;          // the protocol agreed; empty: none
+  bool resumed = false;
+  // A client certificate that passed verification (mTLS); the fields below describe it.
+  bool peer_certificate = false;
+  std::string peer_subject;  // RFC 2253
+  std::vector<std::string> peer_uri_sans;
+  std::vector<std::string> peer_dns_sans;
+  std::string peer_cert_sha256;  // lower-case hex of the DER certificate (XFCC "Hash")
+};
+
+
 class Stream {
  public:
   explicit Stream(tcp::socket socket) : socket_(std::move(socket)) {}
+  // A TLS stream over `socket`; `ssl` comes from a TlsServerContext or TlsClientContext, which
+  // `owner` keeps alive for the callbacks OpenSSL makes into it.
+  Stream(tcp::socket socket, SslPtr ssl, std::shared_ptr<const void> owner);
+  ~Stream();
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
-  Stream(Stream&&) = default;
+  Stream(Stream&&) noexcept;
+  Stream& operator=(Stream&&) noexcept;
+
+  bool is_tls() const { return tls_ != nullptr; }
+  // The established TLS connection's parameters; null on plain TCP.
+  const TlsInfo* tls_info() const { return tls_ ? &tls_->info : nullptr; }
+  // After a failed handshake: why, for metrics, and OpenSSL's words for messages.
+  TlsFailure tls_failure() const;
+  std::string tls_error() const;
+
+  // The TLS handshake (server or client, as the SSL was made). Completes with the error of the
+  // first failing step; the SSL then must not be used for data.
+  template <typename Token>
+  auto async_handshake(Token&& token) {
+    return asio::async_compose<Token, void(error_code)>(
+        [this](auto& self, error_code ec = {}) {
+          if (!ec) {
+            const Want want = tls_handshake_step(ec);
+            if (want != Want::kDone) {
+              socket_.async_wait(want == Want::kRead ? tcp::socket::wait_read : tcp::socket::wait_write,
+                                 std::move(self));
+              return;
+            }
+          }
+          self.complete(ec);
+        },
+        token, socket_);
+  }
 
   template <typename Buffers, typename Token>
   auto async_read_some(const Buffers& buffers, Token&& token) {
-    return socket_.async_read_some(buffers, std::forward<Token>(token));
+    if (!tls_) return socket_.async_read_some(buffers, std::forward<Token>(token));
+    asio::mutable_buffer target;
+    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers); ++it) {
+      if (asio::mutable_buffer b(*it); b.size() > 0) {
+        target = b;
+        break;
+      }
+    }
+    return asio::async_compose<Token, void(error_code, size_t)>(
+        [this, target](auto& self, error_code ec = {}) {
+          size_t n = 0;
+          if (!ec && target.size() > 0) {
+            const Want want = tls_read_step(target, n, ec);
+            if (want != Want::kDone) {
+              socket_.async_wait(want == Want::kRead ? tcp::socket::wait_read : tcp::socket::wait_write,
+                                 std::move(self));
+              return;
+            }
+          }
+          self.complete(ec, n);
+        },
+        token, socket_);
   }
+
   // Writes every byte of `buffers` (a gather list) or fails.
   template <typename Buffers, typename Token>
   auto async_write(const Buffers& buffers, Token&& token) {
-    return asio::async_write(socket_, buffers, std::forward<Token>(token));
+    if (!tls_) return asio::async_write(socket_, buffers, std::forward<Token>(token));
+    WriteCursor cursor;
+    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers); ++it) {
+      if (asio::const_buffer b(*it); b.size() > 0) cursor.pieces.push_back(b);
+    }
+    return asio::async_compose<Token, void(error_code, size_t)>(
+        [this, cursor = std::move(cursor)](auto& self, error_code ec = {}) mutable {
+          if (!ec) {
+            const Want want = tls_write_step(cursor, ec);
+            if (want != Want::kDone) {
+              socket_.async_wait(want == Want::kRead ? tcp::socket::wait_read : tcp::socket::wait_write,
+                                 std::move(self));
+              return;
+            }
+          }
+          self.complete(ec, cursor.written);
+        },
+        token, socket_);
   }
 
-  // Stops sending (a TCP FIN); reads may continue.
-  void shutdown_send() {
-    error_code ignored;
-    socket_.shutdown(tcp::socket::shutdown_send, ignored);
-  }
+  // Stops sending (a TLS close_notify, then a TCP FIN); reads may continue.
+  void shutdown_send();
   void close() {
     error_code ignored;
     socket_.close(ignored);
@@ -56,9 +152,44 @@ class Stream {
   asio::any_io_executor get_executor() { return socket_.get_executor(); }
   // The TCP socket underneath, for socket options and liveness checks; never for HTTP bytes.
   tcp::socket& lowest_layer() { return socket_; }
+  // TLS only: whether the connection is still usable while idle (a pooled upstream connection).
+  // Reads what the peer sent since (TLS 1.3 session tickets, a close_notify) without blocking;
+  // false when it closed, failed or sent application data nobody asked for.
+  bool tls_idle_alive();
+  // TLS client only: the session to resume on the next connection to the same endpoint, or
+  // null when this one cannot be resumed.
+  SslSessionPtr tls_session() const;
 
  private:
+  enum class Want { kDone, kRead, kWrite };
+  // A gather write in progress: the pieces, the position and what was written.
+  struct WriteCursor {
+    boost::container::small_vector<asio::const_buffer, 8> pieces;
+    size_t index = 0;   // current piece
+    size_t offset = 0;  // into the current piece
+    size_t written = 0;
+  };
+  struct TlsState {
+    SslPtr ssl;
+    std::shared_ptr<const void> owner;
+    TlsInfo info;
+    unsigned long error = 0;     // OpenSSL's error code of the failure (0: none, or a syscall)
+    long verify_result = X509_V_OK;
+    bool established = false;    // the handshake completed
+    bool failed = false;         // a fatal error: no close_notify may follow
+    std::string staging;         // small pieces of a gather write, sent as one record
+    size_t staging_sent = 0;
+  };
+
+  // One step of each operation: kDone (with `ec` set on failure) or what to wait for.
+  Want tls_handshake_step(error_code& ec);
+  Want tls_read_step(asio::mutable_buffer target, size_t& n, error_code& ec);
+  Want tls_write_step(WriteCursor& cursor, error_code& ec);
+  // Turns OpenSSL's answer to a call that returned `ret` into a wait or an error.
+  Want tls_outcome(int ret, error_code& ec);
+
   tcp::socket socket_;
+  std::unique_ptr<TlsState> tls_;
 };
 
 }  // namespace sluice::net

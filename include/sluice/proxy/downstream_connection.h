@@ -28,7 +28,7 @@ namespace sluice::proxy {
 class DownstreamConnection : public std::enable_shared_from_this<DownstreamConnection>,
                              private Downstream {
  public:
-  DownstreamConnection(server::Worker& worker, std::string listener_name, tcp::socket socket);
+  DownstreamConnection(server::Worker& worker, std::string listener_name, net::Stream stream);
   ~DownstreamConnection() override;
   void start();
   // Worker thread: closes the connection now if it is idle, otherwise after the current response.
@@ -47,6 +47,9 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
   };
 
   awaitable<void> run();
+  // The TLS handshake of a TLS listener's connection, bounded by tls_handshake_timeout and
+  // counted in the listener's TLS stats. False: the connection is to be closed.
+  awaitable<bool> handshake(const config::Listener& spec);
   // Reads the rest of a request head whose first bytes are buffered. `deadline_armed`: the
   // header timeout already runs (else it starts now).
   awaitable<HeadStatus> read_head(const config::Listener& spec, bool deadline_armed);

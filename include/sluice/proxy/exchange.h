@@ -16,6 +16,9 @@
 namespace sluice::router {
 class Route;
 }
+namespace sluice::net {
+struct TlsInfo;
+}
 
 namespace sluice::proxy {
 
@@ -71,6 +74,8 @@ struct Exchange {
   http::FieldList response_trailers;  // likewise for the response
   const router::Route* route = nullptr;
   std::string_view client_address;
+  // The downstream connection's TLS parameters and client identity; null on plaintext.
+  const net::TlsInfo* tls = nullptr;
   std::string request_id;
   std::string_view upstream_host;  // the chosen endpoint ("ip:port"), once picked
   std::optional<LocalReply> local_reply;  // set by a step that answers the request itself
@@ -121,6 +126,7 @@ struct Exchange {
     response.status = 0;
     response.reason = {};
     route = nullptr;
+    tls = nullptr;
     upstream_host = {};
     local_reply.reset();
     error.reset();

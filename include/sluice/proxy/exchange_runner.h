@@ -61,8 +61,11 @@ class ExchangeRunner {
   const ExchangeRecord& record() const { return record_; }
 
   // Starts the record of an exchange whose head was just read (or failed to parse).
+  // `tls`: the connection's TLS parameters and peer identity (null on plaintext); it outlives
+  // the exchange.
   void open(std::shared_ptr<server::WorkerView> view, size_t listener_index,
-            std::chrono::steady_clock::time_point start, std::string_view client_address);
+            std::chrono::steady_clock::time_point start, std::string_view client_address,
+            const net::TlsInfo* tls);
   // Routes the exchange's request, runs the route's steps and the router step. Returns whether
   // the connection may stay open.
   awaitable<bool> run(const server::ListenerInfo& listener);

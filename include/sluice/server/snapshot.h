@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "sluice/config/config.h"
+#include "sluice/net/tls_context.h"
 #include "sluice/router/route_table.h"
 #include "sluice/upstream/cluster.h"
 
@@ -38,6 +39,8 @@ struct Snapshot {
   uint64_t version = 0;  // of the configuration (1, 2, 3 … per applied reload)
   std::shared_ptr<const Routing> routing;
   std::vector<upstream::ClusterInfoPtr> clusters;  // in config order
+  // TLS contexts by listener and cluster index; replaced alone when certificate files change.
+  std::shared_ptr<const net::TlsMaterial> tls;
 
   const config::Config& config() const { return routing->config; }
   const std::vector<ListenerInfo>& listeners() const { return routing->listeners; }

@@ -13,6 +13,7 @@
 
 #include "sluice/accesslog/writer.h"
 #include "sluice/common/asio.h"
+#include "sluice/net/stream.h"
 #include "sluice/server/snapshot.h"
 #include "sluice/stats/shard.h"
 #include "sluice/upstream/connection_pool.h"
@@ -109,6 +110,8 @@ class Worker {
   awaitable<void> accept_loop(std::string listener_name, tcp::acceptor& acceptor);
   void swap_snapshot(SnapshotPtr snapshot);
   bool over_connection_limit(const std::string& listener_name);
+  // The stream of a new connection: TLS with the listener's current context, or plain TCP.
+  net::Stream downstream_stream(tcp::socket socket, const std::string& listener_name) const;
   void retire_unused_pools(const Snapshot& snapshot);
   void schedule_sweep();
 

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "sluice/net/tls_policy.h"
+
 namespace sluice::stats {
 
 class Counter {
@@ -99,11 +101,21 @@ struct EndpointStats {
   Counter connect_failures;
 };
 
+// Downstream TLS handshakes of one listener.
+struct TlsStats {
+  Counter handshakes;   // completed
+  Counter resumptions;  // completed by resuming a session (a ticket)
+  std::array<Counter, net::kTlsFailureCount> failures;            // by net::TlsFailure
+  std::array<Counter, net::kTlsVersionNames.size()> versions;     // completed, by version
+  std::array<Counter, net::kTlsCipherNames.size()> ciphers;       // completed, by cipher suite
+};
+
 struct ListenerStats {
   Counter connections_total;
   Counter connections_overflow;  // closed at once: over max_connections
   Gauge connections_active;
   Counter requests_total;
+  TlsStats tls;
 };
 
 }  // namespace sluice::stats

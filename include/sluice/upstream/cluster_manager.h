@@ -27,7 +27,8 @@ class ClusterManager {
   // Control thread. Resolves every host name (blocking); on success these clusters become
   // current: health of endpoints that stay is kept, checkers and DNS timers follow the new
   // settings. On failure nothing changes. Does not call on_change: the caller publishes.
-  Result<void> apply(const std::vector<config::Cluster>& clusters);
+  // `tls`: the TLS contexts of the same configuration, for health checks over TLS.
+  Result<void> apply(const std::vector<config::Cluster>& clusters, const net::TlsMaterial* tls = nullptr);
   // Current cluster views, in the order of the last applied config.
   std::vector<ClusterInfoPtr> infos() const;
   // Control thread: a worker could not connect to this endpoint.

@@ -47,6 +47,16 @@ class EndpointPool {
   }
   size_t idle() const { return idle_.size(); }
 
+  // TLS: the client context of the cluster as the newest snapshot has it (null: plaintext).
+  // A different context (TLS switched on or off, rotated material) closes the idle connections
+  // and makes those in use close when they come back: none made with the old material is reused.
+  void use_tls(const std::shared_ptr<const net::TlsClientContext>& tls);
+  const std::shared_ptr<const net::TlsClientContext>& tls() const { return tls_; }
+  // Which use_tls() era a connection was made in (Http1Session::pool_generation).
+  uint64_t generation() const { return generation_; }
+  // The session the next TLS connection to this endpoint resumes (null: a full handshake).
+  SSL_SESSION* tls_session() const { return tls_session_.get(); }
+
  private:
   void drop_idle(size_t n) { cluster_stats_->connections_idle.add(-static_cast<int64_t>(n)); }
 
@@ -54,6 +64,9 @@ class EndpointPool {
   stats::ClusterStats* cluster_stats_;
   stats::EndpointStats* endpoint_stats_;
   std::vector<std::unique_ptr<UpstreamConnection>> idle_;
+  std::shared_ptr<const net::TlsClientContext> tls_;
+  uint64_t generation_ = 0;
+  net::SslSessionPtr tls_session_;
 };
 
 // True when nothing is waiting on an idle socket: no FIN, no reset, no unexpected bytes.

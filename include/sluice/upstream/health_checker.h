@@ -16,6 +16,7 @@
 
 #include "sluice/common/asio.h"
 #include "sluice/config/config.h"
+#include "sluice/net/tls_context.h"
 
 namespace sluice::upstream {
 
@@ -37,6 +38,9 @@ class HealthChecker {
   // true when that made the endpoint unhealthy.
   bool record_passive_failure(const std::string& endpoint_key, const std::string& why);
   const config::HealthCheck& spec() const { return *spec_; }
+  // Probes speak TLS with this context (the cluster's `tls`; null: plaintext), from the next
+  // probe on. Their SNI and verified name: `tls.sni`, else the check's `host`, else the IP.
+  void set_tls(std::shared_ptr<const net::TlsClientContext> tls) { tls_ = std::move(tls); }
 
  private:
   struct Target;
@@ -50,6 +54,7 @@ class HealthChecker {
   std::string cluster_;
   std::shared_ptr<const config::HealthCheck> spec_;  // shared with the targets
   TransitionFn on_transition_;
+  std::shared_ptr<const net::TlsClientContext> tls_;
   std::map<std::string, std::shared_ptr<Target>> targets_;
 };
 

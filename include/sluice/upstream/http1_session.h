@@ -48,6 +48,7 @@ class Http1Session final : public Session {
   stats::EndpointStats* endpoint_stats() const { return endpoint_stats_; }
   CircuitBreaker* breaker() const { return breaker_.get(); }
   std::chrono::steady_clock::time_point idle_since{};
+  uint64_t pool_generation = 0;  // EndpointPool::generation() when it was made
 
  private:
   stats::ClusterStats* cluster_stats_;
