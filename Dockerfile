@@ -11,6 +11,8 @@ COPY include include
 COPY src src
 COPY tests tests
 COPY bench bench
+COPY scripts/example-cert scripts/example-cert
+RUN scripts/example-cert /src/build/tls
 RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSLUICE_BUILD_TESTS=OFF -DSLUICE_BUILD_BENCH=OFF \
     && ninja -C build sluice
 
@@ -21,7 +23,10 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
     && useradd --system --no-create-home --shell /usr/sbin/nologin sluice
 COPY --from=build /src/build/sluice /usr/local/bin/sluice
 COPY config/sluice.yaml /etc/sluice/sluice.yaml
+# The example HTTPS listener's self-signed certificate, FOR TESTING ONLY: mount your own over
+# /etc/sluice/tls (or point the config elsewhere).
+COPY --from=build --chown=sluice /src/build/tls /etc/sluice/tls
 USER sluice
-EXPOSE 10000
+EXPOSE 10000 10443
 ENTRYPOINT ["/usr/local/bin/sluice"]
 CMD ["--config", "/etc/sluice/sluice.yaml"]

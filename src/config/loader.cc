@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <boost/asio/ip/address.hpp>
 #include <cctype>
 #include <cerrno>
@@ -736,8 +737,15 @@ class Loader {
   // A file that the TLS code reads (certificate, key, CA bundle, CRL): it must exist, be a regular
   // file and be readable now, so that a typo is an error at its key. Its contents are checked by
   // the TLS context builder, which reports PEM problems; the loader never reads them.
+  // A relative path is relative to the directory of the configuration file (as nginx resolves
+  // its includes), so a config and its certificates move together (config/sluice.yaml names
+  // tls/example.crt; the container image has them under /etc/sluice).
   bool readable_file(const yaml::Node& n, const std::string& path, std::string& out) {
     if (!non_empty_string(n, path, out)) return false;
+    if (out.front() != '/') {
+      const std::filesystem::path dir = std::filesystem::path(file_).parent_path();
+      if (!dir.empty()) out = (dir / out).string();
+    }
     if (out.find('\0') != std::string::npos) {
       add(n.mark(), path, "a file path must not contain NUL");
       return false;
