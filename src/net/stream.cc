@@ -150,6 +150,40 @@ Stream::Want Stream::tls_outcome(int ret, error_code& ec) {
   return Want::kDone;
 }
 
+awaitable<bool> Stream::tls_wait(Want want, error_code& ec) {
+  co_await socket_.async_wait(want == Want::kRead ? tcp::socket::wait_read : tcp::socket::wait_write,
+                              asio::redirect_error(asio::use_awaitable, ec));
+  co_return !ec;
+}
+
+awaitable<void> Stream::tls_handshake(error_code& ec) {
+  ec = {};
+  while (true) {
+    const Want want = tls_handshake_step(ec);
+    if (want == Want::kDone || !co_await tls_wait(want, ec)) co_return;
+  }
+}
+
+awaitable<size_t> Stream::tls_read_some(asio::mutable_buffer target, error_code& ec) {
+  ec = {};
+  if (target.size() == 0) co_return 0;
+  while (true) {
+    size_t n = 0;
+    const Want want = tls_read_step(target, n, ec);
+    if (want == Want::kDone) co_return n;
+    if (!co_await tls_wait(want, ec)) co_return 0;
+  }
+}
+
+awaitable<size_t> Stream::tls_write(WriteCursor cursor, error_code& ec) {
+  ec = {};
+  while (true) {
+    const Want want = tls_write_step(cursor, ec);
+    if (want == Want::kDone) co_return cursor.written;
+    if (!co_await tls_wait(want, ec)) co_return cursor.written;
+  }
+}
+
 Stream::Want Stream::tls_handshake_step(error_code& ec) {
   SSL* ssl = tls_->ssl.get();
   if (!ssl) {

@@ -3,6 +3,7 @@
 // column, key path and message. The files the keys name live in a temporary directory; the
 // loader only checks that they can be read (they hold no PEM here: parsing is not its job).
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -236,13 +237,32 @@ TEST_F(TlsConfig, UnreadableClientCaAndCrl) {
 }
 
 TEST_F(TlsConfig, FileWithoutReadPermission) {
-  if (::geteuid() == 0) GTEST_SKIP() << "root reads every file";
   std::string locked = file("locked.pem");
   std::ofstream(locked) << "x";
   std::filesystem::permissions(locked, std::filesystem::perms::none);
-  LoadResult r = listener(tls_with("      client_certificate: { ca: $D/locked.pem }\n"));
+  if (::geteuid() != 0) {
+    LoadResult r = listener(tls_with("      client_certificate: { ca: $D/locked.pem }\n"));
+    std::filesystem::remove(locked);
+    expect_error(r, 8, 33, kTls + ".client_certificate.ca", "cannot read " + locked + ": Permission denied");
+    return;
+  }
+  // Root reads every file: load as nobody in a child process (the directory must be searchable
+  // by nobody, so the refusal is the file's own permission, not the directory's).
+  std::filesystem::permissions(dir_, std::filesystem::perms::owner_all | std::filesystem::perms::group_exec |
+                                         std::filesystem::perms::others_exec);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(2);
+    LoadResult r = listener(tls_with("      client_certificate: { ca: $D/locked.pem }\n"));
+    const std::string want = "cannot read " + locked + ": Permission denied";
+    ::_exit(r.error_text().find(want) != std::string::npos ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
   std::filesystem::remove(locked);
-  expect_error(r, 8, 33, kTls + ".client_certificate.ca", "cannot read " + locked + ": Permission denied");
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "as nobody the loader did not report 'Permission denied' at the key";
 }
 
 TEST_F(TlsConfig, SpecialFileIsRefused) {
