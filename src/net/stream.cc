@@ -100,14 +100,19 @@ PeerInfo Stream::peer() const {
   return info;
 }
 
+void Stream::send_close_notify() {
+  // One attempt, never a wait: the close_notify tells the peer the data ended here (so it can
+  // tell a complete response from a cut one); if the socket cannot take it now, the FIN still
+  // follows. Once per connection (SSL_shutdown remembers it was sent).
+  if (!tls_->established || tls_->failed || !socket_.is_open()) return;
+  if (SSL_get_shutdown(tls_->ssl.get()) & SSL_SENT_SHUTDOWN) return;
+  ERR_clear_error();
+  SSL_shutdown(tls_->ssl.get());
+  ERR_clear_error();
+}
+
 void Stream::shutdown_send() {
-  if (tls_ && tls_->established && !tls_->failed) {
-    // One attempt, never a wait: the close_notify tells the peer the data ended here (so it can
-    // tell a complete response from a cut one); if the socket cannot take it now, the FIN still
-    // follows.
-    ERR_clear_error();
-    SSL_shutdown(tls_->ssl.get());
-  }
+  if (tls_) send_close_notify();
   error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_send, ignored);
 }
