@@ -18,7 +18,8 @@ Server::Server() : control_work_(asio::make_work_guard(control_)) {
     control_.run();
   });
   clusters_ = std::make_unique<upstream::ClusterManager>(control_, [this] { publish_clusters(); });
-  tls_watcher_ = std::make_unique<FileWatcher>(control_, [this] { rotate_tls_on_control_thread(); });
+  tls_watcher_ =
+      std::make_unique<FileWatcher>(control_, [this] { rotate_tls_on_control_thread(); });
   retirement_->control = &control_;
 }
 
@@ -140,8 +141,9 @@ std::string describe_rotation(const config::Config& config, const net::TlsMateri
   auto line = [&](std::string_view kind, const std::string& name, const net::CertificateInfo& now,
                   const net::CertificateInfo* was) {
     fmt::format_to(std::back_inserter(out), "\n  {} '{}' {} serial {}{}", kind, name, now.cert_path,
-                   now.serial, was && was->serial != now.serial ? fmt::format(" (was {})", was->serial)
-                                                                : std::string(" (unchanged)"));
+                   now.serial,
+                   was && was->serial != now.serial ? fmt::format(" (was {})", was->serial)
+                                                    : std::string(" (unchanged)"));
   };
   for (size_t i = 0; i < after.listeners.size() && i < config.listeners.size(); ++i) {
     if (!after.listeners[i]) continue;
@@ -155,7 +157,8 @@ std::string describe_rotation(const config::Config& config, const net::TlsMateri
     }
   }
   for (size_t i = 0; i < after.clusters.size() && i < config.clusters.size(); ++i) {
-    const net::CertificateInfo* now = after.clusters[i] ? after.clusters[i]->client_certificate() : nullptr;
+    const net::CertificateInfo* now =
+        after.clusters[i] ? after.clusters[i]->client_certificate() : nullptr;
     if (!now) continue;
     const auto* old = i < before.clusters.size() && before.clusters[i]
                           ? before.clusters[i]->client_certificate()
@@ -183,9 +186,10 @@ void Server::rotate_tls_on_control_thread() {
   clusters_->set_tls(tls->get());
   auto next = std::make_shared<Snapshot>(*current);
   next->tls = std::move(*tls);
-  log::info("TLS material reloaded after a file change; new handshakes use it, established "
-            "connections keep theirs:{}",
-            describe_rotation(current->config(), *current->tls, *next->tls));
+  log::info(
+      "TLS material reloaded after a file change; new handshakes use it, established "
+      "connections keep theirs:{}",
+      describe_rotation(current->config(), *current->tls, *next->tls));
   publish(next);
   watch_tls_files(*next);
 }

@@ -68,35 +68,41 @@ void render_tls(PromWriter& w, const MergedStats& m, const ServerValues& s) {
   std::vector<std::pair<std::string, TlsValues>> listeners;
   for (const auto& name : s.tls_listeners) {
     auto it = m.listeners.find(name);
-    listeners.emplace_back(listener_labels(name), it == m.listeners.end() ? TlsValues{} : it->second.tls);
+    listeners.emplace_back(listener_labels(name),
+                           it == m.listeners.end() ? TlsValues{} : it->second.tls);
   }
   w.family("sluice_tls_handshakes_total", "counter", "TLS handshakes completed with clients.");
   for (const auto& [l, t] : listeners) w.sample("sluice_tls_handshakes_total", l, t.handshakes);
   w.family("sluice_tls_resumed_handshakes_total", "counter",
            "TLS handshakes completed by resuming a session (a ticket).");
-  for (const auto& [l, t] : listeners) w.sample("sluice_tls_resumed_handshakes_total", l, t.resumptions);
-  w.family("sluice_tls_handshake_failures_total", "counter", "TLS handshakes with clients that failed, by reason.");
+  for (const auto& [l, t] : listeners) {
+    w.sample("sluice_tls_resumed_handshakes_total", l, t.resumptions);
+  }
+  w.family("sluice_tls_handshake_failures_total", "counter",
+           "TLS handshakes with clients that failed, by reason.");
   for (const auto& [l, t] : listeners) {
     for (size_t i = 0; i < t.failures.size(); ++i) {
       if (static_cast<net::TlsFailure>(i) == net::TlsFailure::kNone) continue;
       w.sample("sluice_tls_handshake_failures_total",
-               fmt::format("{},reason=\"{}\"", l, net::to_string(static_cast<net::TlsFailure>(i))), t.failures[i]);
+               fmt::format("{},reason=\"{}\"", l, net::to_string(static_cast<net::TlsFailure>(i))),
+               t.failures[i]);
     }
   }
-  w.family("sluice_tls_handshakes_by_version_total", "counter", "TLS handshakes completed, by protocol version.");
-  for (const auto& [l, t] : listeners) {
-    for (size_t i = 0; i < t.versions.size(); ++i) {
-      w.sample("sluice_tls_handshakes_by_version_total",
-               fmt::format("{},version=\"{}\"", l, net::kTlsVersionNames[i]), t.versions[i]);
+  // A family of one closed label set: `values` of each listener by the index of `names`.
+  auto by_closed_set = [&](std::string_view family, std::string_view help, std::string_view label,
+                           const auto& names, const auto TlsValues::*values) {
+    w.family(family, "counter", help);
+    for (const auto& [l, t] : listeners) {
+      for (size_t i = 0; i < names.size(); ++i) {
+        w.sample(family, fmt::format("{},{}=\"{}\"", l, label, names[i]), (t.*values)[i]);
+      }
     }
-  }
-  w.family("sluice_tls_handshakes_by_cipher_total", "counter", "TLS handshakes completed, by cipher suite.");
-  for (const auto& [l, t] : listeners) {
-    for (size_t i = 0; i < t.ciphers.size(); ++i) {
-      w.sample("sluice_tls_handshakes_by_cipher_total",
-               fmt::format("{},cipher=\"{}\"", l, net::kTlsCipherNames[i]), t.ciphers[i]);
-    }
-  }
+  };
+  by_closed_set("sluice_tls_handshakes_by_version_total",
+                "TLS handshakes completed, by protocol version.", "version", net::kTlsVersionNames,
+                &TlsValues::versions);
+  by_closed_set("sluice_tls_handshakes_by_cipher_total", "TLS handshakes completed, by cipher suite.",
+                "cipher", net::kTlsCipherNames, &TlsValues::ciphers);
   w.family("sluice_tls_certificate_expiry_timestamp_seconds", "gauge",
            "When a loaded certificate expires (its notAfter), in Unix seconds.");
   for (const auto& c : s.certificates) {
@@ -106,7 +112,8 @@ void render_tls(PromWriter& w, const MergedStats& m, const ServerValues& s) {
              c.not_after);
   }
   w.family("sluice_tls_reload_failures_total", "counter",
-           "Reloads of TLS material (certificate files changed, or SIGHUP) refused; the old material kept serving.");
+           "Reloads of TLS material (certificate files changed, or SIGHUP) refused; the old "
+           "material kept serving.");
   w.sample("sluice_tls_reload_failures_total", "", s.tls_reload_failures);
 }
 

@@ -10,6 +10,7 @@ Also the TLS metrics (promtool accepts them), the expiry gauge and the /certs ad
 import os
 import re
 import shutil
+import socket
 import signal
 import ssl
 import subprocess
@@ -93,46 +94,28 @@ class TestTlsRotation(harness.E2ETestCase):
         cls.pki.issue_server("localhost", "server_2")
         cls.pki.issue_server("localhost", "server_3")
         cls.pki.issue_client("alice")
+        cls.pki.issue_client("bob")
+        cls.pki.issue_client("carol")
 
     def start(self):
         self.volume = SecretVolume(os.path.join(self.tmp, "secret"))
         self.volume.publish({"cert.pem": self.pki.server_1_cert, "key.pem": self.pki.server_1_key})
-        text = textwrap.dedent(f"""\
-            admin: {{ address: 127.0.0.1:0 }}
-            workers: 2
-            listeners:
-              - name: https
-                address: 127.0.0.1:0
+        text = harness.config(
+            {"jetty": [self.jetty.endpoint], "secure": [f"127.0.0.1:{harness.closed_port()}"]},
+            [("all", "/", "jetty")], listeners={"https": 0, "plain": 0},
+            extra_listener_keys={"https": textwrap.dedent(f"""\
                 tls:
                   certificates:
                     - cert: {self.volume.file("cert.pem")}
                       key: {self.volume.file("key.pem")}
-                virtual_hosts:
-                  - name: app
-                    domains: ["*"]
-                    routes:
-                      - name: all
-                        match: {{ prefix: / }}
-                        cluster: jetty
-              - name: plain
-                address: 127.0.0.1:0
-                virtual_hosts:
-                  - name: app
-                    domains: ["*"]
-                    routes:
-                      - name: all
-                        match: {{ prefix: / }}
-                        cluster: jetty
-            clusters:
-              - name: jetty
-                endpoints: [ {self.jetty.endpoint} ]
-              - name: secure
+                """)},
+            # Never connected to (no route, no health check): here for its client certificate.
+            extra_cluster_keys={"secure": textwrap.dedent(f"""\
                 tls:
                   ca: {self.pki.ca_cert}
                   cert: {self.pki.alice_cert}
                   key: {self.pki.alice_key}
-                endpoints: [ 127.0.0.1:{harness.closed_port()} ]
-            """)
+                """)})
         self.sluice = self.start_sluice(text)
         self.port = self.sluice.listeners["https"]
         return self.sluice
@@ -341,6 +324,58 @@ class TestTlsRotation(harness.E2ETestCase):
         self.assertEqual(self.failures(m), failures_after_wrk)
         # (d) promtool accepts the scrape with a TLS listener after all of this.
         self.promtool_check(sluice.scrape_text())
+
+    def test_a_replaced_crl_applies_to_new_handshakes_without_a_signal(self):
+        """mTLS with a CRL that is replaced by a rename (the certbot/`mv` way, not a symlink
+        swap): a client revoked in the new CRL is refused at its next handshake."""
+        crl = os.path.join(self.tmp, "clients.crl")
+        shutil.copyfile(self.pki.revoke(self.pki.bob_cert), crl)
+        text = harness.config(
+            {"jetty": [self.jetty.endpoint]}, [("all", "/", "jetty")], listeners={"mtls": 0},
+            extra_listener_keys=textwrap.dedent(f"""\
+                tls:
+                  certificates: [ {{ cert: {self.pki.server_1_cert}, key: {self.pki.server_1_key} }} ]
+                  client_certificate: {{ mode: required, ca: {self.pki.ca_cert}, crl: {crl} }}
+                """))
+        sluice = self.start_sluice(text)
+        port = sluice.listeners["mtls"]
+
+        def status_as(client):
+            """The status line a client with `client`'s certificate gets, or the TLS error."""
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.load_verify_locations(self.pki.ca_cert)
+            ctx.load_cert_chain(getattr(self.pki, f"{client}_cert"),
+                                getattr(self.pki, f"{client}_key"))
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+                        ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                    tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                    return tls.recv(64).split(b"\r\n", 1)[0].decode()
+            except (ssl.SSLError, ConnectionError) as e:
+                return f"refused: {e}"
+
+        def bad_certificates(at_least):
+            """The count once it reached `at_least`: the worker counts a refused handshake just
+            after the alert the client reads, so the client may learn of it first."""
+            def value(m):
+                return m.value("sluice_tls_handshake_failures_total", listener="mtls",
+                               reason="bad_certificate")
+            return value(harness.settled_scrape(sluice, lambda m: value(m) >= at_least))
+
+        self.assertEqual(status_as("carol"), "HTTP/1.1 200 OK")
+        self.assertIn("refused", status_as("bob"))
+        self.assertEqual(bad_certificates(1), 1)
+        # A new CRL that revokes carol too, written next to the old one and renamed over it.
+        harness.write_atomically(crl, open(self.pki.revoke(self.pki.carol_cert)).read())
+        sluice.wait_for_log(ROTATED_RE)
+        sluice._poll(lambda: True if "refused" in status_as("carol") else None,
+                     "carol refused after the new CRL", 15.0, 0.05)
+        # Every worker has it: carol is refused on each new connection, alice still served.
+        for _ in range(4):
+            self.assertIn("refused", status_as("carol"))
+            self.assertEqual(status_as("alice"), "HTTP/1.1 200 OK")
+        self.assertGreaterEqual(bad_certificates(6), 6)
+        self.assertEqual(sluice.scrape().value("sluice_tls_reload_failures_total"), 0)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
 #pragma once
 // The control side: builds snapshots, binds listeners, starts workers, applies reloads and drains.
 // Every member function runs on the control (main) thread.
-#include <chrono>
 #include <atomic>
+#include <chrono>
 #include <map>
-#include <mutex>
-#include <thread>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "sluice/common/result.h"

@@ -76,8 +76,8 @@ struct ServerValues {
   std::vector<std::string> tls_listeners;
   // Every loaded certificate (the current snapshot's TLS material), for the expiry gauge.
   struct CertificateExpiry {
-    bool cluster = false;  // a cluster's client certificate, else a listener's certificate
-    std::string owner;     // the listener or cluster name
+    bool cluster = false;     // a cluster's client certificate, else a listener's certificate
+    std::string owner;        // the listener or cluster name
     std::string certificate;  // the cert file path
     int64_t not_after = 0;    // Unix seconds
   };

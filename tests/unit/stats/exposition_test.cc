@@ -165,17 +165,48 @@ TEST(Exposition, TlsFamiliesForTlsListenersOnly) {
   for (const auto& line : lines_with(text, "listener=\"plain\"")) {
     EXPECT_EQ(line.find("sluice_tls_"), std::string::npos) << line;
   }
-  EXPECT_EQ(lines_with(text, "sluice_tls_resumed_handshakes_total{listener=\"https\"} 1").size(), 1u);
-  EXPECT_EQ(lines_with(text, "sluice_tls_handshake_failures_total{listener=\"https\",reason=\"unknown_ca\"} 2").size(), 1u);
-  EXPECT_EQ(lines_with(text, "sluice_tls_handshake_failures_total{listener=\"https\",reason=\"timeout\"} 0").size(), 1u);
+  EXPECT_EQ(lines_with(text, "sluice_tls_resumed_handshakes_total{listener=\"https\"} 1").size(),
+            1u);
+  EXPECT_EQ(
+      lines_with(text,
+                 "sluice_tls_handshake_failures_total{listener=\"https\",reason=\"unknown_ca\"} 2")
+          .size(),
+      1u);
+  EXPECT_EQ(
+      lines_with(text,
+                 "sluice_tls_handshake_failures_total{listener=\"https\",reason=\"timeout\"} 0")
+          .size(),
+      1u);
   EXPECT_TRUE(lines_with(text, "reason=\"none\"").empty());
-  EXPECT_EQ(lines_with(text, "sluice_tls_handshake_failures_total{").size(), 2 * (net::kTlsFailureCount - 1));
-  EXPECT_EQ(lines_with(text, "sluice_tls_handshakes_by_version_total{listener=\"https\",version=\"TLSv1.3\"} 5").size(), 1u);
-  EXPECT_EQ(lines_with(text, "sluice_tls_handshakes_by_version_total{listener=\"https\",version=\"TLSv1.2\"} 0").size(), 1u);
-  EXPECT_EQ(lines_with(text, "sluice_tls_handshakes_by_cipher_total{listener=\"https\",cipher=\"TLS_AES_128_GCM_SHA256\"} 5").size(), 1u);
-  EXPECT_EQ(lines_with(text, "sluice_tls_handshakes_by_cipher_total{").size(), 2 * net::kTlsCipherNames.size());
-  EXPECT_EQ(lines_with(text, "sluice_tls_certificate_expiry_timestamp_seconds{listener=\"https\",certificate=\"/tls/a.pem\"} 1800000000").size(), 1u);
-  EXPECT_EQ(lines_with(text, "sluice_tls_certificate_expiry_timestamp_seconds{cluster=\"pay\",certificate=\"/tls/c\\\"1.pem\"} 1700000000").size(), 1u);
+  EXPECT_EQ(lines_with(text, "sluice_tls_handshake_failures_total{").size(),
+            2 * (net::kTlsFailureCount - 1));
+  EXPECT_EQ(
+      lines_with(text,
+                 "sluice_tls_handshakes_by_version_total{listener=\"https\",version=\"TLSv1.3\"} 5")
+          .size(),
+      1u);
+  EXPECT_EQ(
+      lines_with(text,
+                 "sluice_tls_handshakes_by_version_total{listener=\"https\",version=\"TLSv1.2\"} 0")
+          .size(),
+      1u);
+  EXPECT_EQ(lines_with(text,
+                       "sluice_tls_handshakes_by_cipher_total{listener=\"https\",cipher=\"TLS_AES_"
+                       "128_GCM_SHA256\"} 5")
+                .size(),
+            1u);
+  EXPECT_EQ(lines_with(text, "sluice_tls_handshakes_by_cipher_total{").size(),
+            2 * net::kTlsCipherNames.size());
+  EXPECT_EQ(lines_with(text,
+                       "sluice_tls_certificate_expiry_timestamp_seconds{listener=\"https\","
+                       "certificate=\"/tls/a.pem\"} 1800000000")
+                .size(),
+            1u);
+  EXPECT_EQ(lines_with(text,
+                       "sluice_tls_certificate_expiry_timestamp_seconds{cluster=\"pay\","
+                       "certificate=\"/tls/c\\\"1.pem\"} 1700000000")
+                .size(),
+            1u);
   EXPECT_EQ(lines_with(text, "sluice_tls_reload_failures_total 4").size(), 1u);
 }
 
