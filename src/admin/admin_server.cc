@@ -26,6 +26,7 @@ constexpr const char* kEndpointList =
     "  GET  /server_info         version, uptime, workers, config version and hash, last reload\n"
     "  GET  /config_dump         the effective configuration as JSON\n"
     "  GET  /clusters            every endpoint with its state and activity (?format=json)\n"
+    "  GET  /certs               every loaded TLS certificate: where used, serial, expiry\n"
     "  POST /healthcheck/fail    make /ready answer 503 (drain this instance)\n"
     "  POST /healthcheck/ok      undo /healthcheck/fail\n";
 
@@ -36,6 +37,59 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
 }
 
 std::string json(std::string_view s) { return fmt::format("\"{}\"", stats::escape_json(s)); }
+
+// Every certificate of the snapshot's TLS material with where it is used: `f(cluster, owner,
+// info)`, listeners' certificates first (cluster false), then clusters' client certificates.
+template <typename F>
+void for_each_certificate(const server::Snapshot& snapshot, F&& f) {
+  if (!snapshot.tls) return;
+  const auto& config = snapshot.config();
+  const auto& tls = *snapshot.tls;
+  for (size_t i = 0; i < tls.listeners.size() && i < config.listeners.size(); ++i) {
+    if (!tls.listeners[i]) continue;
+    for (const auto& info : tls.listeners[i]->certificates()) {
+      f(false, config.listeners[i].name, info);
+    }
+  }
+  for (size_t i = 0; i < tls.clusters.size() && i < config.clusters.size(); ++i) {
+    if (const auto* info = tls.clusters[i] ? tls.clusters[i]->client_certificate() : nullptr) {
+      f(true, config.clusters[i].name, *info);
+    }
+  }
+}
+
+std::string certs_json(const server::Snapshot& snapshot) {
+  const auto now = std::chrono::system_clock::now();
+  const int64_t now_s =
+      std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  auto time = [](int64_t unix_seconds) {
+    return rfc3339(std::chrono::system_clock::from_time_t(unix_seconds));
+  };
+  std::string out = "{\"certificates\":[";
+  bool first = true;
+  for_each_certificate(
+      snapshot, [&](bool cluster, const std::string& owner, const net::CertificateInfo& c) {
+        std::string names;
+        for (const auto& n : c.names) {
+          if (!names.empty()) names += ',';
+          names += json(n);
+        }
+        // Whole days, rounded down; negative once expired.
+        int64_t left = c.not_after - now_s;
+        int64_t days_left = left >= 0 ? left / 86400 : -((-left + 86399) / 86400);
+        fmt::format_to(std::back_inserter(out),
+                       "{}{{\"{}\":{},\"certificate\":{},\"key\":{},\"names\":[{}],\"subject\":{},"
+                       "\"issuer\":{},\"serial\":{},\"not_before\":{},\"not_before_unix\":{},"
+                       "\"not_after\":{},\"not_after_unix\":{},\"days_left\":{},\"key_type\":{}}}",
+                       first ? "" : ",", cluster ? "cluster" : "listener", json(owner),
+                       json(c.cert_path), json(c.key_path), names, json(c.subject), json(c.issuer),
+                       json(c.serial), json(time(c.not_before)), c.not_before,
+                       json(time(c.not_after)), c.not_after, days_left, json(c.key_type));
+        first = false;
+      });
+  out += "]}\n";
+  return out;
+}
 
 }  // namespace
 
@@ -149,6 +203,14 @@ AdminServer::Response AdminServer::handle(std::string_view method, std::string_v
     v.open_fds = stats::count_open_fds();
     v.access_log_dropped_lines = server_.access_log_dropped_lines();
     for (const auto& c : snapshot->clusters) v.cluster_endpoints[c->name()] = {c->healthy_count, c->endpoints.size() - c->healthy_count};
+    for (const auto& l : snapshot->config().listeners) {
+      if (l.tls) v.tls_listeners.push_back(l.name);
+    }
+    for_each_certificate(
+        *snapshot, [&](bool cluster, const std::string& owner, const net::CertificateInfo& c) {
+          v.certificates.push_back({cluster, owner, c.cert_path, c.not_after});
+        });
+    v.tls_reload_failures = server_.tls_reload_failures();
     return v;
   };
   auto merged = [&] {
@@ -219,6 +281,10 @@ AdminServer::Response AdminServer::handle(std::string_view method, std::string_v
     }
     if (want_json) return {200, "application/json", fmt::format("{{\"endpoints\":[{}]}}\n", js)};
     return {200, "text/plain; charset=utf-8", text};
+  }
+  if (path == "/certs") {
+    if (!method_is("GET") && !method_is("HEAD")) return not_allowed("GET");
+    return {200, "application/json", certs_json(*snapshot)};
   }
   if (path == "/healthcheck/fail" || path == "/healthcheck/ok") {
     if (!method_is("POST")) return not_allowed("POST");

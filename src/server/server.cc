@@ -1,5 +1,6 @@
 #include "sluice/server/server.h"
 
+#include <fmt/format.h>
 #include <malloc.h>
 
 #include <boost/asio/socket_base.hpp>
@@ -17,6 +18,8 @@ Server::Server() : control_work_(asio::make_work_guard(control_)) {
     control_.run();
   });
   clusters_ = std::make_unique<upstream::ClusterManager>(control_, [this] { publish_clusters(); });
+  tls_watcher_ =
+      std::make_unique<FileWatcher>(control_, [this] { rotate_tls_on_control_thread(); });
   retirement_->control = &control_;
 }
 
@@ -73,6 +76,7 @@ Result<std::unique_ptr<Server>> Server::create(config::Config config, std::strin
   auto applied = s->on_control_thread([&]() -> Result<void> {
     auto tls = net::TlsMaterial::load(config);
     if (!tls) return tls.error();
+    s->tls_watcher_->watch((*tls)->files());
     if (auto r = s->clusters_->apply(config.clusters, tls->get()); !r) return r;
     auto snapshot = std::make_shared<Snapshot>();
     snapshot->version = 1;
@@ -99,8 +103,11 @@ Server::~Server() {
     std::lock_guard lock(retirement_->mu);
     retirement_->control = nullptr;
   }
-  // Health checkers and DNS timers live on the control thread; end them there.
-  on_control_thread([this] { clusters_.reset(); });
+  // Health checkers, DNS timers and the file watcher live on the control thread; end them there.
+  on_control_thread([this] {
+    tls_watcher_.reset();
+    clusters_.reset();
+  });
   control_work_.reset();
   control_.stop();
   control_thread_.join();
@@ -118,6 +125,73 @@ void Server::publish_clusters() {
   auto next = std::make_shared<Snapshot>(*current);
   next->clusters = clusters_->infos();
   publish(std::move(next));
+}
+
+void Server::watch_tls_files(const Snapshot& snapshot) {
+  tls_watcher_->watch(snapshot.tls ? snapshot.tls->files() : std::vector<std::string>{});
+}
+
+namespace {
+
+// "listener 'https' /etc/sluice/tls/app.crt serial 0A1001 (was 0A1000)" for each certificate:
+// what an operator greps for to know which certificate a rotation put in service.
+std::string describe_rotation(const config::Config& config, const net::TlsMaterial& before,
+                              const net::TlsMaterial& after) {
+  std::string out;
+  auto line = [&](std::string_view kind, const std::string& name, const net::CertificateInfo& now,
+                  const net::CertificateInfo* was) {
+    fmt::format_to(std::back_inserter(out), "\n  {} '{}' {} serial {}{}", kind, name, now.cert_path,
+                   now.serial,
+                   was && was->serial != now.serial ? fmt::format(" (was {})", was->serial)
+                                                    : std::string(" (unchanged)"));
+  };
+  for (size_t i = 0; i < after.listeners.size() && i < config.listeners.size(); ++i) {
+    if (!after.listeners[i]) continue;
+    const auto& certs = after.listeners[i]->certificates();
+    for (size_t c = 0; c < certs.size(); ++c) {
+      const auto* old = i < before.listeners.size() && before.listeners[i] &&
+                                c < before.listeners[i]->certificates().size()
+                            ? &before.listeners[i]->certificates()[c]
+                            : nullptr;
+      line("listener", config.listeners[i].name, certs[c], old);
+    }
+  }
+  for (size_t i = 0; i < after.clusters.size() && i < config.clusters.size(); ++i) {
+    const net::CertificateInfo* now =
+        after.clusters[i] ? after.clusters[i]->client_certificate() : nullptr;
+    if (!now) continue;
+    const auto* old = i < before.clusters.size() && before.clusters[i]
+                          ? before.clusters[i]->client_certificate()
+                          : nullptr;
+    line("cluster", config.clusters[i].name, *now, old);
+  }
+  return out;
+}
+
+}  // namespace
+
+void Server::rotate_tls_on_control_thread() {
+  SnapshotPtr current = snapshot();
+  if (draining_ || !current || !current->tls) return;
+  // The running configuration, not the file: a half-edited sluice.yaml must not ride along with
+  // a certificate renewal. SIGHUP is how the YAML is re-read.
+  auto tls = net::TlsMaterial::load(current->config());
+  if (!tls) {
+    ++tls_reload_failures_;
+    log::error("TLS files changed but the new material is refused; the old keeps serving: {}",
+               tls.error().message);
+    return;  // the watcher keeps watching the same paths: the next fix is picked up
+  }
+  // Health checks first, so no probe after the publish still presents the old client certificate.
+  clusters_->set_tls(tls->get());
+  auto next = std::make_shared<Snapshot>(*current);
+  next->tls = std::move(*tls);
+  log::info(
+      "TLS material reloaded after a file change; new handshakes use it, established "
+      "connections keep theirs:{}",
+      describe_rotation(current->config(), *current->tls, *next->tls));
+  publish(next);
+  watch_tls_files(*next);
 }
 
 SnapshotPtr Server::snapshot() const {
@@ -253,7 +327,10 @@ Result<void> Server::reload_on_control_thread(const std::string& path) {
   // Every certificate, key, CA and CRL is read again: a reload is also how an operator rotates
   // them by hand, and a bad file refuses the whole reload.
   auto tls = net::TlsMaterial::load(next);
-  if (!tls) return fail(tls.error().message);
+  if (!tls) {
+    ++tls_reload_failures_;
+    return fail(tls.error().message);
+  }
   // Clusters last among the fallible steps: DNS names must resolve.
   if (auto applied = clusters_->apply(next.clusters, tls->get()); !applied) return fail(applied.error().message);
 
@@ -271,6 +348,7 @@ Result<void> Server::reload_on_control_thread(const std::string& path) {
     log::info("reload: listener '{}' stops accepting; its connections finish their requests", name);
   }
   publish(snapshot);
+  watch_tls_files(*snapshot);
   for (auto& [name, entry] : added) {
     {
       std::lock_guard lock(mu_);

@@ -61,6 +61,62 @@ std::string listener_labels(const std::string& l) {
   return fmt::format("listener=\"{}\"", escape_label_value(l));
 }
 
+// The TLS families: handshake counters of TLS listeners only (a plaintext listener has none to
+// count), every sample of the closed label sets present from the start so a rate() or an alert
+// has a series before the first failure; the expiry gauge of every loaded certificate.
+void render_tls(PromWriter& w, const MergedStats& m, const ServerValues& s) {
+  std::vector<std::pair<std::string, TlsValues>> listeners;
+  for (const auto& name : s.tls_listeners) {
+    auto it = m.listeners.find(name);
+    listeners.emplace_back(listener_labels(name),
+                           it == m.listeners.end() ? TlsValues{} : it->second.tls);
+  }
+  w.family("sluice_tls_handshakes_total", "counter", "TLS handshakes completed with clients.");
+  for (const auto& [l, t] : listeners) w.sample("sluice_tls_handshakes_total", l, t.handshakes);
+  w.family("sluice_tls_resumed_handshakes_total", "counter",
+           "TLS handshakes completed by resuming a session (a ticket).");
+  for (const auto& [l, t] : listeners) {
+    w.sample("sluice_tls_resumed_handshakes_total", l, t.resumptions);
+  }
+  w.family("sluice_tls_handshake_failures_total", "counter",
+           "TLS handshakes with clients that failed, by reason.");
+  for (const auto& [l, t] : listeners) {
+    for (size_t i = 0; i < t.failures.size(); ++i) {
+      if (static_cast<net::TlsFailure>(i) == net::TlsFailure::kNone) continue;
+      w.sample("sluice_tls_handshake_failures_total",
+               fmt::format("{},reason=\"{}\"", l, net::to_string(static_cast<net::TlsFailure>(i))),
+               t.failures[i]);
+    }
+  }
+  // A family of one closed label set: `values` of each listener by the index of `names`.
+  auto by_closed_set = [&](std::string_view family, std::string_view help, std::string_view label,
+                           const auto& names, const auto TlsValues::*values) {
+    w.family(family, "counter", help);
+    for (const auto& [l, t] : listeners) {
+      for (size_t i = 0; i < names.size(); ++i) {
+        w.sample(family, fmt::format("{},{}=\"{}\"", l, label, names[i]), (t.*values)[i]);
+      }
+    }
+  };
+  by_closed_set("sluice_tls_handshakes_by_version_total",
+                "TLS handshakes completed, by protocol version.", "version", net::kTlsVersionNames,
+                &TlsValues::versions);
+  by_closed_set("sluice_tls_handshakes_by_cipher_total", "TLS handshakes completed, by cipher suite.",
+                "cipher", net::kTlsCipherNames, &TlsValues::ciphers);
+  w.family("sluice_tls_certificate_expiry_timestamp_seconds", "gauge",
+           "When a loaded certificate expires (its notAfter), in Unix seconds.");
+  for (const auto& c : s.certificates) {
+    w.sample("sluice_tls_certificate_expiry_timestamp_seconds",
+             fmt::format("{}=\"{}\",certificate=\"{}\"", c.cluster ? "cluster" : "listener",
+                         escape_label_value(c.owner), escape_label_value(c.certificate)),
+             c.not_after);
+  }
+  w.family("sluice_tls_reload_failures_total", "counter",
+           "Reloads of TLS material (certificate files changed, or SIGHUP) refused; the old "
+           "material kept serving.");
+  w.sample("sluice_tls_reload_failures_total", "", s.tls_reload_failures);
+}
+
 }  // namespace
 
 void HistogramValues::add(const Histogram& h) {
@@ -106,6 +162,12 @@ MergedStats MergedStats::collect(std::span<const Shard* const> shards) {
       v.connections_overflow += s.connections_overflow.value();
       v.connections_active += s.connections_active.value();
       v.requests_total += s.requests_total.value();
+      TlsValues& t = v.tls;
+      t.handshakes += s.tls.handshakes.value();
+      t.resumptions += s.tls.resumptions.value();
+      for (size_t i = 0; i < t.failures.size(); ++i) t.failures[i] += s.tls.failures[i].value();
+      for (size_t i = 0; i < t.versions.size(); ++i) t.versions[i] += s.tls.versions[i].value();
+      for (size_t i = 0; i < t.ciphers.size(); ++i) t.ciphers[i] += s.tls.ciphers[i].value();
     });
   }
   return m;
@@ -223,6 +285,8 @@ std::string render_prometheus(const MergedStats& m, const ServerValues& s) {
   for (const auto& [k, v] : m.listeners) w.sample("sluice_listener_downstream_connections_active", listener_labels(k), v.connections_active);
   w.family("sluice_listener_requests_total", "counter", "Requests received on a listener (heads parsed, bad ones included).");
   for (const auto& [k, v] : m.listeners) w.sample("sluice_listener_requests_total", listener_labels(k), v.requests_total);
+
+  render_tls(w, m, s);
 
   w.family("sluice_server_uptime_seconds", "gauge", "Seconds since the process started.");
   w.sample("sluice_server_uptime_seconds", "", s.uptime_seconds);

@@ -101,6 +101,15 @@ Result<void> ClusterManager::apply(const std::vector<config::Cluster>& clusters,
   return {};
 }
 
+void ClusterManager::set_tls(const net::TlsMaterial* tls) {
+  // order_ is the config order, which is the index of tls->clusters.
+  for (size_t c = 0; c < order_.size(); ++c) {
+    auto it = clusters_.find(order_[c]);
+    if (it == clusters_.end() || !it->second->checker) continue;
+    it->second->checker->set_tls(tls && c < tls->clusters.size() ? tls->clusters[c] : nullptr);
+  }
+}
+
 void ClusterManager::rebuild(Runtime& r) {
   std::vector<EndpointInfo> endpoints;
   std::set<std::string> keys;

@@ -646,13 +646,15 @@ def pattern_bytes(n, offset=0):
 # --- configuration -----------------------------------------------------------------------------
 
 def config(clusters, routes, workers=2, listeners=None, access_log=None, domains=("*",),
-           extra_listener_keys=""):
+           extra_listener_keys="", extra_cluster_keys=None):
     """A sluice config.
 
     clusters: {name: [endpoint, ...]}
     routes:   [(route name, prefix, cluster name), ...] in one virtual host "app"
     listeners: {name: port} (default {"public": 0}); every listener gets the same routes.
     access_log: dict like {"path": FILE, "format": "json"} for every listener, or None.
+    extra_listener_keys: YAML added to every listener, or {listener name: YAML} for some.
+    extra_cluster_keys: {cluster name: YAML} added to those clusters.
     """
     listeners = listeners if listeners is not None else {"public": 0}
     out = ["admin: { address: 127.0.0.1:0 }", f"workers: {workers}", "listeners:"]
@@ -662,8 +664,10 @@ def config(clusters, routes, workers=2, listeners=None, access_log=None, domains
         if access_log:
             items = ", ".join(f"{k}: {json.dumps(v)}" for k, v in access_log.items())
             out.append(f"    access_log: {{ {items} }}")
-        if extra_listener_keys:
-            out.append(textwrap.indent(extra_listener_keys.strip("\n"), "    "))
+        extra = (extra_listener_keys.get(lname, "") if isinstance(extra_listener_keys, dict)
+                 else extra_listener_keys)
+        if extra:
+            out.append(textwrap.indent(extra.strip("\n"), "    "))
         out.append("    virtual_hosts:")
         out.append("      - name: app")
         out.append(f"        domains: [{', '.join(json.dumps(d) for d in domains)}]")
@@ -677,6 +681,8 @@ def config(clusters, routes, workers=2, listeners=None, access_log=None, domains
         out.append(f"  - name: {cname}")
         out.append("    connect_timeout: 2s")
         out.append(f"    endpoints: [ {', '.join(endpoints)} ]")
+        if extra_cluster_keys and cname in extra_cluster_keys:
+            out.append(textwrap.indent(extra_cluster_keys[cname].strip("\n"), "    "))
     return "\n".join(out) + "\n"
 
 

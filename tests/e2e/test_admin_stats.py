@@ -56,6 +56,14 @@ FAMILIES = {
     "sluice_server_resident_memory_bytes": "gauge",
     "sluice_server_open_fds": "gauge",
     "sluice_access_log_dropped_lines_total": "counter",
+    # Families of TLS listeners (none here: HELP and TYPE only) and of loaded certificates.
+    "sluice_tls_handshakes_total": "counter",
+    "sluice_tls_resumed_handshakes_total": "counter",
+    "sluice_tls_handshake_failures_total": "counter",
+    "sluice_tls_handshakes_by_version_total": "counter",
+    "sluice_tls_handshakes_by_cipher_total": "counter",
+    "sluice_tls_certificate_expiry_timestamp_seconds": "gauge",
+    "sluice_tls_reload_failures_total": "counter",
 }
 
 
@@ -135,6 +143,7 @@ class AdminAndStats(harness.E2ETestCase):
             "sluice_listener_": {"listener"},
             "sluice_server_": {"result", "version", "sha256"},
             "sluice_access_log_": set(),
+            "sluice_tls_": {"listener", "cluster", "certificate", "reason", "version", "cipher"},
         }
         for (name, labels), _ in m.samples.items():
             self.assertTrue(name.startswith("sluice_"), name)

@@ -1,17 +1,18 @@
 #pragma once
 // The control side: builds snapshots, binds listeners, starts workers, applies reloads and drains.
 // Every member function runs on the control (main) thread.
-#include <chrono>
 #include <atomic>
+#include <chrono>
 #include <map>
-#include <mutex>
-#include <thread>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "sluice/common/result.h"
 #include "sluice/config/config.h"
+#include "sluice/server/file_watcher.h"
 #include "sluice/server/snapshot.h"
 #include "sluice/server/worker.h"
 #include "sluice/stats/shard.h"
@@ -67,6 +68,9 @@ class Server {
   void reopen_access_logs() { access_log_->reopen(); }
   uint64_t access_log_dropped_lines() const { return access_log_->dropped_lines(); }
   std::chrono::steady_clock::time_point start_time() const { return start_time_; }
+  // TLS material refused since start: a certificate file changed into something unusable, or a
+  // SIGHUP reload failed on one (sluice_tls_reload_failures_total).
+  uint64_t tls_reload_failures() const { return tls_reload_failures_; }
 
  private:
   Server();
@@ -74,6 +78,11 @@ class Server {
   // Publishes the current routing with the cluster manager's current clusters (control thread).
   void publish_clusters();
   void publish(SnapshotPtr snapshot);  // to every worker, and as snapshot()
+  // Watches every certificate, key, CA and CRL file of `snapshot` (none without TLS).
+  void watch_tls_files(const Snapshot& snapshot);
+  // A watched TLS file changed: rebuilds only the TLS material from the running configuration
+  // (no YAML is read) and publishes it; on failure the old material keeps serving.
+  void rotate_tls_on_control_thread();
   // Runs `f` on the control thread and waits for its result.
   template <typename F>
   auto on_control_thread(F&& f) -> decltype(f());
@@ -95,6 +104,8 @@ class Server {
   std::thread control_thread_;
   std::unique_ptr<upstream::ClusterManager> clusters_;  // control thread only
   std::shared_ptr<Retirement> retirement_ = std::make_shared<Retirement>();
+  std::unique_ptr<FileWatcher> tls_watcher_;  // control thread only
+  std::atomic<uint64_t> tls_reload_failures_{0};
 
   mutable std::mutex mu_;  // guards snapshot_ and reload_ for the getters
   SnapshotPtr snapshot_;

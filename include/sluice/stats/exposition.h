@@ -35,11 +35,18 @@ struct EndpointValues {
   int64_t connections_active = 0, requests_active = 0;
   uint64_t requests_total = 0, connect_failures = 0;
 };
+struct TlsValues {
+  uint64_t handshakes = 0, resumptions = 0;
+  std::array<uint64_t, net::kTlsFailureCount> failures{};
+  std::array<uint64_t, net::kTlsVersionNames.size()> versions{};
+  std::array<uint64_t, net::kTlsCipherNames.size()> ciphers{};
+};
 struct ListenerValues {
   uint64_t connections_total = 0;
   uint64_t connections_overflow = 0;
   int64_t connections_active = 0;
   uint64_t requests_total = 0;
+  TlsValues tls;
 };
 
 struct MergedStats {
@@ -64,6 +71,18 @@ struct ServerValues {
     size_t healthy = 0, unhealthy = 0;
   };
   std::map<std::string, ClusterEndpoints> cluster_endpoints;  // current config's clusters
+  // TLS listeners of the current config: only they get the sluice_tls_* handshake families, all
+  // of their samples present from the start (0 included).
+  std::vector<std::string> tls_listeners;
+  // Every loaded certificate (the current snapshot's TLS material), for the expiry gauge.
+  struct CertificateExpiry {
+    bool cluster = false;     // a cluster's client certificate, else a listener's certificate
+    std::string owner;        // the listener or cluster name
+    std::string certificate;  // the cert file path
+    int64_t not_after = 0;    // Unix seconds
+  };
+  std::vector<CertificateExpiry> certificates;
+  uint64_t tls_reload_failures = 0;  // TLS material refused (file change or SIGHUP)
 };
 
 std::string render_prometheus(const MergedStats& stats, const ServerValues& server);

@@ -29,6 +29,9 @@ class ClusterManager {
   // settings. On failure nothing changes. Does not call on_change: the caller publishes.
   // `tls`: the TLS contexts of the same configuration, for health checks over TLS.
   Result<void> apply(const std::vector<config::Cluster>& clusters, const net::TlsMaterial* tls = nullptr);
+  // Control thread. New TLS contexts for the clusters of the last applied config (certificate
+  // rotation): health checks use them from their next probe. Membership and health stay.
+  void set_tls(const net::TlsMaterial* tls);
   // Current cluster views, in the order of the last applied config.
   std::vector<ClusterInfoPtr> infos() const;
   // Control thread: a worker could not connect to this endpoint.

@@ -141,6 +141,75 @@ TEST(Exposition, ServerValuesAppear) {
   EXPECT_NE(render_json(MergedStats{}, v).find("\"access_log_dropped_lines\":7"), std::string::npos);
 }
 
+// TLS families: only for the TLS listeners named in ServerValues, summed over shards, every
+// failure reason but `none`, every version and cipher present at 0; expiry per certificate.
+TEST(Exposition, TlsFamiliesForTlsListenersOnly) {
+  Shard a, b;
+  a.listener("https")->tls.handshakes.add(3);
+  b.listener("https")->tls.handshakes.add(2);
+  b.listener("https")->tls.resumptions.add();
+  a.listener("https")->tls.failures[static_cast<size_t>(net::TlsFailure::kUnknownCa)].add(2);
+  b.listener("https")->tls.versions[1].add(5);
+  a.listener("https")->tls.ciphers[0].add(5);
+  a.listener("plain")->requests_total.add();
+  std::vector<const Shard*> shards{&a, &b};
+  ServerValues v;
+  v.tls_listeners = {"https", "idle"};  // "idle": TLS, no connection yet
+  v.certificates.push_back({false, "https", "/tls/a.pem", 1800000000});
+  v.certificates.push_back({true, "pay", "/tls/c\"1.pem", 1700000000});
+  v.tls_reload_failures = 4;
+  std::string text = render_prometheus(MergedStats::collect(shards), v);
+  EXPECT_EQ(lines_with(text, "sluice_tls_handshakes_total{listener=\"https\"} 5").size(), 1u);
+  EXPECT_EQ(lines_with(text, "sluice_tls_handshakes_total{listener=\"idle\"} 0").size(), 1u);
+  ASSERT_FALSE(lines_with(text, "listener=\"plain\"").empty());  // its listener families
+  for (const auto& line : lines_with(text, "listener=\"plain\"")) {
+    EXPECT_EQ(line.find("sluice_tls_"), std::string::npos) << line;
+  }
+  EXPECT_EQ(lines_with(text, "sluice_tls_resumed_handshakes_total{listener=\"https\"} 1").size(),
+            1u);
+  EXPECT_EQ(
+      lines_with(text,
+                 "sluice_tls_handshake_failures_total{listener=\"https\",reason=\"unknown_ca\"} 2")
+          .size(),
+      1u);
+  EXPECT_EQ(
+      lines_with(text,
+                 "sluice_tls_handshake_failures_total{listener=\"https\",reason=\"timeout\"} 0")
+          .size(),
+      1u);
+  EXPECT_TRUE(lines_with(text, "reason=\"none\"").empty());
+  EXPECT_EQ(lines_with(text, "sluice_tls_handshake_failures_total{").size(),
+            2 * (net::kTlsFailureCount - 1));
+  EXPECT_EQ(
+      lines_with(text,
+                 "sluice_tls_handshakes_by_version_total{listener=\"https\",version=\"TLSv1.3\"} 5")
+          .size(),
+      1u);
+  EXPECT_EQ(
+      lines_with(text,
+                 "sluice_tls_handshakes_by_version_total{listener=\"https\",version=\"TLSv1.2\"} 0")
+          .size(),
+      1u);
+  EXPECT_EQ(lines_with(text,
+                       "sluice_tls_handshakes_by_cipher_total{listener=\"https\",cipher=\"TLS_AES_"
+                       "128_GCM_SHA256\"} 5")
+                .size(),
+            1u);
+  EXPECT_EQ(lines_with(text, "sluice_tls_handshakes_by_cipher_total{").size(),
+            2 * net::kTlsCipherNames.size());
+  EXPECT_EQ(lines_with(text,
+                       "sluice_tls_certificate_expiry_timestamp_seconds{listener=\"https\","
+                       "certificate=\"/tls/a.pem\"} 1800000000")
+                .size(),
+            1u);
+  EXPECT_EQ(lines_with(text,
+                       "sluice_tls_certificate_expiry_timestamp_seconds{cluster=\"pay\","
+                       "certificate=\"/tls/c\\\"1.pem\"} 1700000000")
+                .size(),
+            1u);
+  EXPECT_EQ(lines_with(text, "sluice_tls_reload_failures_total 4").size(), 1u);
+}
+
 TEST(Exposition, JsonEscapesControlCharacters) {
   EXPECT_EQ(escape_json("a\"b\\c\n\x01"), "a\\\"b\\\\c\\n\\u0001");
 }
