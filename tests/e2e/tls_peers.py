@@ -215,7 +215,7 @@ NGINX_SERVER = """\
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_session_tickets on;
         ssl_session_cache shared:tls_sessions_{port}:1m;
-{client_auth}
+{client_auth}{extra}
         location = /health {{ return 200 "ok\\n"; }}
         location / {{
             add_header x-client-dn $ssl_client_s_dn always;
@@ -229,8 +229,9 @@ NGINX_SERVER = """\
 class Nginx:
     """A Debian nginx serving TLS on the given ports with the test PKI's certificates.
 
-    servers: [{"port": P, "cert": C, "key": K, "client_ca": CA or None}] (client_ca: nginx
-    requires a client certificate issued by CA, `ssl_verify_client on`)."""
+    servers: [{"port": P, "cert": C, "key": K, "client_ca": CA or None, "extra": TEXT}]
+    (client_ca: nginx requires a client certificate issued by CA, `ssl_verify_client on`;
+    extra: more directives for the server block)."""
 
     def __init__(self, workdir, servers):
         self.dir = os.path.join(workdir, "nginx")
@@ -242,8 +243,9 @@ class Nginx:
             if s.get("client_ca"):
                 client_auth = (f"        ssl_client_certificate {s['client_ca']};\n"
                                "        ssl_verify_client on;\n")
+            extra = "".join(f"        {line}\n" for line in s.get("extra", "").splitlines())
             parts.append(NGINX_SERVER.format(port=s["port"], cert=s["cert"], key=s["key"],
-                                              client_auth=client_auth))
+                                              client_auth=client_auth, extra=extra))
         self.conf = os.path.join(self.dir, "nginx.conf")
         with open(self.conf, "w") as f:
             f.write(NGINX_CONF.format(dir=self.dir, servers="".join(parts)))
