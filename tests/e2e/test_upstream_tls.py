@@ -103,33 +103,29 @@ class UpstreamTls(harness.E2ETestCase):
         self.assertEqual(r.status, 400, r)
         self.assertIn("No required SSL certificate was sent", r.text, r)
 
-    def test_session_resumption_towards_nginx(self):
-        for i in range(4):
-            r = self.get(f"/fresh/{i}")
+    def requests_as_nginx_saw_them(self, prefix, n):
+        """n GETs under `prefix`, each answered 200; nginx's log lines for them."""
+        for i in range(n):
+            r = self.get(f"{prefix}{i}")
             self.assertEqual(r.status, 200, r)
-        lines = self.nginx_lines("/fresh/")
-        self.assertEqual(len(lines), 4, lines)
+        lines = self.nginx_lines(prefix)
+        self.assertEqual(len(lines), n, lines)
+        return lines
+
+    def test_session_resumption_towards_nginx(self):
+        lines = self.requests_as_nginx_saw_them("/fresh/", 4)
         self.assertEqual(len({x["conn"] for x in lines}), 4, lines)  # a new connection each
         self.assertEqual(lines[0]["reused"], ".", lines)  # the first: a full handshake
         self.assertIn("r", [x["reused"] for x in lines[1:]], lines)
 
     def test_session_resumption_when_the_backend_closes_each_connection(self):
-        for i in range(4):
-            r = self.get(f"/closing/{i}")
-            self.assertEqual(r.status, 200, r)
-        lines = self.nginx_lines("/closing/")
-        self.assertEqual(len(lines), 4, lines)
+        lines = self.requests_as_nginx_saw_them("/closing/", 4)
         self.assertEqual(len({x["conn"] for x in lines}), 4, lines)
         self.assertIn("r", [x["reused"] for x in lines[1:]], lines)
 
     def test_keep_alive_reuses_upstream_tls_connections(self):
-        for i in range(6):
-            r = self.get(f"/pooled/{i}")
-            self.assertEqual(r.status, 200, r)
-        lines = self.nginx_lines("/pooled/")
-        self.assertEqual(len(lines), 6, lines)
+        lines = self.requests_as_nginx_saw_them("/pooled/", 6)
         self.assertLess(len({x["conn"] for x in lines}), 6, lines)
-
 
 class HealthOverTls(harness.E2ETestCase):
     def test_health_check_over_tls(self):
