@@ -115,18 +115,20 @@ class SClient:
         return m.group(0) if m else None
 
     def served_certificate(self):
-        """(subject in RFC 2253, serial in upper-case hex without leading zeros) of the
-        certificate the server sent; fails when none was."""
+        """(subject in RFC 2253, serial in upper-case hex without leading zeros, public key
+        algorithm: "rsaEncryption" or "id-ecPublicKey") of the certificate the server sent;
+        fails when none was."""
         pem = self.certificate_pem
         if pem is None:
             raise AssertionError(f"s_client saw no server certificate:\n{self.text[-3000:]}")
         out = subprocess.run(
             [harness.require_program("openssl", "openssl"), "x509", "-noout", "-subject",
-             "-serial", "-nameopt", "RFC2253"],
+             "-serial", "-nameopt", "RFC2253", "-text"],
             input=pem, capture_output=True, text=True, timeout=PEER_TIMEOUT, check=True).stdout
         subject = re.search(r"^subject=(.*)$", out, re.M).group(1).strip()
         serial = re.search(r"^serial=([0-9A-F]+)$", out, re.M).group(1).lstrip("0")
-        return subject, serial
+        algorithm = re.search(r"Public Key Algorithm: (\S+)", out).group(1)
+        return subject, serial, algorithm
 
     @property
     def got_http_200(self):
