@@ -12,6 +12,7 @@
 #include "sluice/common/asio.h"
 #include "sluice/common/log.h"
 #include "sluice/config/loader.h"
+#include "sluice/net/tls_context.h"
 #include "sluice/server/server.h"
 
 namespace {
@@ -99,6 +100,13 @@ int main(int argc, char** argv) {
     if (!loaded.ok()) {
       fmt::print(stderr, "{}", loaded.error_text());
       fmt::print(stderr, "configuration invalid: {} error(s)\n", loaded.errors.size());
+      return 1;
+    }
+    // The TLS files too: an operator runs --validate before a restart or reload to catch a
+    // key that does not match its certificate, not only a typo in the YAML.
+    if (auto tls = net::TlsMaterial::load(loaded.config); !tls) {
+      fmt::print(stderr, "{}\n", tls.error().message);
+      fmt::print(stderr, "configuration invalid: 1 error(s)\n");
       return 1;
     }
     fmt::print("configuration OK\n");

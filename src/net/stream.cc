@@ -298,9 +298,13 @@ bool Stream::tls_idle_alive() {
 
 SslSessionPtr Stream::tls_session() const {
   if (!tls_ || !tls_->established || tls_->failed) return nullptr;
-  SslSessionPtr session(SSL_get1_session(tls_->ssl.get()));
-  if (session && SSL_SESSION_is_resumable(session.get()) != 1) session.reset();
-  return session;
+  SSL_SESSION* current = SSL_get0_session(tls_->ssl.get());
+  if (!current || SSL_SESSION_is_resumable(current) != 1) return nullptr;
+  // A copy, not a reference: when this SSL is freed without a close_notify exchange (a pooled
+  // connection closed when idle, a backend that closes after its response), OpenSSL marks the
+  // SSL's own session object not resumable (ssl_clear_bad_session), and a session kept by
+  // reference would then never be offered again.
+  return SslSessionPtr(SSL_SESSION_dup(current));
 }
 
 TlsFailure Stream::tls_failure() const {

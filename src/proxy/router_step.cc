@@ -322,6 +322,7 @@ void ExchangeRunner::release(Lease& lease, bool reusable) {
   if (reusable && !worker_.draining()) {
     lease.pool->give_back(std::move(lease.conn), upstream::Clock::now(), lease.max_idle);
   } else {
+    lease.pool->keep_tls_session(*lease.conn);
     lease.conn->stream().close();
     lease.conn.reset();
   }

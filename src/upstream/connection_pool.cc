@@ -45,10 +45,7 @@ std::unique_ptr<UpstreamConnection> EndpointPool::take(Clock::time_point now,
 
 void EndpointPool::give_back(std::unique_ptr<UpstreamConnection> conn, Clock::time_point now,
                              size_t max_idle) {
-  if (conn->stream().is_tls() && conn->pool_generation == generation_) {
-    // Read after a response, so a TLS 1.3 ticket sent after the handshake is in it.
-    if (auto session = conn->stream().tls_session()) tls_session_ = std::move(session);
-  }
+  keep_tls_session(*conn);
   if (retired_ || idle_.size() >= max_idle || conn->pool_generation != generation_) {
     conn->stream().close();
     return;
@@ -58,6 +55,13 @@ void EndpointPool::give_back(std::unique_ptr<UpstreamConnection> conn, Clock::ti
   idle_.push_back(std::move(conn));
   cluster_stats_->connections_idle.add(1);
   if (breaker) breaker->returned();  // a request waiting for a connection may take this one
+}
+
+void EndpointPool::keep_tls_session(UpstreamConnection& conn) {
+  if (conn.stream().is_tls() && conn.pool_generation == generation_) {
+    // Read after a response, so a TLS 1.3 ticket sent after the handshake is in it.
+    if (auto session = conn.stream().tls_session()) tls_session_ = std::move(session);
+  }
 }
 
 void EndpointPool::use_tls(const std::shared_ptr<const net::TlsClientContext>& tls) {

@@ -56,6 +56,10 @@ class EndpointPool {
   uint64_t generation() const { return generation_; }
   // The session the next TLS connection to this endpoint resumes (null: a full handshake).
   SSL_SESSION* tls_session() const { return tls_session_.get(); }
+  // Keeps `conn`'s TLS session (if resumable) for the next connection; called for every
+  // connection whose exchange ended, reused or not: a backend that closes after each response
+  // is where resumption saves the most.
+  void keep_tls_session(UpstreamConnection& conn);
 
  private:
   void drop_idle(size_t n) { cluster_stats_->connections_idle.add(-static_cast<int64_t>(n)); }
