@@ -112,7 +112,10 @@ awaitable<bool> DownstreamConnection::handshake(const config::Listener& spec) {
   down_deadline_.disarm();
   if (ec) {
     const net::TlsFailure why = down_deadline_.expired() ? net::TlsFailure::kTimeout : stream_.tls_failure();
-    if (listener_stats_) listener_stats_->tls.failures[static_cast<size_t>(why)].add();
+    // A peer that closes before sending any byte (a load balancer's TCP check, a port scan)
+    // did not try a handshake: not a failure to alert on. Garbage or a half ClientHello is.
+    const bool attempted = why != net::TlsFailure::kClosed || stream_.tls_hello_seen();
+    if (listener_stats_ && attempted) listener_stats_->tls.failures[static_cast<size_t>(why)].add();
     log::debug("TLS handshake with {} failed: {} ({})", client_address_, net::to_string(why), stream_.tls_error());
     co_return false;
   }

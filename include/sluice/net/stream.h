@@ -64,6 +64,8 @@ class Stream {
   const TlsInfo* tls_info() const { return tls_ ? &tls_->info : nullptr; }
   // After a failed handshake: why, for metrics, and OpenSSL's words for messages.
   TlsFailure tls_failure() const;
+  // Whether a ClientHello (server) or ServerHello (client) was received.
+  bool tls_hello_seen() const { return tls_ && SSL_get_state(tls_->ssl.get()) != TLS_ST_BEFORE; }
   std::string tls_error() const;
 
   // The TLS handshake (server or client, as the SSL was made). On failure `ec` is set and the
