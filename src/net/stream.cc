@@ -16,6 +16,14 @@ namespace {
 constexpr size_t kGatherBelow = 4096;
 constexpr size_t kMaxRecord = 16384;  // TLS's largest record payload
 
+// OpenSSL wants an empty error queue before a call whose outcome SSL_get_error() judges. Every
+// path that leaves errors clears them afterwards, so the queue is normally empty already:
+// peeking is cheap, while ERR_clear_error() walks all 16 slots every time (839 instructions of
+// a keep-alive TLS GET, callgrind).
+inline void clear_stale_errors() {
+  if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
 std::string x509_name(X509_NAME* name) {
   std::string out;
   if (!name) return out;
@@ -106,7 +114,7 @@ void Stream::send_close_notify() {
   // follows. Once per connection (SSL_shutdown remembers it was sent).
   if (!tls_->established || tls_->failed || !socket_.is_open()) return;
   if (SSL_get_shutdown(tls_->ssl.get()) & SSL_SENT_SHUTDOWN) return;
-  ERR_clear_error();
+  clear_stale_errors();
   SSL_shutdown(tls_->ssl.get());
   ERR_clear_error();
 }
@@ -195,7 +203,7 @@ Stream::Want Stream::tls_handshake_step(error_code& ec) {
     ec = asio::error::no_memory;
     return Want::kDone;
   }
-  ERR_clear_error();
+  clear_stale_errors();
   const int ret = SSL_do_handshake(ssl);
   if (ret != 1) return tls_outcome(ret, ec);
   tls_->established = true;
@@ -221,7 +229,7 @@ Stream::Want Stream::tls_handshake_step(error_code& ec) {
 }
 
 Stream::Want Stream::tls_read_step(asio::mutable_buffer target, size_t& n, error_code& ec) {
-  ERR_clear_error();
+  clear_stale_errors();
   const int ret = SSL_read_ex(tls_->ssl.get(), target.data(), target.size(), &n);
   if (ret == 1) return Want::kDone;
   n = 0;
@@ -266,7 +274,7 @@ Stream::Want Stream::tls_write_step(WriteCursor& c, error_code& ec) {
       }
     }
     size_t sent = 0;
-    ERR_clear_error();
+    clear_stale_errors();
     const int ret = SSL_write_ex(ssl, data, size, &sent);
     if (ret != 1) return tls_outcome(ret, ec);
     c.written += sent;
@@ -286,7 +294,7 @@ bool Stream::tls_idle_alive() {
   if (!tls_ || tls_->failed || !tls_->established) return false;
   char byte;
   size_t n = 0;
-  ERR_clear_error();
+  clear_stale_errors();
   const int ret = SSL_read_ex(tls_->ssl.get(), &byte, 1, &n);
   if (ret == 1) return false;  // application data nobody asked for: the connection is unusable
   const int err = SSL_get_error(tls_->ssl.get(), ret);
