@@ -72,6 +72,7 @@ awaitable<bool> ExchangeRunner::run(const server::ListenerInfo& listener) {
   req.path = head.path;
   req.query = head.query;
   req.headers = head.fields.items();
+  req.tls = exchange_.tls;
 
   const router::VirtualHost* vhost = listener.routes.find_virtual_host(req.authority);
   if (!vhost) {
