@@ -182,6 +182,7 @@ void ExchangeRunner::write_access_log(std::chrono::steady_clock::time_point now)
   e.route = record_.route_name;
   e.cluster = record_.cluster;
   e.flags = record_.flags ? record_.flags : "-";
+  e.tls = exchange_.tls;
   std::string& out = worker_.access_log().buffer(spec.path);
   if (spec.format == config::AccessLog::Format::kJson) accesslog::append_json(out, e);
   else accesslog::append_text(out, e);
