@@ -2,7 +2,9 @@
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include "sluice/net/stream.h"
 #include "sluice/stats/exposition.h"
 
 namespace sluice::accesslog {
@@ -11,6 +13,28 @@ std::string rfc3339_ms(std::chrono::system_clock::time_point t) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() % 1000;
   return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03}Z", fmt::gmtime(std::chrono::system_clock::to_time_t(t)), ms);
 }
+
+namespace {
+
+// `"key":"value"`, or `"key":null` when the value is empty.
+void append_json_string_or_null(std::string& out, std::string_view key, std::string_view value) {
+  out.append(",\"").append(key).append("\":");
+  if (value.empty()) out += "null";
+  else out.append("\"").append(stats::escape_json(value)).append("\"");
+}
+
+void append_json_tls(std::string& out, const net::TlsInfo& tls) {
+  append_json_string_or_null(out, "tls_version", tls.version);
+  append_json_string_or_null(out, "tls_cipher", tls.cipher);
+  append_json_string_or_null(out, "sni", tls.sni);
+  // Null without a verified client certificate; the URI SANs joined by ",".
+  append_json_string_or_null(out, "peer_subject", tls.peer_certificate ? tls.peer_subject : "");
+  std::string uris;
+  if (tls.peer_certificate) uris = fmt::format("{}", fmt::join(tls.peer_uri_sans, ","));
+  append_json_string_or_null(out, "peer_uri_san", uris);
+}
+
+}  // namespace
 
 void append_json(std::string& out, const Entry& e) {
   using stats::escape_json;
@@ -29,7 +53,9 @@ void append_json(std::string& out, const Entry& e) {
   fmt::format_to(o, "\"route\":\"{}\",", escape_json(e.route));
   if (e.cluster.empty()) out += "\"cluster\":null,";
   else fmt::format_to(o, "\"cluster\":\"{}\",", escape_json(e.cluster));
-  fmt::format_to(o, "\"flags\":\"{}\"}}\n", escape_json(e.flags));
+  fmt::format_to(o, "\"flags\":\"{}\"", escape_json(e.flags));
+  if (e.tls) append_json_tls(out, *e.tls);
+  out += "}\n";
 }
 
 void append_text(std::string& out, const Entry& e) {

@@ -2,7 +2,10 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
+#include <array>
 #include <cctype>
+#include <utility>
 
 #include "sluice/http/head_builder.h"
 
@@ -22,6 +25,24 @@ bool is_framing_header(std::string_view lower_case_name) {
   return lower_case_name == "content-length" || lower_case_name == "transfer-encoding" ||
          http::is_hop_by_hop(lower_case_name);
 }
+
+namespace {
+
+// The variables without an argument, in the order the error message lists them.
+constexpr std::array<std::pair<std::string_view, TemplatePart::Kind>, 10> kVariables{{
+    {"DOWNSTREAM_REMOTE_ADDRESS", TemplatePart::Kind::kDownstreamRemoteAddress},
+    {"UPSTREAM_HOST", TemplatePart::Kind::kUpstreamHost},
+    {"REQUEST_ID", TemplatePart::Kind::kRequestId},
+    {"DOWNSTREAM_TLS_VERSION", TemplatePart::Kind::kDownstreamTlsVersion},
+    {"DOWNSTREAM_TLS_CIPHER", TemplatePart::Kind::kDownstreamTlsCipher},
+    {"REQUESTED_SERVER_NAME", TemplatePart::Kind::kRequestedServerName},
+    {"DOWNSTREAM_PEER_SUBJECT", TemplatePart::Kind::kDownstreamPeerSubject},
+    {"DOWNSTREAM_PEER_URI_SAN", TemplatePart::Kind::kDownstreamPeerUriSan},
+    {"DOWNSTREAM_PEER_DNS_SAN", TemplatePart::Kind::kDownstreamPeerDnsSan},
+    {"DOWNSTREAM_PEER_FINGERPRINT_256", TemplatePart::Kind::kDownstreamPeerFingerprint256},
+}};
+
+}  // namespace
 
 Result<std::vector<TemplatePart>> parse_header_template(std::string_view text) {
   std::vector<TemplatePart> parts;
@@ -47,12 +68,10 @@ Result<std::vector<TemplatePart>> parse_header_template(std::string_view text) {
     }
     std::string_view name = text.substr(percent + 1, close - percent - 1);
     i = close + 1;
-    if (name == "DOWNSTREAM_REMOTE_ADDRESS") {
-      parts.push_back({TemplatePart::Kind::kDownstreamRemoteAddress, ""});
-    } else if (name == "UPSTREAM_HOST") {
-      parts.push_back({TemplatePart::Kind::kUpstreamHost, ""});
-    } else if (name == "REQUEST_ID") {
-      parts.push_back({TemplatePart::Kind::kRequestId, ""});
+    auto known = std::find_if(kVariables.begin(), kVariables.end(),
+                              [name](const auto& v) { return v.first == name; });
+    if (known != kVariables.end()) {
+      parts.push_back({known->second, ""});
     } else if (name.size() >= 5 && name.substr(0, 4) == "REQ(" && name.back() == ')') {
       std::string header(name.substr(4, name.size() - 5));
       if (!is_header_name(header)) {
@@ -61,9 +80,10 @@ Result<std::vector<TemplatePart>> parse_header_template(std::string_view text) {
       for (char& c : header) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       parts.push_back({TemplatePart::Kind::kRequestHeader, std::move(header)});
     } else {
-      return Error{fmt::format("unknown variable '%{}%' (known: %REQ(header-name)%, "
-                               "%DOWNSTREAM_REMOTE_ADDRESS%, %UPSTREAM_HOST%, %REQUEST_ID%; write %% "
-                               "for a literal '%')", name)};
+      std::string list = "%REQ(header-name)%";
+      for (const auto& v : kVariables) list.append(", %").append(v.first).append("%");
+      return Error{fmt::format("unknown variable '%{}%' (known: {}; write %% for a literal '%')",
+                               name, list)};
     }
   }
   return parts;

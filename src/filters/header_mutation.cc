@@ -1,5 +1,6 @@
 #include "sluice/filters/header_mutation.h"
 
+#include "sluice/net/stream.h"
 #include "sluice/proxy/exchange.h"
 
 namespace sluice::filters {
@@ -12,6 +13,16 @@ ValueTemplate::ValueTemplate(std::string_view text) {
 
 std::string ValueTemplate::render(const proxy::Exchange& x) const {
   using Kind = config::TemplatePart::Kind;
+  // TLS variables are empty on plaintext, and the peer's without a verified client certificate,
+  // like %UPSTREAM_HOST% before an endpoint is chosen.
+  const net::TlsInfo* tls = x.tls;
+  const net::TlsInfo* peer = tls && tls->peer_certificate ? tls : nullptr;
+  auto join = [](std::string& s, const std::vector<std::string>& sans) {
+    for (size_t i = 0; i < sans.size(); ++i) {
+      if (i > 0) s += ',';
+      s += sans[i];
+    }
+  };
   std::string out;
   for (const auto& p : parts_) {
     switch (p.kind) {
@@ -22,6 +33,27 @@ std::string ValueTemplate::render(const proxy::Exchange& x) const {
       case Kind::kDownstreamRemoteAddress: out += x.client_address; break;
       case Kind::kUpstreamHost: out += x.upstream_host; break;
       case Kind::kRequestId: out += x.request_id; break;
+      case Kind::kDownstreamTlsVersion:
+        if (tls) out += tls->version;
+        break;
+      case Kind::kDownstreamTlsCipher:
+        if (tls) out += tls->cipher;
+        break;
+      case Kind::kRequestedServerName:
+        if (tls) out += tls->sni;
+        break;
+      case Kind::kDownstreamPeerSubject:
+        if (peer) out += peer->peer_subject;
+        break;
+      case Kind::kDownstreamPeerUriSan:
+        if (peer) join(out, peer->peer_uri_sans);
+        break;
+      case Kind::kDownstreamPeerDnsSan:
+        if (peer) join(out, peer->peer_dns_sans);
+        break;
+      case Kind::kDownstreamPeerFingerprint256:
+        if (peer) out += peer->peer_cert_sha256;
+        break;
     }
   }
   return out;

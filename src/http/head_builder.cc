@@ -8,6 +8,8 @@
 namespace sluice::http {
 namespace {
 
+using namespace std::string_view_literals;
+
 constexpr std::string_view kCrlf = "\r\n";
 constexpr std::string_view kColonSpace = ": ";
 
@@ -100,55 +102,81 @@ std::string HeadParts::flatten() const {
   return out;
 }
 
-bool is_hop_by_hop(std::string_view name) {
-  static constexpr std::array<std::string_view, 7> kNames = {
-      "connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "transfer-encoding"};
-  for (auto n : kNames) {
-    if (iequals(name, n)) return true;
-  }
-  return false;
-}
-
 bool named_by_connection(std::span<const HeaderView> headers, std::string_view name) {
   return any_connection_token(headers, [name](std::string_view token) { return iequals(token, name); });
 }
 
 void build_upstream_request_head(const UpstreamRequestInput& in, HeadParts& out) {
   out.clear();
-  out.prefix.append(in.method).append(" ").append(in.path);
-  if (!in.query.empty()) out.prefix.append("?").append(in.query);
-  out.prefix.append(" HTTP/1.1\r\nhost: ").append(in.host).append(kCrlf);
+  out.prefix.append(in.method).append(" "sv).append(in.path);
+  if (!in.query.empty()) out.prefix.append("?"sv).append(in.query);
+  out.prefix.append(" HTTP/1.1\r\nhost: "sv).append(in.host).append(kCrlf);
 
   const ConnectionOptions connection = connection_options(in.headers);
   std::string forwarded_for;
+  // The client's x-forwarded-client-cert values go straight into the suffix (still empty here)
+  // when this connection's element is appended to them; x-forwarded-for collects in its own.
+  const bool append_client_certs = in.client_cert == ClientCertHeader::kAppend;
   for (const auto& h : in.headers) {
-    if (is_hop_by_hop(h.name) || iequals(h.name, "host") || iequals(h.name, "expect") ||
-        iequals(h.name, "x-forwarded-proto") || iequals(h.name, "x-forwarded-host")) {
-      continue;
+    // The fields Sluice writes or drops itself, found by length first: one jump instead of a
+    // comparison per name for every field.
+    switch (h.name.size()) {
+      case 4:
+        if (iequals(h.name, "host")) continue;
+        break;
+      case 6:
+        if (iequals(h.name, "expect")) continue;
+        break;
+      case 12:
+        // A generated id replaces an empty one the client sent.
+        if (!in.generated_request_id.empty() && iequals(h.name, "x-request-id")) continue;
+        break;
+      case 15:
+        if (iequals(h.name, "x-forwarded-for")) {
+          if (!forwarded_for.empty()) forwarded_for += ", "sv;
+          forwarded_for.append(h.value);
+          continue;
+        }
+        break;
+      case 16:
+        if (iequals(h.name, "x-forwarded-host")) continue;
+        break;
+      case 17:
+        if (iequals(h.name, "x-forwarded-proto")) continue;
+        break;
+      case 23:
+        if (in.client_cert != ClientCertHeader::kForward && iequals(h.name, "x-forwarded-client-cert")) {
+          if (append_client_certs && !h.value.empty()) {
+            out.suffix.append(out.suffix.empty() ? "x-forwarded-client-cert: "sv : ","sv).append(h.value);
+          }
+          continue;
+        }
+        break;
+      default:
+        break;
     }
-    // A generated id replaces an empty one the client sent.
-    if (!in.generated_request_id.empty() && iequals(h.name, "x-request-id")) continue;
-    if (iequals(h.name, "x-forwarded-for")) {
-      if (!forwarded_for.empty()) forwarded_for += ", ";
-      forwarded_for.append(h.value);
-      continue;
-    }
+    if (is_hop_by_hop(h.name)) continue;
     if (removed_by_connection(connection, in.headers, h.name)) continue;
     append_line(out.middle, h);
   }
 
-  if (!forwarded_for.empty()) forwarded_for += ", ";
+  if (in.client_cert >= ClientCertHeader::kAppend) {  // kAppend, kSet
+    out.suffix.append(out.suffix.empty() ? "x-forwarded-client-cert: "sv : ","sv)
+        .append(in.client_cert_element)
+        .append(kCrlf);
+  }
+  if (!forwarded_for.empty()) forwarded_for += ", "sv;
   forwarded_for.append(in.client_address);
-  out.suffix.append("x-forwarded-for: ").append(forwarded_for).append(kCrlf);
-  out.suffix.append("x-forwarded-proto: ").append(in.forwarded_proto).append(kCrlf);
+  out.suffix.append("x-forwarded-for: "sv).append(forwarded_for).append(kCrlf);
+  out.suffix.append("x-forwarded-proto: "sv).append(in.forwarded_proto).append(kCrlf);
   if (!in.original_host.empty()) {
-    out.suffix.append("x-forwarded-host: ").append(in.original_host).append(kCrlf);
+    out.suffix.append("x-forwarded-host: "sv).append(in.original_host).append(kCrlf);
   }
   if (!in.generated_request_id.empty()) {
-    out.suffix.append("x-request-id: ").append(in.generated_request_id).append(kCrlf);
+    out.suffix.append("x-request-id: "sv).append(in.generated_request_id).append(kCrlf);
   }
-  if (in.chunked_body) out.suffix.append("transfer-encoding: chunked\r\n");
-  if (!in.upgrade.empty()) out.suffix.append("connection: upgrade\r\nupgrade: ").append(in.upgrade).append(kCrlf);
+  if (in.chunked_body) out.suffix.append("transfer-encoding: chunked\r\n"sv);
+  if (!in.upgrade.empty()) out.suffix.append("connection: upgrade\r\nupgrade: "sv).append(in.upgrade).append(kCrlf);
   out.suffix.append(kCrlf);
 }
 

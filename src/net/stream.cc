@@ -45,8 +45,21 @@ void read_peer_identity(X509* cert, TlsInfo& info) {
     const GENERAL_NAME* name = sk_GENERAL_NAME_value(sans, i);
     if (name->type != GEN_URI && name->type != GEN_DNS) continue;
     const ASN1_IA5STRING* s = name->type == GEN_URI ? name->d.uniformResourceIdentifier : name->d.dNSName;
-    std::string value(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
-                      static_cast<size_t>(ASN1_STRING_length(s)));
+    // The SANs go into request headers (x-forwarded-client-cert, %DOWNSTREAM_PEER_URI_SAN%) and
+    // log lines. An IA5String is ASCII, but nothing stops a CA from signing CR, LF or NUL in
+    // one: such bytes (and any outside printable ASCII) are percent-encoded, as a URI writes
+    // them, so no certificate can split a header (the subject is escaped by XN_FLAG_RFC2253).
+    std::string value;
+    const unsigned char* data = ASN1_STRING_get0_data(s);
+    for (int k = 0; k < ASN1_STRING_length(s); ++k) {
+      const unsigned char c = data[k];
+      if (c > 0x20 && c < 0x7f) {
+        value.push_back(static_cast<char>(c));
+      } else {
+        static constexpr char kHex[] = "0123456789ABCDEF";
+        value.append({'%', kHex[c >> 4], kHex[c & 15]});
+      }
+    }
     (name->type == GEN_URI ? info.peer_uri_sans : info.peer_dns_sans).push_back(std::move(value));
   }
   GENERAL_NAMES_free(sans);

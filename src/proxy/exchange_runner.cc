@@ -72,6 +72,7 @@ awaitable<bool> ExchangeRunner::run(const server::ListenerInfo& listener) {
   req.path = head.path;
   req.query = head.query;
   req.headers = head.fields.items();
+  req.tls = exchange_.tls;
 
   const router::VirtualHost* vhost = listener.routes.find_virtual_host(req.authority);
   if (!vhost) {
@@ -181,6 +182,7 @@ void ExchangeRunner::write_access_log(std::chrono::steady_clock::time_point now)
   e.route = record_.route_name;
   e.cluster = record_.cluster;
   e.flags = record_.flags ? record_.flags : "-";
+  e.tls = exchange_.tls;
   std::string& out = worker_.access_log().buffer(spec.path);
   if (spec.format == config::AccessLog::Format::kJson) accesslog::append_json(out, e);
   else accesslog::append_text(out, e);

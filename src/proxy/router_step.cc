@@ -5,6 +5,8 @@
 #include <fmt/core.h>
 
 #include "sluice/common/log.h"
+#include "sluice/http/forwarded_client_cert.h"
+#include "sluice/net/stream.h"
 #include "sluice/proxy/exchange_runner.h"
 #include "sluice/upstream/hash.h"
 
@@ -75,6 +77,20 @@ awaitable<bool> ExchangeRunner::forward(const router::Route& route) {
     // A body of undeclared length is framed as chunked upstream.
     head.chunked_body = exchange_.facts.has_body && !exchange_.facts.body_length_known;
     head.upgrade = exchange_.facts.upgrade;
+    // x-forwarded-client-cert: removed unless the connection is mTLS (nothing to decide on
+    // plaintext, so a plain request pays one test).
+    if (exchange_.tls && exchange_.tls->peer_certificate) {
+      const auto& tls_spec = view.snapshot->listeners()[record_.listener_index].spec.tls;
+      head.client_cert = http::client_cert_header(
+          tls_spec ? tls_spec->forward_client_cert : config::ForwardClientCert::kSanitizeSet,
+          exchange_.tls);
+      if (head.client_cert == http::ClientCertHeader::kAppend ||
+          head.client_cert == http::ClientCertHeader::kSet) {
+        client_cert_element_.clear();
+        http::append_client_cert_element(*exchange_.tls, client_cert_element_);
+        head.client_cert_element = client_cert_element_;
+      }
+    }
     head.headers = exchange_.request.fields.items();
     // A step may have set Host: the head builder writes `host` itself from head.host.
     if (auto h = exchange_.request.fields.get("host"); h && *h != request.authority) head.host = *h;

@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "sluice/config/limits.h"
+#include "sluice/net/stream.h"
 
 namespace sluice::router {
 
@@ -77,6 +78,44 @@ bool HeaderMatcher::matches(const http::RequestView& request) const {
     }
   }
   return !seen && spec_.kind == config::HeaderMatch::Kind::kPresent && !spec_.present;
+}
+
+StringMatcher::StringMatcher(const config::StringMatch& spec) : spec_(spec) {
+  if (spec_.kind == config::StringMatch::Kind::kRegex) regex_ = shared_regex(spec_.value);
+}
+
+bool StringMatcher::matches(std::string_view s) const {
+  switch (spec_.kind) {
+    case config::StringMatch::Kind::kExact: return s == spec_.value;
+    case config::StringMatch::Kind::kPrefix: return s.starts_with(spec_.value);
+    case config::StringMatch::Kind::kSuffix: return s.ends_with(spec_.value);
+    case config::StringMatch::Kind::kRegex:
+      return regex_->Match(re2::StringPiece(s.data(), s.size()), 0, s.size(), re2::RE2::ANCHOR_BOTH,
+                           nullptr, 0);
+  }
+  return false;
+}
+
+ClientCertMatcher::ClientCertMatcher(const config::ClientCertMatch& spec) : present_(spec.present) {
+  if (spec.subject) subject_.emplace(*spec.subject);
+  if (spec.uri_san) uri_san_.emplace(*spec.uri_san);
+  if (spec.dns_san) dns_san_.emplace(*spec.dns_san);
+}
+
+bool ClientCertMatcher::matches(const net::TlsInfo* tls) const {
+  const bool has_cert = tls && tls->peer_certificate;
+  if (present_ && *present_ != has_cert) return false;
+  if (!has_cert) return !subject_ && !uri_san_ && !dns_san_;
+  auto any_of = [](const StringMatcher& m, const std::vector<std::string>& sans) {
+    for (const auto& san : sans) {
+      if (m.matches(san)) return true;
+    }
+    return false;
+  };
+  if (subject_ && !subject_->matches(tls->peer_subject)) return false;
+  if (uri_san_ && !any_of(*uri_san_, tls->peer_uri_sans)) return false;
+  if (dns_san_ && !any_of(*dns_san_, tls->peer_dns_sans)) return false;
+  return true;
 }
 
 bool QueryMatcher::matches(std::string_view query) const {

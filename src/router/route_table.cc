@@ -15,6 +15,7 @@ Route::Route(const config::Route& spec, size_t cluster_index, const config::Virt
     : name_(spec.name), path_(spec) {
   for (const auto& h : spec.headers) headers_.emplace_back(h);
   for (const auto& q : spec.query) query_.emplace_back(q);
+  if (spec.client_cert) client_cert_.emplace(*spec.client_cert);
   action_.kind = spec.action;
   action_.cluster_index = cluster_index;
   action_.cluster_name = spec.cluster;
@@ -70,7 +71,7 @@ bool Route::conditions_match(const http::RequestView& request) const {
   for (const auto& q : query_) {
     if (!q.matches(request.query)) return false;
   }
-  return true;
+  return !client_cert_ || client_cert_->matches(request.tls);
 }
 
 std::string Route::rewritten_path(std::string_view path) const {

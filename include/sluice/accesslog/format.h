@@ -5,6 +5,10 @@
 #include <string>
 #include <string_view>
 
+namespace sluice::net {
+struct TlsInfo;
+}
+
 namespace sluice::accesslog {
 
 struct Entry {
@@ -24,6 +28,9 @@ struct Entry {
   std::string_view route;    // "-" when none matched
   std::string_view cluster;  // empty when none
   std::string_view flags;    // "-" or e.g. "NR", "UF", "UT", "UC", "UPE", "DPE", "DT", "RTL", "DC"
+  // The downstream TLS connection; null on plaintext. JSON lines of TLS connections end with
+  // its version, cipher, SNI and the client certificate's subject and URI SANs.
+  const net::TlsInfo* tls = nullptr;
 };
 
 // RFC 3339 UTC with milliseconds: 2026-11-22T10:45:41.399Z

@@ -26,6 +26,15 @@ struct TemplatePart {
     kDownstreamRemoteAddress,  // %DOWNSTREAM_REMOTE_ADDRESS%: the client's IP address
     kUpstreamHost,             // %UPSTREAM_HOST%: the chosen endpoint, ip:port
     kRequestId,                // %REQUEST_ID%: the request's x-request-id
+    // The downstream TLS connection (empty on plaintext) and its verified client certificate
+    // (empty without one), under Envoy's names:
+    kDownstreamTlsVersion,          // %DOWNSTREAM_TLS_VERSION%: "TLSv1.3"
+    kDownstreamTlsCipher,           // %DOWNSTREAM_TLS_CIPHER%: "TLS_AES_128_GCM_SHA256"
+    kRequestedServerName,           // %REQUESTED_SERVER_NAME%: the SNI
+    kDownstreamPeerSubject,         // %DOWNSTREAM_PEER_SUBJECT%: RFC 2253
+    kDownstreamPeerUriSan,          // %DOWNSTREAM_PEER_URI_SAN%: every URI SAN, joined by ","
+    kDownstreamPeerDnsSan,          // %DOWNSTREAM_PEER_DNS_SAN%: every DNS SAN, joined by ","
+    kDownstreamPeerFingerprint256,  // %DOWNSTREAM_PEER_FINGERPRINT_256%: SHA-256 of the DER, hex
   };
   Kind kind = Kind::kLiteral;
   std::string text;

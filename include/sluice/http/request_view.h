@@ -5,6 +5,10 @@
 #include <span>
 #include <string_view>
 
+namespace sluice::net {
+struct TlsInfo;
+}
+
 namespace sluice::http {
 
 struct HeaderView {
@@ -18,6 +22,9 @@ struct RequestView {
   std::string_view path;       // without the query string
   std::string_view query;      // after '?', may be empty
   std::span<const HeaderView> headers;
+  // The connection's TLS parameters and client identity (route `client_cert` conditions); null
+  // on plaintext.
+  const net::TlsInfo* tls = nullptr;
 };
 
 // ASCII case-insensitive equality. Inline: most calls compare header names of different

@@ -142,6 +142,7 @@ class ExchangeRunner {
   std::string method_and_path_;
   // Reused per request so the steady state allocates little.
   std::vector<http::HeaderView> fields_before_;  // request fields before the steps ran
+  std::string client_cert_element_;  // this connection's XFCC element, rebuilt per mTLS request
 };
 
 }  // namespace sluice::proxy

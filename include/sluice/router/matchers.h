@@ -3,6 +3,7 @@
 #include <re2/re2.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "sluice/config/config.h"
@@ -43,6 +44,32 @@ class QueryMatcher {
 
  private:
   config::QueryMatch spec_;
+};
+
+// Compares one string from the peer's certificate: exact, prefix, suffix or a full RE2 match.
+class StringMatcher {
+ public:
+  explicit StringMatcher(const config::StringMatch& spec);
+  bool matches(std::string_view s) const;
+
+ private:
+  config::StringMatch spec_;
+  std::shared_ptr<const re2::RE2> regex_;
+};
+
+// `match.client_cert`: every condition given holds for the connection's verified client
+// certificate; a SAN condition holds when any SAN of its type matches. Without a verified
+// certificate (plaintext, or none sent under `mode: optional`) only `present: false` holds.
+class ClientCertMatcher {
+ public:
+  explicit ClientCertMatcher(const config::ClientCertMatch& spec);
+  bool matches(const net::TlsInfo* tls) const;
+
+ private:
+  std::optional<bool> present_;
+  std::optional<StringMatcher> subject_;
+  std::optional<StringMatcher> uri_san_;
+  std::optional<StringMatcher> dns_san_;
 };
 
 }  // namespace sluice::router

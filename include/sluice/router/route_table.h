@@ -32,7 +32,8 @@ class Route {
   Route(const config::Route& spec, size_t cluster_index, const config::VirtualHost& vhost,
         const std::vector<const config::HeaderPolicy*>& levels);
   bool matches(const http::RequestView& request) const;
-  // The header and query conditions alone (the route index has settled the path).
+  // The header, query and client certificate conditions alone (the route index has settled the
+  // path).
   bool conditions_match(const http::RequestView& request) const;
   const std::string& name() const { return name_; }
   const PathMatcher& path_matcher() const { return path_; }
@@ -51,6 +52,7 @@ class Route {
   PathMatcher path_;
   std::vector<HeaderMatcher> headers_;
   std::vector<QueryMatcher> query_;
+  std::optional<ClientCertMatcher> client_cert_;
   RouteAction action_;
   filters::Chain chain_;
   bool chain_wants_body_ = false;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "sluice/net/stream.h"
+
 namespace sluice::accesslog {
 namespace {
 
@@ -40,6 +42,46 @@ TEST(AccessLogFormat, JsonLineHasEveryField) {
             "\"path\":\"/api/x?y=1\",\"protocol\":\"HTTP/1.1\",\"status\":200,\"bytes_received\":5,"
             "\"bytes_sent\":1234,\"duration_ms\":3.250,\"upstream\":\"127.0.0.1:8080\","
             "\"upstream_time_ms\":2.500,\"route\":\"api\",\"cluster\":\"jetty\",\"flags\":\"-\"}\n");
+}
+
+TEST(AccessLogFormat, JsonLineOfATlsConnectionEndsWithItsFields) {
+  net::TlsInfo tls;
+  tls.version = "TLSv1.3";
+  tls.cipher = "TLS_AES_128_GCM_SHA256";
+  Entry e = sample();
+  e.tls = &tls;
+  std::string out;
+  append_json(out, e);
+  // No SNI, no client certificate: null.
+  EXPECT_NE(out.find("\"flags\":\"-\",\"tls_version\":\"TLSv1.3\",\"tls_cipher\":"
+                     "\"TLS_AES_128_GCM_SHA256\",\"sni\":null,\"peer_subject\":null,"
+                     "\"peer_uri_san\":null}\n"),
+            std::string::npos)
+      << out;
+
+  tls.sni = "app.example.test";
+  tls.peer_certificate = true;
+  tls.peer_subject = "CN=a\\\"b,O=corp";
+  tls.peer_uri_sans = {"spiffe://corp/ns/prod/sa/alice", "urn:x"};
+  out.clear();
+  append_json(out, e);
+  EXPECT_NE(out.find("\"sni\":\"app.example.test\",\"peer_subject\":\"CN=a\\\\\\\"b,O=corp\","
+                     "\"peer_uri_san\":\"spiffe://corp/ns/prod/sa/alice,urn:x\"}\n"),
+            std::string::npos)
+      << out;
+
+  // A certificate without URI SANs.
+  tls.peer_uri_sans.clear();
+  out.clear();
+  append_json(out, e);
+  EXPECT_NE(out.find("\"peer_uri_san\":null}\n"), std::string::npos) << out;
+
+  // The text format is unchanged by TLS.
+  std::string text, plain_text;
+  append_text(text, e);
+  e.tls = nullptr;
+  append_text(plain_text, e);
+  EXPECT_EQ(text, plain_text);
 }
 
 TEST(AccessLogFormat, JsonUsesNullWithoutUpstreamAndEscapesInput) {

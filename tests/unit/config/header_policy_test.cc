@@ -72,14 +72,36 @@ TEST(HeaderTemplate, DoublePercentIsALiteralPercent) {
                                                {Kind::kLiteral, "%"}}));
 }
 
+// Every variable, as the unknown-variable message lists them.
+#define SLUICE_KNOWN_VARIABLES                                                                 \
+  "(known: %REQ(header-name)%, %DOWNSTREAM_REMOTE_ADDRESS%, %UPSTREAM_HOST%, %REQUEST_ID%, "   \
+  "%DOWNSTREAM_TLS_VERSION%, %DOWNSTREAM_TLS_CIPHER%, %REQUESTED_SERVER_NAME%, "               \
+  "%DOWNSTREAM_PEER_SUBJECT%, %DOWNSTREAM_PEER_URI_SAN%, %DOWNSTREAM_PEER_DNS_SAN%, "          \
+  "%DOWNSTREAM_PEER_FINGERPRINT_256%; write %% for a literal '%')"
+
+TEST(HeaderTemplate, TlsVariables) {
+  auto parts = parse_header_template(
+      "%DOWNSTREAM_TLS_VERSION%%DOWNSTREAM_TLS_CIPHER%%REQUESTED_SERVER_NAME% "
+      "%DOWNSTREAM_PEER_SUBJECT%%DOWNSTREAM_PEER_URI_SAN%%DOWNSTREAM_PEER_DNS_SAN%"
+      "%DOWNSTREAM_PEER_FINGERPRINT_256%");
+  ASSERT_TRUE(parts.ok()) << parts.error().message;
+  EXPECT_EQ(*parts, (std::vector<TemplatePart>{{Kind::kDownstreamTlsVersion, ""},
+                                               {Kind::kDownstreamTlsCipher, ""},
+                                               {Kind::kRequestedServerName, ""},
+                                               {Kind::kLiteral, " "},
+                                               {Kind::kDownstreamPeerSubject, ""},
+                                               {Kind::kDownstreamPeerUriSan, ""},
+                                               {Kind::kDownstreamPeerDnsSan, ""},
+                                               {Kind::kDownstreamPeerFingerprint256, ""}}));
+}
+
 TEST(HeaderTemplate, Errors) {
   const std::pair<const char*, const char*> cases[] = {
-      {"%HOSTNAME%", "unknown variable '%HOSTNAME%' (known: %REQ(header-name)%, %DOWNSTREAM_REMOTE_ADDRESS%, "
-                     "%UPSTREAM_HOST%, %REQUEST_ID%; write %% for a literal '%')"},
-      {"%request_id%", "unknown variable '%request_id%' (known: %REQ(header-name)%, "
-                       "%DOWNSTREAM_REMOTE_ADDRESS%, %UPSTREAM_HOST%, %REQUEST_ID%; write %% for a literal '%')"},
-      {"%REQ(a):10%", "unknown variable '%REQ(a):10%' (known: %REQ(header-name)%, "
-                      "%DOWNSTREAM_REMOTE_ADDRESS%, %UPSTREAM_HOST%, %REQUEST_ID%; write %% for a literal '%')"},
+      {"%HOSTNAME%", "unknown variable '%HOSTNAME%' " SLUICE_KNOWN_VARIABLES},
+      {"%request_id%", "unknown variable '%request_id%' " SLUICE_KNOWN_VARIABLES},
+      {"%REQ(a):10%", "unknown variable '%REQ(a):10%' " SLUICE_KNOWN_VARIABLES},
+      // Envoy's names for what Sluice does not offer are unknown too.
+      {"%DOWNSTREAM_PEER_ISSUER%", "unknown variable '%DOWNSTREAM_PEER_ISSUER%' " SLUICE_KNOWN_VARIABLES},
       {"50%", "the '%' at byte 3 has no closing '%' (write %% for a literal '%')"},
       {"%REQ(x y)%", "%REQ(x y)%: 'x y' is not a header name"},
       {"%REQ()%", "%REQ()%: '' is not a header name"},
@@ -162,9 +184,7 @@ TEST(HeaderPolicy, HostMayBeSetButNotAddedOrRemoved) {
 const std::string kFraming =
     "cannot be changed: Sluice sets the framing and hop-by-hop headers (content-length, "
     "transfer-encoding, connection, keep-alive, proxy-connection, te, trailer, upgrade) itself";
-const std::string kKnownVariables =
-    "(known: %REQ(header-name)%, %DOWNSTREAM_REMOTE_ADDRESS%, %UPSTREAM_HOST%, %REQUEST_ID%; write %% "
-    "for a literal '%')";
+const std::string kKnownVariables = SLUICE_KNOWN_VARIABLES;
 
 TEST(HeaderPolicy, EveryErrorAtOnce) {
   LoadResult r = load_listener(R"(

@@ -4,6 +4,7 @@
 
 #include "sluice/filters/header_mutation.h"
 #include "sluice/filters/local_actions.h"
+#include "sluice/net/stream.h"
 #include "sluice/proxy/exchange.h"
 
 namespace sluice::filters {
@@ -34,6 +35,34 @@ TEST(ValueTemplate, RendersEveryVariableAndKeepsLiterals) {
   EXPECT_EQ(ValueTemplate("%REQ(missing)%").render(x), "");
   EXPECT_EQ(ValueTemplate("100%% sure").render(x), "100% sure");
   EXPECT_EQ(ValueTemplate("").render(x), "");
+}
+
+TEST(ValueTemplate, TlsVariables) {
+  const char* const kAll =
+      "v=%DOWNSTREAM_TLS_VERSION%;c=%DOWNSTREAM_TLS_CIPHER%;sni=%REQUESTED_SERVER_NAME%;"
+      "s=%DOWNSTREAM_PEER_SUBJECT%;u=%DOWNSTREAM_PEER_URI_SAN%;d=%DOWNSTREAM_PEER_DNS_SAN%;"
+      "h=%DOWNSTREAM_PEER_FINGERPRINT_256%";
+  proxy::Exchange x = sample_exchange();
+  // Plaintext: every one is empty.
+  EXPECT_EQ(ValueTemplate(kAll).render(x), "v=;c=;sni=;s=;u=;d=;h=");
+
+  net::TlsInfo tls;
+  tls.version = "TLSv1.3";
+  tls.cipher = "TLS_AES_128_GCM_SHA256";
+  tls.sni = "app.example.test";
+  x.tls = &tls;
+  // TLS without a client certificate: the connection's, not the peer's.
+  EXPECT_EQ(ValueTemplate(kAll).render(x),
+            "v=TLSv1.3;c=TLS_AES_128_GCM_SHA256;sni=app.example.test;s=;u=;d=;h=");
+
+  tls.peer_certificate = true;
+  tls.peer_subject = "CN=alice,O=corp";
+  tls.peer_uri_sans = {"spiffe://corp/ns/prod/sa/alice", "urn:x"};
+  tls.peer_dns_sans = {"alice.clients.test"};
+  tls.peer_cert_sha256 = "2bd806c9";
+  EXPECT_EQ(ValueTemplate(kAll).render(x),
+            "v=TLSv1.3;c=TLS_AES_128_GCM_SHA256;sni=app.example.test;s=CN=alice,O=corp;"
+            "u=spiffe://corp/ns/prod/sa/alice,urn:x;d=alice.clients.test;h=2bd806c9");
 }
 
 TEST(HeaderMutation, LevelsApplyListenerThenVirtualHostThenRoute) {

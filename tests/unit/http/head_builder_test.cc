@@ -13,6 +13,8 @@
 namespace sluice::http {
 namespace {
 
+using namespace std::string_literals;
+
 // A received head parsed by the real parser, so that every HeaderView points into a buffer that
 // ends with CRLFCRLF (the builder looks at the bytes after a value).
 class ParsedHead {
@@ -296,6 +298,94 @@ TEST(UpstreamRequestHead, BuildingTwiceIntoOnePartsStartsFresh) {
   std::string first = out.flatten();
   build_upstream_request_head(upstream_input(head), out);
   EXPECT_EQ(out.flatten(), first);
+}
+
+// --- x-forwarded-client-cert -----------------------------------------------------------------
+
+const std::string kElement = "Hash=ab12;Subject=\"CN=edge,O=corp\";DNS=edge.corp.internal";
+
+// Two XFCC fields from the client (any case), between other fields.
+ParsedHead with_client_xfcc() {
+  return request(
+      "Host: app.example.com\r\n"
+      "X-Forwarded-Client-Cert: Hash=11;Subject=\"CN=a\";URI=spiffe://corp/a\r\n"
+      "Accept: */*\r\n"
+      "x-forwarded-client-cert: Hash=22;Subject=\"CN=b\";URI=\r\n"
+      "X-Other: 1\r\n");
+}
+
+TEST(UpstreamRequestHead, ClientCertRemoveIsTheDefault) {
+  auto head = with_client_xfcc();
+  auto in = upstream_input(head);
+  in.client_cert_element = kElement;  // ignored: kRemove writes none
+  EXPECT_EQ(build_upstream(in),
+            "GET /v1/foo?a=1 HTTP/1.1\r\nhost: backend:8080\r\nAccept: */*\r\nX-Other: 1\r\n"s +
+                kForwarded + "\r\n");
+}
+
+TEST(UpstreamRequestHead, ClientCertSetReplacesTheClients) {
+  auto head = with_client_xfcc();
+  auto in = upstream_input(head);
+  in.client_cert = ClientCertHeader::kSet;
+  in.client_cert_element = kElement;
+  EXPECT_EQ(build_upstream(in),
+            "GET /v1/foo?a=1 HTTP/1.1\r\nhost: backend:8080\r\nAccept: */*\r\nX-Other: 1\r\n"s +
+                "x-forwarded-client-cert: " + kElement + "\r\n" + kForwarded + "\r\n");
+  // Without a client header too.
+  auto plain = request("Host: app.example.com\r\n");
+  auto in2 = upstream_input(plain);
+  in2.client_cert = ClientCertHeader::kSet;
+  in2.client_cert_element = kElement;
+  EXPECT_EQ(build_upstream(in2), "GET /v1/foo?a=1 HTTP/1.1\r\nhost: backend:8080\r\n"
+                                     "x-forwarded-client-cert: " + kElement + "\r\n" + kForwarded + "\r\n");
+}
+
+TEST(UpstreamRequestHead, ClientCertForwardKeepsTheClientsAsReceived) {
+  auto head = with_client_xfcc();
+  auto in = upstream_input(head);
+  in.client_cert = ClientCertHeader::kForward;
+  in.client_cert_element = kElement;  // not added
+  EXPECT_EQ(build_upstream(in),
+            "GET /v1/foo?a=1 HTTP/1.1\r\nhost: backend:8080\r\n"
+            "X-Forwarded-Client-Cert: Hash=11;Subject=\"CN=a\";URI=spiffe://corp/a\r\n"
+            "Accept: */*\r\n"
+            "x-forwarded-client-cert: Hash=22;Subject=\"CN=b\";URI=\r\n"
+            "X-Other: 1\r\n" +
+                kForwarded + "\r\n");
+}
+
+TEST(UpstreamRequestHead, ClientCertAppendJoinsTheClientsThenThisConnections) {
+  auto head = with_client_xfcc();
+  auto in = upstream_input(head);
+  in.client_cert = ClientCertHeader::kAppend;
+  in.client_cert_element = kElement;
+  EXPECT_EQ(build_upstream(in),
+            "GET /v1/foo?a=1 HTTP/1.1\r\nhost: backend:8080\r\nAccept: */*\r\nX-Other: 1\r\n"s +
+                "x-forwarded-client-cert: Hash=11;Subject=\"CN=a\";URI=spiffe://corp/a,"
+                "Hash=22;Subject=\"CN=b\";URI=," + kElement + "\r\n" + kForwarded + "\r\n");
+  // Nothing (or an empty value) from the client: this connection's element alone.
+  auto empty = request("Host: app.example.com\r\nX-Forwarded-Client-Cert: \r\n");
+  auto in2 = upstream_input(empty);
+  in2.client_cert = ClientCertHeader::kAppend;
+  in2.client_cert_element = kElement;
+  EXPECT_EQ(build_upstream(in2), "GET /v1/foo?a=1 HTTP/1.1\r\nhost: backend:8080\r\n"
+                                     "x-forwarded-client-cert: " + kElement + "\r\n" + kForwarded + "\r\n");
+}
+
+TEST(UpstreamRequestHead, OtherXFieldsPassUntouched) {
+  // The fields Sluice handles all start with "x-"; fields that merely look alike pass.
+  auto head = request(
+      "Host: app.example.com\r\n"
+      "X-Forwarded-Client-Certs: 1\r\n"
+      "x-forwarded-client-cer: 2\r\n"
+      "X: 3\r\n");
+  auto in = upstream_input(head);
+  in.client_cert = ClientCertHeader::kSet;
+  in.client_cert_element = kElement;
+  EXPECT_EQ(build_upstream(in),
+            "GET /v1/foo?a=1 HTTP/1.1\r\nhost: backend:8080\r\n"
+            "X-Forwarded-Client-Certs: 1\r\nx-forwarded-client-cer: 2\r\nX: 3\r\n"s +
+                "x-forwarded-client-cert: " + kElement + "\r\n" + kForwarded + "\r\n");
 }
 
 // --- response head ---------------------------------------------------------------------------

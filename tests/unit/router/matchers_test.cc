@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "sluice/net/stream.h"
+
 namespace sluice::router {
 namespace {
 
@@ -224,6 +226,142 @@ TEST(QueryMatcher, Absent) {
   EXPECT_TRUE(m.matches("a=debug"));
   EXPECT_FALSE(m.matches("debug"));
   EXPECT_FALSE(m.matches("a=1&debug=0"));
+}
+
+// --- client certificate ----------------------------------------------------------------------
+
+config::StringMatch string_match(config::StringMatch::Kind kind, std::string value) {
+  config::StringMatch m;
+  m.kind = kind;
+  m.value = std::move(value);
+  return m;
+}
+
+using SKind = config::StringMatch::Kind;
+
+TEST(StringMatcher, Kinds) {
+  StringMatcher exact(string_match(SKind::kExact, "CN=alice,O=corp"));
+  EXPECT_TRUE(exact.matches("CN=alice,O=corp"));
+  EXPECT_FALSE(exact.matches("CN=alice,O=corp2"));
+  EXPECT_FALSE(exact.matches("cn=alice,o=corp"));  // case-sensitive
+  EXPECT_FALSE(exact.matches(""));
+
+  StringMatcher prefix(string_match(SKind::kPrefix, "spiffe://corp/"));
+  EXPECT_TRUE(prefix.matches("spiffe://corp/"));
+  EXPECT_TRUE(prefix.matches("spiffe://corp/ns/prod/sa/alice"));
+  EXPECT_FALSE(prefix.matches("spiffe://corp"));
+  EXPECT_FALSE(prefix.matches("spiffe://corporate/x"));
+
+  StringMatcher suffix(string_match(SKind::kSuffix, ".clients.test"));
+  EXPECT_TRUE(suffix.matches("bob.clients.test"));
+  EXPECT_FALSE(suffix.matches("bob.clients.test.evil"));
+  EXPECT_FALSE(suffix.matches("clients.test"));
+
+  // A regex must match the whole string.
+  StringMatcher regex(string_match(SKind::kRegex, "CN=[a-z]+,O=corp"));
+  EXPECT_TRUE(regex.matches("CN=alice,O=corp"));
+  EXPECT_FALSE(regex.matches("CN=alice,O=corp,C=XX"));
+  EXPECT_FALSE(regex.matches("X,CN=alice,O=corp"));
+  EXPECT_FALSE(regex.matches("CN=Alice,O=corp"));
+}
+
+net::TlsInfo alice() {
+  net::TlsInfo t;
+  t.version = "TLSv1.3";
+  t.peer_certificate = true;
+  t.peer_subject = "CN=alice,O=corp";
+  t.peer_uri_sans = {"urn:example:other", "spiffe://corp/ns/prod/sa/alice"};
+  t.peer_dns_sans = {"alice.clients.test"};
+  return t;
+}
+
+// A TLS connection whose client sent no certificate (mode: optional).
+net::TlsInfo anonymous() {
+  net::TlsInfo t;
+  t.version = "TLSv1.3";
+  return t;
+}
+
+TEST(ClientCertMatcher, PresentTrue) {
+  config::ClientCertMatch spec;
+  spec.present = true;
+  ClientCertMatcher m(spec);
+  const net::TlsInfo a = alice(), none = anonymous();
+  EXPECT_TRUE(m.matches(&a));
+  EXPECT_FALSE(m.matches(&none));
+  EXPECT_FALSE(m.matches(nullptr));  // plaintext
+}
+
+TEST(ClientCertMatcher, PresentFalseHoldsOnlyWithoutAVerifiedCertificate) {
+  config::ClientCertMatch spec;
+  spec.present = false;
+  ClientCertMatcher m(spec);
+  const net::TlsInfo a = alice(), none = anonymous();
+  EXPECT_FALSE(m.matches(&a));
+  EXPECT_TRUE(m.matches(&none));
+  EXPECT_TRUE(m.matches(nullptr));
+}
+
+TEST(ClientCertMatcher, SubjectAndSanConditionsNeverHoldWithoutACertificate) {
+  const net::TlsInfo none = anonymous();
+  for (auto make : {+[](config::ClientCertMatch& s) { s.subject = string_match(SKind::kRegex, ".*"); },
+                    +[](config::ClientCertMatch& s) { s.uri_san = string_match(SKind::kRegex, ".*"); },
+                    +[](config::ClientCertMatch& s) { s.dns_san = string_match(SKind::kRegex, ".*"); }}) {
+    config::ClientCertMatch spec;
+    make(spec);
+    ClientCertMatcher m(spec);
+    EXPECT_FALSE(m.matches(&none));
+    EXPECT_FALSE(m.matches(nullptr));
+    // The same condition with `present: true` changes nothing.
+    spec.present = true;
+    EXPECT_FALSE(ClientCertMatcher(spec).matches(&none));
+  }
+}
+
+TEST(ClientCertMatcher, AnySanOfTheTypeMatches) {
+  const net::TlsInfo a = alice();
+  config::ClientCertMatch second;
+  second.uri_san = string_match(SKind::kPrefix, "spiffe://corp/");  // the second URI SAN
+  EXPECT_TRUE(ClientCertMatcher(second).matches(&a));
+
+  config::ClientCertMatch none_matches;
+  none_matches.uri_san = string_match(SKind::kPrefix, "spiffe://other/");
+  EXPECT_FALSE(ClientCertMatcher(none_matches).matches(&a));
+
+  // A DNS condition looks at the DNS SANs only, not at the URI SANs, nor the subject.
+  config::ClientCertMatch dns;
+  dns.dns_san = string_match(SKind::kPrefix, "spiffe://corp/");
+  EXPECT_FALSE(ClientCertMatcher(dns).matches(&a));
+  dns.dns_san = string_match(SKind::kSuffix, ".clients.test");
+  EXPECT_TRUE(ClientCertMatcher(dns).matches(&a));
+
+  // A certificate without SANs of the type matches no SAN condition.
+  net::TlsInfo bob = a;
+  bob.peer_uri_sans.clear();
+  EXPECT_FALSE(ClientCertMatcher(second).matches(&bob));
+}
+
+TEST(ClientCertMatcher, EveryConditionGivenMustHold) {
+  config::ClientCertMatch spec;
+  spec.present = true;
+  spec.subject = string_match(SKind::kRegex, "CN=[a-z]+,O=corp");
+  spec.uri_san = string_match(SKind::kPrefix, "spiffe://corp/ns/prod/");
+  spec.dns_san = string_match(SKind::kExact, "alice.clients.test");
+  ClientCertMatcher m(spec);
+  const net::TlsInfo a = alice();
+  EXPECT_TRUE(m.matches(&a));
+
+  net::TlsInfo other_subject = a;
+  other_subject.peer_subject = "CN=alice,O=evil";
+  EXPECT_FALSE(m.matches(&other_subject));
+
+  net::TlsInfo other_uri = a;
+  other_uri.peer_uri_sans = {"spiffe://corp/ns/dev/sa/alice"};
+  EXPECT_FALSE(m.matches(&other_uri));
+
+  net::TlsInfo other_dns = a;
+  other_dns.peer_dns_sans = {"mallory.clients.test"};
+  EXPECT_FALSE(m.matches(&other_dns));
 }
 
 }  // namespace

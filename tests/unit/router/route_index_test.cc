@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "sluice/net/stream.h"
 #include "sluice/router/route_table.h"
 
 namespace sluice::router {
@@ -46,7 +47,8 @@ struct Request {
   std::string path;
   std::string query;
   std::vector<http::HeaderView> headers;
-  http::RequestView view() const { return {"GET", "h", path, query, headers}; }
+  const net::TlsInfo* tls = nullptr;
+  http::RequestView view() const { return {"GET", "h", path, query, headers, tls}; }
 };
 
 std::string name_of(const Route* r) { return r == nullptr ? "(none)" : r->name(); }
@@ -242,6 +244,14 @@ class RandomRoutes {
     }
     if (pick(3) == 0) r.headers.push_back(header_exact("x-h", pick(2) ? "1" : "2"));
     if (pick(4) == 0) r.query.push_back(query_present("q", pick(3) != 0));
+    if (pick(4) == 0) {
+      config::ClientCertMatch c;
+      if (pick(2)) c.present = pick(2) != 0;
+      if (c.present != false && (!c.present || pick(2))) {
+        c.uri_san = config::StringMatch{config::StringMatch::Kind::kPrefix, "spiffe://corp/"};
+      }
+      r.client_cert = c;
+    }
     return r;
   }
 
@@ -250,6 +260,12 @@ class RandomRoutes {
     if (pick(5) == 0) req.path = "/api/v" + std::to_string(pick(30)) + "/x";
     if (pick(2)) req.headers.push_back({"X-H", pick(2) ? "1" : "2"});
     if (pick(2)) req.query = pick(2) ? "q=1" : "p=2&q";
+    // Plaintext, TLS without a client certificate, a SPIFFE client, another client.
+    static const net::TlsInfo kPeers[] = {
+        {}, {.peer_certificate = true, .peer_uri_sans = {"spiffe://corp/a"}},
+        {.peer_certificate = true, .peer_uri_sans = {"spiffe://other/b"}}};
+    const int peer = pick(4);
+    req.tls = peer == 0 ? nullptr : &kPeers[peer - 1];
     return req;
   }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "sluice/config/loader.h"
+#include "sluice/net/stream.h"
 
 namespace sluice::router {
 namespace {
@@ -39,8 +40,10 @@ struct Request {
   std::string path = "/";
   std::string query;
   std::vector<http::HeaderView> headers;
+  const net::TlsInfo* tls = nullptr;
   http::RequestView view() const {
     http::RequestView v;
+    v.tls = tls;
     v.method = "GET";
     v.authority = authority;
     v.path = path;
@@ -326,6 +329,71 @@ clusters:
   Request forbidden_query = req;
   forbidden_query.query = "v=2&trace&off=1";
   EXPECT_EQ(route_for(*f.table, forbidden_query), "rest");
+}
+
+// `client_cert` conditions are checked like header conditions, after the path: through the
+// route index too (more than kLinearScanMaxRoutes routes), which narrows by path only. The
+// conditions are set on the loaded config: the loader would want certificate files for a
+// listener with tls.client_certificate, and the table does not look at the listener's TLS.
+TEST(RouteTable, ClientCertConditionsWithAndWithoutTheIndex) {
+  for (int fillers : {0, 12}) {
+    std::string yaml = R"(listeners:
+  - name: l
+    address: 127.0.0.1:8000
+    virtual_hosts:
+      - name: v
+        domains: ["*"]
+        routes:
+          - { name: admin, match: { prefix: /admin/ }, cluster: c }
+          - { name: admin_denied, match: { prefix: /admin/ }, cluster: c }
+          - { name: anonymous, match: { prefix: / }, cluster: c }
+)";
+    for (int i = 0; i < fillers; ++i) {
+      yaml += "          - { name: f" + std::to_string(i) + ", match: { prefix: /f" +
+              std::to_string(i) + "/ }, cluster: c }\n";
+    }
+    yaml += "          - { name: rest, match: { prefix: / }, cluster: c }\n"
+            "clusters:\n  - name: c\n    endpoints: [ 127.0.0.1:9000 ]\n";
+    config::Config cfg = load_ok(yaml);
+    ASSERT_EQ(cfg.listeners.size(), 1u);
+    auto& routes = cfg.listeners[0].virtual_hosts[0].routes;
+    config::ClientCertMatch spiffe;
+    spiffe.uri_san = config::StringMatch{config::StringMatch::Kind::kPrefix, "spiffe://corp/"};
+    routes[0].client_cert = spiffe;
+    config::ClientCertMatch with_cert;
+    with_cert.present = true;
+    routes[1].client_cert = with_cert;
+    config::ClientCertMatch without_cert;
+    without_cert.present = false;
+    routes[2].client_cert = without_cert;
+    RouteTable table(cfg.listeners[0], cfg.clusters);
+
+    net::TlsInfo alice;
+    alice.peer_certificate = true;
+    alice.peer_subject = "CN=alice,O=corp";
+    alice.peer_uri_sans = {"spiffe://corp/ns/prod/sa/alice"};
+    net::TlsInfo bob;
+    bob.peer_certificate = true;
+    bob.peer_subject = "CN=bob,O=corp";
+    bob.peer_dns_sans = {"bob.clients.test"};
+    net::TlsInfo nobody;  // TLS, no client certificate
+
+    Request req;
+    req.path = "/admin/users";
+    req.tls = &alice;
+    EXPECT_EQ(route_for(table, req), "admin") << fillers;
+    req.tls = &bob;
+    EXPECT_EQ(route_for(table, req), "admin_denied") << fillers;
+    req.tls = &nobody;
+    EXPECT_EQ(route_for(table, req), "anonymous") << fillers;
+    req.tls = nullptr;  // plaintext
+    EXPECT_EQ(route_for(table, req), "anonymous") << fillers;
+    req.path = "/other";
+    req.tls = &alice;
+    EXPECT_EQ(route_for(table, req), "rest") << fillers;
+    req.tls = &nobody;
+    EXPECT_EQ(route_for(table, req), "anonymous") << fillers;
+  }
 }
 
 // --- virtual host selection -----------------------------------------------------------------
