@@ -4,7 +4,10 @@
 #include <openssl/x509v3.h>
 
 #include <boost/asio/ssl/error.hpp>
+#include <sys/socket.h>
+
 #include <cerrno>
+#include <cstdint>
 
 namespace sluice::net {
 
@@ -75,6 +78,77 @@ void read_peer_identity(X509* cert, TlsInfo& info) {
   }
 }
 
+// OpenSSL's own socket BIO writes with write(2) and reads with read(2): the VFS path (a file
+// position lock per call) and SIGPIPE when the peer has gone. This one uses send/recv with
+// MSG_NOSIGNAL | MSG_DONTWAIT, as HAProxy's does, and keeps the file descriptor in the BIO's data.
+int bio_write(BIO* b, const char* data, size_t size, size_t* written) {
+  BIO_clear_retry_flags(b);
+  const int fd = static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(b)));
+  const ssize_t n = ::send(fd, data, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n >= 0) {
+    *written = static_cast<size_t>(n);
+    return 1;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) BIO_set_retry_write(b);
+  return 0;
+}
+
+int bio_read(BIO* b, char* data, size_t size, size_t* read) {
+  BIO_clear_retry_flags(b);
+  const int fd = static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(b)));
+  const ssize_t n = ::recv(fd, data, size, MSG_DONTWAIT);
+  if (n > 0) {
+    *read = static_cast<size_t>(n);
+    return 1;
+  }
+  if (n == 0) {
+    BIO_set_flags(b, BIO_FLAGS_IN_EOF);  // OpenSSL asks BIO_eof() to tell a close from an error
+  } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+    BIO_set_retry_read(b);
+  }
+  return 0;
+}
+
+long bio_ctrl(BIO* b, int cmd, long, void* ptr) {
+  switch (cmd) {
+    case BIO_CTRL_FLUSH:  // nothing is buffered here
+      return 1;
+    case BIO_CTRL_EOF:
+      return BIO_test_flags(b, BIO_FLAGS_IN_EOF) != 0;
+    case BIO_C_GET_FD: {
+      const int fd = static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(b)));
+      if (ptr) *static_cast<int*>(ptr) = fd;
+      return fd;
+    }
+    default:
+      return 0;
+  }
+}
+
+int bio_create(BIO* b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+// A BIO over `fd` (not owned: the Stream's socket closes it); null if OpenSSL is out of memory.
+BIO* socket_bio(int fd) {
+  static BIO_METHOD* const method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+                                 "sluice socket");
+    if (m) {
+      BIO_meth_set_write_ex(m, bio_write);
+      BIO_meth_set_read_ex(m, bio_read);
+      BIO_meth_set_ctrl(m, bio_ctrl);
+      BIO_meth_set_create(m, bio_create);
+    }
+    return m;
+  }();
+  if (!method) return nullptr;
+  BIO* bio = BIO_new(method);
+  if (bio) BIO_set_data(bio, reinterpret_cast<void*>(static_cast<intptr_t>(fd)));
+  return bio;
+}
+
 }  // namespace
 
 const char* to_string(TlsFailure failure) {
@@ -101,7 +175,9 @@ Stream::Stream(tcp::socket socket, SslPtr ssl, std::shared_ptr<const void> owner
   error_code ignored;
   // OpenSSL reads and writes the socket itself and must never block the worker.
   socket_.non_blocking(true, ignored);
-  if (tls_->ssl) SSL_set_fd(tls_->ssl.get(), socket_.native_handle());
+  if (tls_->ssl) {
+    if (BIO* bio = socket_bio(socket_.native_handle())) SSL_set_bio(tls_->ssl.get(), bio, bio);
+  }
 }
 
 Stream::~Stream() = default;

@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
-#include <csignal>
 #include <cstring>
 #include <ctime>
 #include <mutex>
@@ -506,15 +505,6 @@ std::vector<std::string> TlsClientContext::files() const {
 // ---------------------------------------------------------------------------------------------
 
 Result<std::shared_ptr<const TlsMaterial>> TlsMaterial::load(const config::Config& config) {
-  // OpenSSL writes TLS records with write(2), which raises SIGPIPE when the peer has gone (Asio
-  // sends with MSG_NOSIGNAL; OpenSSL's socket BIO cannot): without this, a client closing during
-  // a handshake kills the process (found with `openssl s_time -reuse`). nginx and HAProxy ignore
-  // SIGPIPE for the same reason. Here, so in-process users (the tests) get it too.
-  static const bool sigpipe_ignored = [] {
-    std::signal(SIGPIPE, SIG_IGN);
-    return true;
-  }();
-  (void)sigpipe_ignored;
   auto material = std::make_shared<TlsMaterial>();
   const std::string prefix = config.source_path.empty() ? std::string() : config.source_path + ": ";
   for (size_t i = 0; i < config.listeners.size(); ++i) {

@@ -8,10 +8,10 @@
 // transport. They are not virtual on purpose: one branch per I/O is cheaper than an allocated
 // type-erased operation.
 //
-// TLS runs OpenSSL directly on the non-blocking socket (SSL_set_fd) and waits for readiness with
-// the socket's async_wait when OpenSSL asks for it, the way nginx and HAProxy drive it: no
-// memory BIO pair, so no extra copy of every byte and no extra buffer per connection (which is
-// what Asio's ssl::stream would add), and the kernel TLS offload stays possible.
+// TLS runs OpenSSL directly on the non-blocking socket (through a send/recv BIO of ours,
+// stream.cc) and waits for readiness with the socket's async_wait when OpenSSL asks for it, the
+// way HAProxy drives it: no memory BIO pair, so no extra copy of every byte and no extra buffer
+// per connection (which is what Asio's ssl::stream would add).
 #include <openssl/ssl.h>
 
 #include <boost/container/small_vector.hpp>
