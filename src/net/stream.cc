@@ -27,22 +27,8 @@ inline void clear_stale_errors() {
   if (ERR_peek_error() != 0) ERR_clear_error();
 }
 
-std::string x509_name(X509_NAME* name) {
-  std::string out;
-  if (!name) return out;
-  BIO* bio = BIO_new(BIO_s_mem());
-  if (!bio) return out;
-  if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0) {
-    char* data = nullptr;
-    long len = BIO_get_mem_data(bio, &data);
-    if (len > 0) out.assign(data, static_cast<size_t>(len));
-  }
-  BIO_free(bio);
-  return out;
-}
-
 void read_peer_identity(X509* cert, TlsInfo& info) {
-  info.peer_subject = x509_name(X509_get_subject_name(cert));
+  info.peer_subject = x509_name_text(X509_get_subject_name(cert));
   auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   for (int i = 0; sans && i < sk_GENERAL_NAME_num(sans); ++i) {
     const GENERAL_NAME* name = sk_GENERAL_NAME_value(sans, i);

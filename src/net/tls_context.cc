@@ -134,8 +134,11 @@ std::string lower(std::string s) {
   return s;
 }
 
+}  // namespace
+
 std::string x509_name_text(const X509_NAME* name) {
   std::string out;
+  if (!name) return out;
   BIO* bio = BIO_new(BIO_s_mem());
   if (!bio) return out;
   if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0) {
@@ -146,6 +149,8 @@ std::string x509_name_text(const X509_NAME* name) {
   BIO_free(bio);
   return out;
 }
+
+namespace {
 
 int64_t asn1_time_seconds(const ASN1_TIME* t) {
   struct tm tm{};

@@ -108,6 +108,9 @@ struct TlsMaterial {
   std::vector<std::string> files() const;
 };
 
+// An X.509 name in RFC 2253 form ("CN=alice,O=corp"); empty for null.
+std::string x509_name_text(const X509_NAME* name);
+
 // Reads the certificate (first PEM block of `path`) for the /certs listing and the tests.
 Result<CertificateInfo> read_certificate_info(const std::string& path);
 
