@@ -108,13 +108,13 @@ std::string route_json(const Route& r) {
   return fmt::format(
       "{{\"name\":{},\"match\":{{\"{}\":{},\"headers\":[{}],\"query\":[{}],\"client_cert\":{}}},\"action\":\"{}\","
       "\"cluster\":{},\"direct_response\":{},\"redirect\":{},\"timeout\":{},\"prefix_rewrite\":{},"
-      "\"host_rewrite\":{},{},\"upgrades\":{},\"upgrade_idle_timeout\":{}}}",
+      "\"host_rewrite\":{},{},\"upgrades\":{},\"upgrade_idle_timeout\":{},\"grpc_timeout_header\":{}}}",
       str(r.name), path_kind(r.path_kind), str(r.path), headers, query, client_cert_json(r.client_cert),
       action_name(r.action),
       r.action == Route::ActionKind::kCluster ? str(r.cluster) : "null", direct_response_json(r.direct_response),
       redirect_json(r.redirect), dur(r.timeout), r.prefix_rewrite ? str(*r.prefix_rewrite) : "null",
       r.host_rewrite ? str(*r.host_rewrite) : "null", header_policy_json(r.header_policy),
-      r.upgrades ? str_list(*r.upgrades) : "null", dur(r.upgrade_idle_timeout));
+      r.upgrades ? str_list(*r.upgrades) : "null", dur(r.upgrade_idle_timeout), r.grpc_timeout_header);
 }
 
 std::string access_log_json(const Listener& l) {
@@ -189,9 +189,10 @@ std::string health_check_json(const std::optional<HealthCheck>& h) {
   }
   return fmt::format(
       "{{\"path\":{},\"interval\":{},\"timeout\":{},\"healthy_threshold\":{},"
-      "\"unhealthy_threshold\":{},\"expected_statuses\":[{}],\"host\":{}}}",
+      "\"unhealthy_threshold\":{},\"expected_statuses\":[{}],\"host\":{},\"grpc\":{}}}",
       str(h->path), dur(h->interval), dur(h->timeout), h->healthy_threshold, h->unhealthy_threshold,
-      statuses, h->host.empty() ? "null" : str(h->host));
+      statuses, h->host.empty() ? "null" : str(h->host),
+      h->grpc ? fmt::format("{{\"service\":{}}}", str(h->grpc_service)) : "null");
 }
 
 }  // namespace
@@ -211,11 +212,15 @@ std::string to_json(const Config& c) {
         "{}{{\"name\":{},\"address\":{},\"max_request_headers_size\":{},\"max_request_headers_count\":{},"
         "\"max_request_body_size\":{},\"request_headers_timeout\":{},\"idle_timeout\":{},"
         "\"request_body_timeout\":{},\"request_body_total_timeout\":{},\"max_connections\":{},"
-        "\"access_log\":{},\"tls\":{},\"tls_handshake_timeout\":{},{},\"virtual_hosts\":[{}]}}",
+        "\"access_log\":{},\"tls\":{},\"tls_handshake_timeout\":{},\"http2\":{},{},\"virtual_hosts\":[{}]}}",
         listeners.empty() ? "" : ",", str(l.name), str(l.address.to_string()), l.max_request_headers_bytes,
         l.max_request_headers_count, l.max_request_body_bytes, dur(l.request_headers_timeout),
         dur(l.idle_timeout), dur(l.request_body_timeout), dur(l.request_body_total_timeout), l.max_connections,
         access_log_json(l), listener_tls_json(l.tls), dur(l.tls_handshake_timeout),
+        fmt::format("{{\"prior_knowledge\":{},\"max_concurrent_streams\":{},\"initial_stream_window\":{},"
+                    "\"initial_connection_window\":{},\"max_header_list_size\":{}}}",
+                    l.http2.prior_knowledge, l.http2.max_concurrent_streams, l.http2.initial_stream_window,
+                    l.http2.initial_connection_window, l.http2.max_header_list_size),
         header_policy_json(l.header_policy), vhosts);
   }
   std::string clusters;
@@ -230,11 +235,16 @@ std::string to_json(const Config& c) {
         "\"connect_timeout\":{},\"idle_timeout\":{},\"max_idle_connections\":{},"
         "\"dns_refresh\":{},\"health_check\":{},\"panic_threshold\":{},"
         "\"circuit_breakers\":{{\"max_connections\":{},\"max_pending_requests\":{}}},\"tls\":{},"
-        "\"endpoints\":[{}]}}",
+        "\"protocol\":\"{}\",\"http2\":{},\"endpoints\":[{}]}}",
         clusters.empty() ? "" : ",", str(cl.name), lb_name(cl.lb), hash_on_json(cl.hash_on),
         cl.maglev_table_size, dur(cl.connect_timeout), dur(cl.idle_timeout), cl.max_idle_connections,
         dur(cl.dns_refresh), health_check_json(cl.health_check), cl.panic_threshold,
         cl.circuit_breakers.max_connections, cl.circuit_breakers.max_pending_requests, cluster_tls_json(cl.tls),
+        cl.protocol == Cluster::Protocol::kHttp2 ? "http2" : "http1",
+        fmt::format("{{\"max_concurrent_streams\":{},\"ping_interval\":{},\"ping_timeout\":{},"
+                    "\"initial_stream_window\":{},\"initial_connection_window\":{}}}",
+                    cl.http2.max_concurrent_streams, dur(cl.http2.ping_interval), dur(cl.http2.ping_timeout),
+                    cl.http2.initial_stream_window, cl.http2.initial_connection_window),
         endpoints);
   }
   return fmt::format(

@@ -531,7 +531,8 @@ class Loader {
                               "max_request_headers_count", "max_request_body_size",
                               "request_headers_timeout", "idle_timeout", "request_body_timeout",
                               "request_body_total_timeout", "access_log", "max_connections",
-                              "request_headers", "response_headers", "tls", "tls_handshake_timeout"})) {
+                              "request_headers", "response_headers", "tls", "tls_handshake_timeout",
+                              "http2"})) {
       return l;
     }
     if (n["name"]) non_empty_string(n["name"], join(path, "name"), l.name);
@@ -571,6 +572,15 @@ class Loader {
       duration_field(v, p, l.tls_handshake_timeout);
       if (l.tls_handshake_timeout.count() == 0) add(v.mark(), p, "must be greater than 0");
       if (!n["tls"]) add(v.mark(), p, "only used on a listener with 'tls'");
+    }
+    if (auto v = n["http2"]) {
+      read_listener_http2(v, join(path, "http2"), l);
+      // A TLS block with errors of its own (reported already) says nothing about ALPN.
+      if (!l.serves_http2() && (!n["tls"] || l.tls)) {
+        add(v.mark(), join(path, "http2"),
+            l.tls ? "HTTP/2 is not offered on this listener: add h2 to 'tls.alpn'"
+                  : "HTTP/2 is not served on this listener: add 'prior_knowledge: true' (h2c)");
+      }
     }
     std::string vpath = join(path, "virtual_hosts");
     if (auto v = n["virtual_hosts"]) {
@@ -633,6 +643,43 @@ class Loader {
     }
   }
 
+  // `listeners[].http2`: h2c prior knowledge and the HTTP/2 limits.
+  void read_listener_http2(const yaml::Node& n, const std::string& path, Listener& l) {
+    if (!expect_map(n, path, {"prior_knowledge", "max_concurrent_streams", "initial_stream_window",
+                              "initial_connection_window", "max_header_list_size"})) {
+      return;
+    }
+    ListenerHttp2& h = l.http2;
+    if (auto v = n["prior_knowledge"]) {
+      bool_field(v, join(path, "prior_knowledge"), h.prior_knowledge);
+      if (h.prior_knowledge && l.tls) {
+        add(v.mark(), join(path, "prior_knowledge"),
+            "for plaintext listeners (h2c); a TLS listener offers HTTP/2 with 'tls.alpn: [h2, http/1.1]'");
+      }
+    }
+    if (auto v = n["max_concurrent_streams"]) {
+      uint_field(v, join(path, "max_concurrent_streams"), h.max_concurrent_streams, 1, 10000);
+    }
+    // RFC 9113 §6.5.2: windows between 64 KiB - 1 (the protocol's initial value; smaller would
+    // only slow clients down) and 2^31 - 1.
+    constexpr uint64_t kMaxWindow = (uint64_t{1} << 31) - 1;
+    if (auto v = n["initial_stream_window"]) {
+      std::string p = join(path, "initial_stream_window");
+      size_field(v, p, h.initial_stream_window, kMaxWindow);
+      if (h.initial_stream_window < 65535) add(v.mark(), p, "must be at least 65535 (64KiB - 1)");
+    }
+    if (auto v = n["initial_connection_window"]) {
+      std::string p = join(path, "initial_connection_window");
+      size_field(v, p, h.initial_connection_window, kMaxWindow);
+      if (h.initial_connection_window < 65535) add(v.mark(), p, "must be at least 65535 (64KiB - 1)");
+    }
+    if (auto v = n["max_header_list_size"]) {
+      std::string p = join(path, "max_header_list_size");
+      size_field(v, p, h.max_header_list_size, 1024 * 1024);
+      if (h.max_header_list_size < 1024) add(v.mark(), p, "must be at least 1KiB");
+    }
+  }
+
   // `listeners[].tls`: certificates, versions, ALPN, client certificates and XFCC.
   std::optional<ListenerTls> read_listener_tls(const yaml::Node& n, const std::string& path) {
     if (!expect_map(n, path, {"certificates", "min_version", "alpn", "client_certificate",
@@ -686,17 +733,15 @@ class Loader {
       sequence(v, p, [&](const yaml::Node& an, const std::string& ap) {
         std::string s;
         if (!non_empty_string(an, ap, s)) return;
-        if (s == "h2") {
-          add(an.mark(), ap, "h2 arrives with HTTP/2 support; only http/1.1 is offered today");
-        } else if (s != "http/1.1") {
-          add(an.mark(), ap, fmt::format("unknown ALPN protocol '{}' (only http/1.1 is offered today)", s));
+        if (s != "h2" && s != "http/1.1") {
+          add(an.mark(), ap, fmt::format("unknown ALPN protocol '{}' (h2 or http/1.1)", s));
         } else if (std::find(t.alpn.begin(), t.alpn.end(), s) != t.alpn.end()) {
           add(an.mark(), ap, fmt::format("{} is listed twice", s));
         } else {
           t.alpn.push_back(s);
         }
       });
-      if (v.is_sequence() && v.size() == 0) add(v.mark(), p, "needs at least one protocol (http/1.1)");
+      if (v.is_sequence() && v.size() == 0) add(v.mark(), p, "needs at least one protocol (h2, http/1.1)");
     }
     if (auto v = n["client_certificate"]) {
       t.client_certificate = read_client_certificate(v, join(path, "client_certificate"));
@@ -846,7 +891,7 @@ class Loader {
     r.name = fmt::format("route_{}", position);
     if (!expect_map(n, path, {"name", "match", "cluster", "direct_response", "redirect", "timeout",
                               "prefix_rewrite", "host_rewrite", "request_headers", "response_headers",
-                              "upgrades", "upgrade_idle_timeout"})) {
+                              "upgrades", "upgrade_idle_timeout", "grpc_timeout_header"})) {
       return r;
     }
     if (n["name"]) non_empty_string(n["name"], join(path, "name"), r.name);
@@ -862,7 +907,7 @@ class Loader {
                         : r.action == Route::ActionKind::kRedirect   ? "redirect"
                                                                      : nullptr;
     for (const char* key : {"timeout", "prefix_rewrite", "host_rewrite", "request_headers", "upgrades",
-                            "upgrade_idle_timeout"}) {
+                            "upgrade_idle_timeout", "grpc_timeout_header"}) {
       if (local && n[key]) {
         add(n[key].mark(), join(path, key),
             fmt::format("only used with 'cluster' (this route answers itself with '{}')", local));
@@ -870,6 +915,7 @@ class Loader {
     }
     if (local) return r;
     if (auto v = n["timeout"]) duration_field(v, join(path, "timeout"), r.timeout);
+    if (auto v = n["grpc_timeout_header"]) bool_field(v, join(path, "grpc_timeout_header"), r.grpc_timeout_header);
     if (auto v = n["prefix_rewrite"]) {
       std::string s;
       if (scalar(v, join(path, "prefix_rewrite"), s)) {
@@ -1258,7 +1304,8 @@ class Loader {
     Cluster c;
     if (!expect_map(n, path, {"name", "lb", "hash_on", "maglev_table_size", "connect_timeout",
                               "idle_timeout", "max_idle_connections", "endpoints", "dns_refresh",
-                              "health_check", "panic_threshold", "circuit_breakers", "tls"})) {
+                              "health_check", "panic_threshold", "circuit_breakers", "tls",
+                              "protocol", "http2"})) {
       return c;
     }
     if (n["name"]) non_empty_string(n["name"], join(path, "name"), c.name);
@@ -1317,6 +1364,19 @@ class Loader {
       }
     }
     if (auto v = n["tls"]) c.tls = read_cluster_tls(v, join(path, "tls"));
+    if (auto v = n["protocol"]) {
+      std::string s;
+      if (scalar(v, join(path, "protocol"), s)) {
+        if (s == "http1") c.protocol = Cluster::Protocol::kHttp1;
+        else if (s == "http2") c.protocol = Cluster::Protocol::kHttp2;
+        else add(v.mark(), join(path, "protocol"), fmt::format("unknown protocol '{}' (http1 or http2)", s));
+      }
+    }
+    if (auto v = n["http2"]) read_cluster_http2(v, join(path, "http2"), c);
+    if (c.health_check && c.health_check->grpc && c.protocol != Cluster::Protocol::kHttp2) {
+      add(n["health_check"]["grpc"].mark(), join(join(path, "health_check"), "grpc"),
+          "gRPC health checks need 'protocol: http2' on the cluster");
+    }
     std::string epath = join(path, "endpoints");
     if (auto e = n["endpoints"]) {
       sequence(e, epath, [&](const yaml::Node& en, const std::string& p) {
@@ -1417,12 +1477,46 @@ class Loader {
     }
   }
 
+  // `clusters[].http2`: the upstream HTTP/2 connection's limits and keepalive.
+  void read_cluster_http2(const yaml::Node& n, const std::string& path, Cluster& c) {
+    if (!expect_map(n, path, {"max_concurrent_streams", "ping_interval", "ping_timeout",
+                              "initial_stream_window", "initial_connection_window"})) {
+      return;
+    }
+    if (c.protocol != Cluster::Protocol::kHttp2) add(n.mark(), path, "only used with 'protocol: http2'");
+    ClusterHttp2& h = c.http2;
+    if (auto v = n["max_concurrent_streams"]) {
+      uint_field(v, join(path, "max_concurrent_streams"), h.max_concurrent_streams, 1, 10000);
+    }
+    if (auto v = n["ping_interval"]) duration_field(v, join(path, "ping_interval"), h.ping_interval);
+    if (auto v = n["ping_timeout"]) {
+      duration_field(v, join(path, "ping_timeout"), h.ping_timeout);
+      if (h.ping_timeout.count() == 0) add(v.mark(), join(path, "ping_timeout"), "must be greater than 0");
+    }
+    constexpr uint64_t kMaxWindow = (uint64_t{1} << 31) - 1;
+    if (auto v = n["initial_stream_window"]) {
+      std::string p = join(path, "initial_stream_window");
+      size_field(v, p, h.initial_stream_window, kMaxWindow);
+      if (h.initial_stream_window < 65535) add(v.mark(), p, "must be at least 65535 (64KiB - 1)");
+    }
+    if (auto v = n["initial_connection_window"]) {
+      std::string p = join(path, "initial_connection_window");
+      size_field(v, p, h.initial_connection_window, kMaxWindow);
+      if (h.initial_connection_window < 65535) add(v.mark(), p, "must be at least 65535 (64KiB - 1)");
+    }
+  }
+
   std::optional<HealthCheck> read_health_check(const yaml::Node& n, const std::string& path) {
     if (!expect_map(n, path, {"path", "interval", "timeout", "healthy_threshold", "unhealthy_threshold",
-                              "expected_statuses", "host"})) {
+                              "expected_statuses", "host", "grpc"})) {
       return std::nullopt;
     }
     HealthCheck h;
+    if (auto v = n["grpc"]; v && expect_map(v, join(path, "grpc"), {"service"})) {
+      h.grpc = true;
+      if (auto sv = v["service"]) scalar(sv, join(join(path, "grpc"), "service"), h.grpc_service);
+      if (n["path"]) add(n["path"].mark(), join(path, "path"), "not used with 'grpc' (the probe is grpc.health.v1.Health/Check)");
+    }
     if (auto v = n["path"]) {
       if (scalar(v, join(path, "path"), h.path) && (h.path.empty() || h.path.front() != '/' ||
                                                     h.path.find_first_of(" \r\n") != std::string::npos)) {

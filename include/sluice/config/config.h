@@ -1,6 +1,7 @@
 #pragma once
 // Plain configuration structs: what sluice.yaml says, with defaults filled in.
 // Produced and validated by config::load_file(); consumed when a Snapshot is built.
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -109,6 +110,8 @@ struct Route {
   // virtual host's list.
   std::optional<std::vector<std::string>> upgrades;
   Duration upgrade_idle_timeout{std::chrono::hours(1)};  // an open tunnel with no bytes either way
+  // A gRPC request's `grpc-timeout` caps `timeout` (never raises it; also applies when timeout is 0).
+  bool grpc_timeout_header = true;
 };
 
 struct VirtualHost {
@@ -161,6 +164,18 @@ struct ListenerTls {
   ForwardClientCert forward_client_cert = ForwardClientCert::kSanitizeSet;
 };
 
+// HTTP/2 on a listener: by ALPN `h2` on a TLS listener, or with `prior_knowledge` on a
+// plaintext one (h2c: a client that opens with the HTTP/2 connection preface; HTTP/1.1 clients
+// are still served on the same port). The limits apply to every HTTP/2 connection of the
+// listener; the defaults are the ones an edge proxy wants (Envoy's and nginx's neighbourhood).
+struct ListenerHttp2 {
+  bool prior_knowledge = false;
+  uint32_t max_concurrent_streams = 100;
+  uint32_t initial_stream_window = 1024 * 1024;          // SETTINGS_INITIAL_WINDOW_SIZE
+  uint32_t initial_connection_window = 4 * 1024 * 1024;  // raised by WINDOW_UPDATE on stream 0
+  uint32_t max_header_list_size = 60 * 1024;             // SETTINGS_MAX_HEADER_LIST_SIZE
+};
+
 struct Listener {
   std::string name;
   Address address;
@@ -182,6 +197,12 @@ struct Listener {
   std::optional<ListenerTls> tls;        // none: plaintext
   // A TLS handshake that has not finished by then is closed (and counted as a timeout).
   Duration tls_handshake_timeout{std::chrono::seconds(10)};
+  ListenerHttp2 http2;
+  // Whether HTTP/2 is served at all: ALPN offers h2, or h2c prior knowledge is on.
+  bool serves_http2() const {
+    return http2.prior_knowledge ||
+           (tls && std::find(tls->alpn.begin(), tls->alpn.end(), "h2") != tls->alpn.end());
+  }
 };
 
 struct Endpoint {
@@ -206,6 +227,10 @@ struct HealthCheck {
   uint32_t unhealthy_threshold = 2;
   std::vector<std::pair<int, int>> expected_statuses{{200, 399}};  // inclusive ranges
   std::string host;  // Host header of the probe; empty: the endpoint's address
+  // grpc.health.v1.Health/Check for `grpc_service` instead of a GET of `path` (needs an
+  // HTTP/2 cluster); SERVING is healthy, anything else is not.
+  bool grpc = false;
+  std::string grpc_service;
 };
 
 // The first circuit breakers (Envoy's names and defaults), per cluster for the whole process,
@@ -224,7 +249,18 @@ struct ClusterTls {
   std::string key;
 };
 
+// HTTP/2 to a cluster's endpoints: one multiplexed connection per endpoint per worker (more
+// when its stream limit is reached, within circuit_breakers.max_connections).
+struct ClusterHttp2 {
+  uint32_t max_concurrent_streams = 100;  // our own cap; the backend's SETTINGS may lower it
+  Duration ping_interval{std::chrono::seconds(30)};  // keepalive PING on an idle connection; 0: off
+  Duration ping_timeout{std::chrono::seconds(10)};   // no PING ack by then: the connection is dead
+  uint32_t initial_stream_window = 1024 * 1024;
+  uint32_t initial_connection_window = 4 * 1024 * 1024;
+};
+
 struct Cluster {
+  enum class Protocol { kHttp1, kHttp2 };
   enum class LbPolicy { kRoundRobin, kLeastRequest, kRandom, kMaglev };
   std::string name;
   LbPolicy lb = LbPolicy::kRoundRobin;
@@ -240,6 +276,10 @@ struct Cluster {
   uint32_t max_idle_connections = 64;  // per endpoint, per worker
   CircuitBreakers circuit_breakers;
   std::optional<ClusterTls> tls;  // none: plaintext
+  // http2: prior knowledge on plaintext, ALPN h2 over TLS (a backend that does not agree to h2
+  // fails the connection: no silent fall back to HTTP/1.1).
+  Protocol protocol = Protocol::kHttp1;
+  ClusterHttp2 http2;
   std::vector<Endpoint> endpoints;
 };
 

@@ -322,17 +322,15 @@ TEST_F(TlsConfig, MinVersionRefusals) {
 }
 
 TEST_F(TlsConfig, AlpnRefusals) {
-  expect_error(listener(tls_with("      alpn: [ h2, http/1.1 ]\n")), 8, 15, kTls + ".alpn[0]",
-               "h2 arrives with HTTP/2 support; only http/1.1 is offered today");
   expect_error(listener(tls_with("      alpn: [ http/1.1, spdy/3 ]\n")), 8, 25, kTls + ".alpn[1]",
-               "unknown ALPN protocol 'spdy/3' (only http/1.1 is offered today)");
+               "unknown ALPN protocol 'spdy/3' (h2 or http/1.1)");
   // ALPN protocol ids are compared byte for byte (RFC 7301 §3.1).
   expect_error(listener(tls_with("      alpn: [ HTTP/1.1 ]\n")), 8, 15, kTls + ".alpn[0]",
-               "unknown ALPN protocol 'HTTP/1.1' (only http/1.1 is offered today)");
+               "unknown ALPN protocol 'HTTP/1.1' (h2 or http/1.1)");
   expect_error(listener(tls_with("      alpn: [ http/1.1, http/1.1 ]\n")), 8, 25, kTls + ".alpn[1]",
                "http/1.1 is listed twice");
   expect_error(listener(tls_with("      alpn: []\n")), 8, 13, kTls + ".alpn",
-               "needs at least one protocol (http/1.1)");
+               "needs at least one protocol (h2, http/1.1)");
   expect_error(listener(tls_with("      alpn: http/1.1\n")), 8, 13, kTls + ".alpn", "expected a list");
 }
 
