@@ -205,6 +205,7 @@ AdminServer::Response AdminServer::handle(std::string_view method, std::string_v
     for (const auto& c : snapshot->clusters) v.cluster_endpoints[c->name()] = {c->healthy_count, c->endpoints.size() - c->healthy_count};
     for (const auto& l : snapshot->config().listeners) {
       if (l.tls) v.tls_listeners.push_back(l.name);
+      if (l.serves_http2()) v.http2_listeners.push_back(l.name);
     }
     for_each_certificate(
         *snapshot, [&](bool cluster, const std::string& owner, const net::CertificateInfo& c) {

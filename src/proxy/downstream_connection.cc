@@ -6,6 +6,8 @@
 #include <cstring>
 
 #include "sluice/common/log.h"
+#include "sluice/http2/protocol.h"
+#include "sluice/proxy/http2_connection.h"
 
 namespace sluice::proxy {
 
@@ -101,7 +103,15 @@ void DownstreamConnection::start() {
 }
 
 void DownstreamConnection::drain() {
-  if (idle_) stream_.cancel();
+  if (h2_) h2_->drain();
+  else if (idle_) stream_.cancel();
+}
+
+awaitable<void> DownstreamConnection::serve_http2(std::string received) {
+  h2_ = std::make_shared<Http2Connection>(worker_, listener_name_, stream_, shared_from_this(),
+                                          client_address_, listener_stats_);
+  co_await h2_->run(std::move(received));
+  h2_.reset();
 }
 
 awaitable<bool> DownstreamConnection::handshake(const config::Listener& spec) {
@@ -140,6 +150,12 @@ awaitable<void> DownstreamConnection::run() {
       down_deadline_.cancel();
       co_return;
     }
+    if (stream_.tls_info()->alpn == "h2") {
+      co_await serve_http2({});
+      stream_.close();
+      down_deadline_.cancel();
+      co_return;
+    }
   }
   while (!worker_.draining()) {
     std::shared_ptr<server::WorkerView> view = worker_.view();
@@ -171,6 +187,21 @@ awaitable<void> DownstreamConnection::run() {
       if (ec) {
         down_deadline_.disarm();
         break;  // nothing was received: a quiet close, the idle timeout, or a drain
+      }
+      // h2c with prior knowledge: a client that opens with the HTTP/2 preface speaks HTTP/2 on
+      // this plaintext port; anything else is HTTP/1.1 as usual.
+      if (!keep_alive_wait && spec.http2.prior_knowledge && !stream_.is_tls()) {
+        n = co_await read_preface(n);
+        if (n == 0) {
+          down_deadline_.disarm();
+          break;
+        }
+        if (n >= http2::kClientPreface.size() &&
+            std::string_view(first_bytes_.data(), http2::kClientPreface.size()) == http2::kClientPreface) {
+          down_deadline_.disarm();
+          co_await serve_http2(std::string(first_bytes_.data(), n));
+          break;
+        }
       }
       head_start_ = std::chrono::steady_clock::now();
       st_ = worker_.take_http1_state();
@@ -217,6 +248,19 @@ awaitable<void> DownstreamConnection::run() {
   // End the watchdogs' pending waits: they hold this connection alive.
   down_deadline_.cancel();
   up_deadline_.cancel();
+}
+
+awaitable<size_t> DownstreamConnection::read_preface(size_t n) {
+  // Reads until the bytes stop matching the preface or all of it is here (it usually comes in
+  // one segment with the client's SETTINGS). 0: the client went away meanwhile.
+  const std::string_view preface = http2::kClientPreface;
+  while (n < preface.size() && std::string_view(first_bytes_.data(), n) == preface.substr(0, n)) {
+    error_code ec;
+    n += co_await stream_.async_read_some(asio::buffer(first_bytes_.data() + n, first_bytes_.size() - n),
+                                          asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return 0;
+  }
+  co_return n;
 }
 
 DownstreamConnection::Refusal DownstreamConnection::refusal_for(HeadStatus status) {

@@ -64,6 +64,42 @@ std::string listener_labels(const std::string& l) {
 // The TLS families: handshake counters of TLS listeners only (a plaintext listener has none to
 // count), every sample of the closed label sets present from the start so a rate() or an alert
 // has a series before the first failure; the expiry gauge of every loaded certificate.
+// The HTTP/2 families, for listeners that serve HTTP/2 only, every sample of the closed label
+// sets present from the start (like the TLS ones).
+void render_http2(PromWriter& w, const MergedStats& m, const ServerValues& s) {
+  std::vector<std::pair<std::string, Http2Values>> listeners;
+  for (const auto& name : s.http2_listeners) {
+    auto it = m.listeners.find(name);
+    listeners.emplace_back(listener_labels(name), it == m.listeners.end() ? Http2Values{} : it->second.http2);
+  }
+  auto simple = [&](std::string_view family, std::string_view help, uint64_t Http2Values::*value) {
+    w.family(family, "counter", help);
+    for (const auto& [l, h] : listeners) w.sample(family, l, h.*value);
+  };
+  simple("sluice_http2_connections_total", "Downstream connections that spoke HTTP/2 (ALPN h2 or h2c).",
+         &Http2Values::connections);
+  simple("sluice_http2_streams_total", "Request streams opened by HTTP/2 clients.", &Http2Values::streams);
+  simple("sluice_http2_resets_received_total", "RST_STREAM frames received from HTTP/2 clients.",
+         &Http2Values::resets_received);
+  simple("sluice_http2_resets_sent_total", "RST_STREAM frames sent to HTTP/2 clients.",
+         &Http2Values::resets_sent);
+  w.family("sluice_http2_goaway_sent_total", "counter", "GOAWAY frames sent to HTTP/2 clients, by error code.");
+  for (const auto& [l, h] : listeners) {
+    for (size_t i = 0; i < h.goaway_sent.size(); ++i) {
+      w.sample("sluice_http2_goaway_sent_total", fmt::format("{},code=\"{}\"", l, http2::kErrorCodeNames[i]),
+               h.goaway_sent[i]);
+    }
+  }
+  w.family("sluice_http2_violations_total", "counter",
+           "HTTP/2 connections closed for abusing the protocol, by reason.");
+  for (const auto& [l, h] : listeners) {
+    for (size_t i = 0; i < h.violations.size(); ++i) {
+      w.sample("sluice_http2_violations_total", fmt::format("{},reason=\"{}\"", l, http2::kViolationNames[i]),
+               h.violations[i]);
+    }
+  }
+}
+
 void render_tls(PromWriter& w, const MergedStats& m, const ServerValues& s) {
   std::vector<std::pair<std::string, TlsValues>> listeners;
   for (const auto& name : s.tls_listeners) {
@@ -168,6 +204,13 @@ MergedStats MergedStats::collect(std::span<const Shard* const> shards) {
       for (size_t i = 0; i < t.failures.size(); ++i) t.failures[i] += s.tls.failures[i].value();
       for (size_t i = 0; i < t.versions.size(); ++i) t.versions[i] += s.tls.versions[i].value();
       for (size_t i = 0; i < t.ciphers.size(); ++i) t.ciphers[i] += s.tls.ciphers[i].value();
+      Http2Values& h = v.http2;
+      h.connections += s.http2.connections.value();
+      h.streams += s.http2.streams.value();
+      h.resets_received += s.http2.resets_received.value();
+      h.resets_sent += s.http2.resets_sent.value();
+      for (size_t i = 0; i < h.goaway_sent.size(); ++i) h.goaway_sent[i] += s.http2.goaway_sent[i].value();
+      for (size_t i = 0; i < h.violations.size(); ++i) h.violations[i] += s.http2.violations[i].value();
     });
   }
   return m;
@@ -287,6 +330,7 @@ std::string render_prometheus(const MergedStats& m, const ServerValues& s) {
   for (const auto& [k, v] : m.listeners) w.sample("sluice_listener_requests_total", listener_labels(k), v.requests_total);
 
   render_tls(w, m, s);
+  render_http2(w, m, s);
 
   w.family("sluice_server_uptime_seconds", "gauge", "Seconds since the process started.");
   w.sample("sluice_server_uptime_seconds", "", s.uptime_seconds);

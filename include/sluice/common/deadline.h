@@ -49,6 +49,14 @@ class Deadline {
     if (waiting_) timer_.cancel();
   }
   bool expired() const { return expired_; }
+  // Ends the armed operation now, as if its deadline had passed (an HTTP/2 client reset the
+  // stream the operation works for). Nothing happens when disarmed.
+  void expire_now() {
+    if (!armed_) return;
+    armed_ = false;
+    expired_ = true;
+    cancel_target_(target_);
+  }
 
  private:
   void wait(std::shared_ptr<void> guard) {

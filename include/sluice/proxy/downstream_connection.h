@@ -68,6 +68,12 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
   // The listener of this connection left the configuration (a reload removed it).
   bool listener_removed() const;
   awaitable<void> close_gracefully();
+  // Hands the connection to the HTTP/2 codec until it ends (ALPN h2, or the h2c preface, whose
+  // bytes and what followed them are `received`).
+  awaitable<void> serve_http2(std::string received);
+  // After the first `n` bytes of a connection began like the HTTP/2 preface: reads until the
+  // preface is complete or the bytes differ. Returns the bytes now in first_bytes_ (0: closed).
+  awaitable<size_t> read_preface(size_t n);
   // Copies `from` → `to` (starting with what `buffer` holds) until EOF (passed on as a half
   // close) or an error (which ends both directions).
   struct TunnelState;
@@ -119,6 +125,8 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
 
   // The first bytes of a request, read while the connection holds no per-request state (idle).
   std::array<char, 256> first_bytes_;
+  // The HTTP/2 codec, while the connection speaks HTTP/2.
+  std::shared_ptr<class Http2Connection> h2_;
 };
 
 }  // namespace sluice::proxy

@@ -41,12 +41,18 @@ struct TlsValues {
   std::array<uint64_t, net::kTlsVersionNames.size()> versions{};
   std::array<uint64_t, net::kTlsCipherNames.size()> ciphers{};
 };
+struct Http2Values {
+  uint64_t connections = 0, streams = 0, resets_received = 0, resets_sent = 0;
+  std::array<uint64_t, http2::kErrorCodeNames.size()> goaway_sent{};
+  std::array<uint64_t, http2::kViolationCount> violations{};
+};
 struct ListenerValues {
   uint64_t connections_total = 0;
   uint64_t connections_overflow = 0;
   int64_t connections_active = 0;
   uint64_t requests_total = 0;
   TlsValues tls;
+  Http2Values http2;
 };
 
 struct MergedStats {
@@ -74,6 +80,9 @@ struct ServerValues {
   // TLS listeners of the current config: only they get the sluice_tls_* handshake families, all
   // of their samples present from the start (0 included).
   std::vector<std::string> tls_listeners;
+  // Listeners of the current config that serve HTTP/2 (ALPN h2 or h2c): only they get the
+  // sluice_http2_* families, every sample present from the start.
+  std::vector<std::string> http2_listeners;
   // Every loaded certificate (the current snapshot's TLS material), for the expiry gauge.
   struct CertificateExpiry {
     bool cluster = false;     // a cluster's client certificate, else a listener's certificate

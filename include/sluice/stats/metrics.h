@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "sluice/http2/protocol.h"
 #include "sluice/net/tls_policy.h"
 
 namespace sluice::stats {
@@ -110,12 +111,23 @@ struct TlsStats {
   std::array<Counter, net::kTlsCipherNames.size()> ciphers;       // completed, by cipher suite
 };
 
+// Downstream HTTP/2 connections of one listener.
+struct Http2Stats {
+  Counter connections;      // connections that spoke HTTP/2 (ALPN h2 or h2c prior knowledge)
+  Counter streams;          // request streams opened by clients
+  Counter resets_received;  // RST_STREAM frames from clients
+  Counter resets_sent;      // RST_STREAM frames Sluice sent
+  std::array<Counter, http2::kErrorCodeNames.size()> goaway_sent;  // by error code
+  std::array<Counter, http2::kViolationCount> violations;          // connections closed, by reason
+};
+
 struct ListenerStats {
   Counter connections_total;
   Counter connections_overflow;  // closed at once: over max_connections
   Gauge connections_active;
   Counter requests_total;
   TlsStats tls;
+  Http2Stats http2;
 };
 
 }  // namespace sluice::stats
