@@ -110,9 +110,11 @@ awaitable<void> Http2Stream::run() {
       nghttp2_submit_rst_stream(c.session_, NGHTTP2_FLAG_NONE, id_, NGHTTP2_INTERNAL_ERROR);
     }
     // Request body bytes the exchange never took: their window goes back to the client.
-    if (!body_in_.empty()) nghttp2_session_consume(c.session_, id_, body_in_.size());
+    const size_t unacknowledged = body_in_.size() + handed_.size();
+    if (unacknowledged > 0) nghttp2_session_consume(c.session_, id_, unacknowledged);
     body_in_.clear();
-    handed_ = 0;
+    handed_.clear();
+    acknowledged_all_ = true;
   }
   c.wake_writer();
   c.stream_done(*this);
@@ -196,10 +198,9 @@ awaitable<Downstream::BodyStatus> Http2Stream::read_request_body(filters::BodySp
   if (!wait) body_start_ = std::chrono::steady_clock::now();
   // What the exchange took last time has gone upstream: acknowledge it, so the client may send
   // that much more (the window is the only buffer a client can fill here).
-  if (handed_ > 0) {
-    body_in_.erase(0, handed_);
-    if (!closed_) nghttp2_session_consume(c.session_, id_, handed_);
-    handed_ = 0;
+  if (!handed_.empty()) {
+    if (!acknowledged_all_) nghttp2_session_consume(c.session_, id_, handed_.size());
+    handed_.clear();
     c.wake_writer();
   }
   while (body_in_.empty() && !end_stream_received_) {
@@ -226,9 +227,9 @@ awaitable<Downstream::BodyStatus> Http2Stream::read_request_body(filters::BodySp
   if (spec.max_request_body_bytes > 0 && body_bytes_ > spec.max_request_body_bytes) {
     co_return BodyStatus::kTooLarge;
   }
-  handed_ = body_in_.size();
-  part_[0] = std::span<const char>(body_in_.data(), handed_);
-  part = handed_ > 0 ? filters::BodySpans(part_) : filters::BodySpans{};
+  handed_.swap(body_in_);  // body_in_ takes over handed_'s (cleared) storage for the next bytes
+  part_[0] = std::span<const char>(handed_.data(), handed_.size());
+  part = handed_.empty() ? filters::BodySpans{} : filters::BodySpans(part_);
   last = end_stream_received_;
   if (last) {
     auto& trailers = runner_.exchange().request_trailers;
@@ -759,10 +760,12 @@ int Http2Connection::on_stream_close(nghttp2_session* session, int32_t stream_id
   if (it == c->streams_.end()) return 0;
   Http2Stream& s = *it->second;
   s.closed_ = true;
-  // Bytes received and never acknowledged belong to the connection's window too.
-  if (!s.body_in_.empty()) nghttp2_session_consume_connection(session, s.body_in_.size());
+  // Bytes received and never acknowledged belong to the connection's window too. (The handed
+  // bytes stay: the exchange may still be writing them upstream.)
+  const size_t unacknowledged = s.body_in_.size() + s.handed_.size();
+  if (unacknowledged > 0) nghttp2_session_consume_connection(session, unacknowledged);
   s.body_in_.clear();
-  s.handed_ = 0;
+  s.acknowledged_all_ = true;
   s.wake();
   // The exchange may be waiting on its upstream for a client that is gone.
   if (!s.response_ended_) s.up_deadline_.expire_now();

@@ -99,8 +99,11 @@ class Http2Stream final : public Downstream, public std::enable_shared_from_this
   // Request body: bytes received and not yet taken by the exchange; `handed_` of them were
   // given out by the last read_request_body() and are acknowledged (WINDOW_UPDATE) on the next.
   std::string body_in_;
-  size_t handed_ = 0;
-  std::span<const char> part_[1];  // what read_request_body() hands out
+  // The bytes read_request_body() handed out last, moved out of body_in_ so that DATA arriving
+  // while the exchange still writes them upstream cannot move them.
+  std::string handed_;
+  std::span<const char> part_[1];
+  bool acknowledged_all_ = false;  // the stream closed: its window is no longer ours to open
   uint64_t body_bytes_ = 0;
   std::chrono::steady_clock::time_point body_start_;
   bool has_body_ = false;  // the HEADERS did not end the stream
