@@ -41,11 +41,14 @@ Command line (what GrpcPeer runs):
 prints "grpc-peer NAME listening on 127.0.0.1:PORT" once serving (h2c, or TLS with ALPN h2 when
 a certificate is given) and stops on SIGTERM (in-flight calls get STOP_GRACE_S).
 
-In a test:
-  peer = grpc_peer.GrpcPeer(self.tmp, name="g1").start(); self.addCleanup(peer.stop)
-  with grpc_peer.Client(f"127.0.0.1:{port}") as c:       # or Client(addr, ca=pki.ca_cert, ...)
+In a test (a harness.E2ETestCase; start_grpc_peer() is GrpcPeer(...).start() with a cleanup):
+  peer = self.start_grpc_peer(name="g1")     # or tls=(cert, key), ca=pki.ca_cert
+  # a Sluice cluster with `protocol: http2` and endpoints: [ peer.endpoint ]
+  with grpc_peer.Client(f"127.0.0.1:{sluice.port}") as c:   # or Client(addr, ca=..., server_name=...)
       reply, initial, trailing = c.unary(b"hi", metadata=[("x-a", "1")])
       c.server_stream(b"x", 100); c.client_stream([b"a", b"b"]); c.bidi(msgs)
+      e = c.fail(14, "down"); e.code(), e.details(), e.trailing_metadata()
+  peer.set_health("", grpc_peer.NOT_SERVING); peer.calls()["Unary"]
 """
 
 import argparse

@@ -30,8 +30,7 @@ MIB = 1024 * 1024
 class GrpcPeerH2c(harness.E2ETestCase):
     @classmethod
     def setUpClass(cls):
-        cls.peer = grpc_peer.GrpcPeer(cls.class_tmp(), name="g1").start()
-        cls.addClassCleanup(cls.peer.stop)
+        cls.peer = cls.start_class_grpc_peer(name="g1")
 
     def client(self):
         c = grpc_peer.Client(self.peer.endpoint)
@@ -182,10 +181,8 @@ class GrpcPeerH2c(harness.E2ETestCase):
 class GrpcPeerTls(harness.E2ETestCase):
     def test_tls_with_alpn_h2(self):
         pki = tls_peers.make_pki(os.path.join(self.tmp, "pki"))
-        peer = grpc_peer.GrpcPeer(self.tmp, name="gtls",
-                                  tls=(pki.localhost_cert, pki.localhost_key),
-                                  ca=pki.ca_cert).start()
-        self.addCleanup(peer.stop)
+        peer = self.start_grpc_peer(name="gtls", tls=(pki.localhost_cert, pki.localhost_key),
+                                    ca=pki.ca_cert)
         with grpc_peer.Client(peer.endpoint, ca=pki.ca_cert) as c:
             reply, initial, _ = c.unary(b"secure")
             self.assertEqual(reply.payload, b"secure")
