@@ -205,6 +205,18 @@ def _mkdir(base, name, mode=0o755):
 # Backends
 
 
+def _start_nginx(workdir, template, label, cpus):
+    """A backend nginx in `workdir`: its temp dirs, a free port, the rendered `template` (which
+    takes dir and port); returns (port, Process). The caller waits for it to answer."""
+    for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        _mkdir(workdir, d, 0o777)
+    port = free_port()
+    conf = os.path.join(workdir, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(render(template, {"dir": workdir, "port": port}))
+    return port, Process(label, ["nginx", "-p", workdir, "-c", conf], workdir, cpus)
+
+
 class NginxBackend:
     name = "backend"
 
@@ -218,13 +230,7 @@ class NginxBackend:
         with open(os.path.join(www, "upload"), "wb"):
             pass
         os.chmod(os.path.join(www, "upload"), 0o644)
-        for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            _mkdir(self.dir, d, 0o777)
-        self.port = free_port()
-        conf = os.path.join(self.dir, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(render("backend.conf", {"dir": self.dir, "port": self.port}))
-        self.process = Process("backend nginx", ["nginx", "-p", self.dir, "-c", conf], self.dir, cpus)
+        self.port, self.process = _start_nginx(self.dir, "backend.conf", "backend nginx", cpus)
         err = wait_http(self.port, "/", proc=self.process.proc)
         if err:
             raise RuntimeError(f"backend nginx: {err}\n{self.process.tail()}")
@@ -265,14 +271,8 @@ class GrpcBackend:
         with open(self.request_file, "wb") as f:
             f.write(GRPC_FRAME)
         os.chmod(self.request_file, 0o644)
-        for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            _mkdir(self.dir, d, 0o777)
-        self.port = free_port()
-        conf = os.path.join(self.dir, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(render("grpc-backend.conf", {"dir": self.dir, "port": self.port}))
-        self.process = Process("backend grpc (nginx)", ["nginx", "-p", self.dir, "-c", conf],
-                               self.dir, cpus)
+        self.port, self.process = _start_nginx(self.dir, "grpc-backend.conf",
+                                               "backend grpc (nginx)", cpus)
         err = wait_h2(self.port, GRPC_PATH, Http2("h2c", (self.request_file, GRPC_HEADERS)),
                       proc=self.process.proc)
         if err:
