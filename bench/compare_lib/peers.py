@@ -34,6 +34,31 @@ class Route:
 class Cluster:
     name: str
     port: int
+    # "http1", or "http2": the backend speaks h2c (prior knowledge), e.g. the gRPC backend.
+    protocol: str = "http1"
+
+
+# Idle upstream connections per backend that nginx and Sluice keep in the HTTP/2 scenarios
+# (64 otherwise). Those scenarios keep 500 requests in flight (50 connections × 10 streams), and
+# nginx relays each on an upstream connection of its own (HTTP/1.1, and grpc_pass too), as does
+# Sluice's HTTP/1 pool: with 64 kept idle they closed and reopened some 400 upstream connections
+# per second (nginx's gRPC runs: 1,400 sockets in TIME-WAIT per 6,000 calls), measuring
+# connection churn instead of HTTP/2. HAProxy keeps every idle connection by default.
+H2_IDLE_POOL = 512
+
+
+@dataclasses.dataclass
+class Http2:
+    """How a variant's client speaks HTTP/2 to the proxy: downstream "alpn" (TLS, ALPN h2 and
+    http/1.1 offered) or "h2c" (plaintext, prior knowledge). request: (file, headers) of the
+    POST the readiness probe sends (a framed gRPC call), None: a GET."""
+    downstream: str
+    request: tuple = None
+
+    @property
+    def protocol(self):
+        """What h2load reports having spoken."""
+        return "h2" if self.downstream == "alpn" else "h2c"
 
 
 def render(template_name, values):
@@ -71,6 +96,42 @@ def wait_http(port, path, deadline_s=15.0, proc=None, expect=200, interval_s=0.1
                 return None
             last = f"status {r.status}"
         except OSError as e:
+            last = str(e)
+        time.sleep(interval_s)
+    return f"not ready after {deadline_s:.0f}s: {last}"
+
+
+def wait_h2(port, path, h2, deadline_s=15.0, proc=None, interval_s=0.1):
+    """wait_http over HTTP/2: polls one request (h2load -n1, a new connection each time) until
+    it answers 2xx over h2 (ALPN) or h2c as `h2` (an Http2) says. Returns None or a reason."""
+    scheme = "https" if h2.downstream == "alpn" else "http"
+    argv = ["h2load", "-n1", "-c1", "-t1"]
+    if h2.request:
+        argv += ["-d", h2.request[0]]
+        for h in h2.request[1]:
+            argv += ["-H", h]
+    argv.append(f"{scheme}://127.0.0.1:{port}{path}")
+    end = time.monotonic() + deadline_s
+    last = "no answer"
+    while time.monotonic() < end:
+        if proc is not None and proc.poll() is not None:
+            return f"exited with status {proc.returncode} while starting"
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+            out = r.stdout
+            proto = re.search(r"^Application protocol: (\S+)$", out, re.M)
+            if proto and proto.group(1) != h2.protocol:
+                last = f"spoke {proto.group(1)}, not {h2.protocol}"
+            elif re.search(r"status codes: 1 2xx", out):
+                return None
+            else:
+                # Its request and status summary says what went wrong (errored: the connection
+                # failed or was closed; 4xx/5xx: an answer).
+                summary = re.findall(r"^(requests: .*|status codes: .*)$", out, re.M)
+                text = (r.stderr + out).strip().splitlines()
+                last = ("h2load " + "; ".join(summary) if summary else
+                        text[-1] if text else f"h2load exited {r.returncode}")
+        except (OSError, subprocess.TimeoutExpired) as e:
             last = str(e)
         time.sleep(interval_s)
     return f"not ready after {deadline_s:.0f}s: {last}"
@@ -144,6 +205,18 @@ def _mkdir(base, name, mode=0o755):
 # Backends
 
 
+def _start_nginx(workdir, template, label, cpus):
+    """A backend nginx in `workdir`: its temp dirs, a free port, the rendered `template` (which
+    takes dir and port); returns (port, Process). The caller waits for it to answer."""
+    for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        _mkdir(workdir, d, 0o777)
+    port = free_port()
+    conf = os.path.join(workdir, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(render(template, {"dir": workdir, "port": port}))
+    return port, Process(label, ["nginx", "-p", workdir, "-c", conf], workdir, cpus)
+
+
 class NginxBackend:
     name = "backend"
 
@@ -157,19 +230,83 @@ class NginxBackend:
         with open(os.path.join(www, "upload"), "wb"):
             pass
         os.chmod(os.path.join(www, "upload"), 0o644)
-        for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            _mkdir(self.dir, d, 0o777)
-        self.port = free_port()
-        conf = os.path.join(self.dir, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(render("backend.conf", {"dir": self.dir, "port": self.port}))
-        self.process = Process("backend nginx", ["nginx", "-p", self.dir, "-c", conf], self.dir, cpus)
+        self.port, self.process = _start_nginx(self.dir, "backend.conf", "backend nginx", cpus)
         err = wait_http(self.port, "/", proc=self.process.proc)
         if err:
             raise RuntimeError(f"backend nginx: {err}\n{self.process.tail()}")
 
     def stop(self):
         self.process.stop(signal.SIGTERM)
+
+
+# What the gRPC backend answers to every call of sluice.test.Echo/Unary, and what the
+# load generator sends: the framed protobuf Message{payload: "hello, bench", count: 1} of
+# tests/e2e/grpc_peer.py (field 1 bytes, field 2 varint), written out by hand because this
+# harness runs on any python3 and grpcio is only Debian's. The self-test
+# (tests/e2e/test_grpc_peer_selftest.py) checks grpc_peer's encoding of the same message.
+GRPC_MESSAGE = b"\x0a\x0chello, bench\x10\x01"
+GRPC_FRAME = b"\x00" + len(GRPC_MESSAGE).to_bytes(4, "big") + GRPC_MESSAGE
+GRPC_PATH = "/sluice.test.Echo/Unary"
+GRPC_HEADERS = ("content-type: application/grpc", "te: trailers")
+
+
+class GrpcBackend:
+    """A gRPC unary backend that costs next to nothing per call, so the proxies are measured,
+    not the backend: nginx over h2c answering every POST to GRPC_PATH with GRPC_FRAME and the
+    trailer grpc-status: 0 (see peers/grpc-backend.conf). A real gRPC client accepts it
+    (checked with grpc_peer.Client when this was written); a Python grpcio server would manage
+    a few thousand calls per second on this machine and set everyone's ceiling."""
+    name = "grpc"
+
+    def __init__(self, tmp, cpus):
+        self.dir = _mkdir(tmp, "backend-grpc")
+        www = _mkdir(self.dir, "www")
+        svc = _mkdir(www, GRPC_PATH.split("/")[1])
+        reply = os.path.join(svc, GRPC_PATH.split("/")[2])
+        with open(reply, "wb") as f:
+            f.write(GRPC_FRAME)
+        os.chmod(reply, 0o644)
+        # The request body the load generator and the readiness probes POST.
+        self.request_file = os.path.join(self.dir, "request.bin")
+        with open(self.request_file, "wb") as f:
+            f.write(GRPC_FRAME)
+        os.chmod(self.request_file, 0o644)
+        self.port, self.process = _start_nginx(self.dir, "grpc-backend.conf",
+                                               "backend grpc (nginx)", cpus)
+        err = wait_h2(self.port, GRPC_PATH, Http2("h2c", (self.request_file, GRPC_HEADERS)),
+                      proc=self.process.proc)
+        if err:
+            raise RuntimeError(f"backend grpc: {err}\n{self.process.tail()}")
+
+    def stop(self):
+        self.process.stop(signal.SIGTERM)
+
+
+def grpc_call_fails(port, request_file):
+    """One gRPC unary call (GRPC_FRAME) over h2c to 127.0.0.1:port with nghttp, which prints
+    the trailers: None when it answers 200, application/grpc, GRPC_FRAME and grpc-status 0;
+    else what was wrong."""
+    argv = ["nghttp", "-v", "-d", request_file] + \
+        [x for h in GRPC_HEADERS for x in ("-H", h)] + [f"http://127.0.0.1:{port}{GRPC_PATH}"]
+    try:
+        r = subprocess.run(argv, capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"nghttp: {e}"
+    out = r.stdout.decode("latin-1")
+    fields = dict(re.findall(r"recv \(stream_id=\d+\) ([^:\s][^:]*|:status): (.*)", out))
+    problems = []
+    if r.returncode != 0:
+        problems.append(f"nghttp exited {r.returncode}")
+    if fields.get(":status") != "200":
+        problems.append(f":status {fields.get(':status')}")
+    if not (fields.get("content-type") or "").startswith("application/grpc"):
+        problems.append(f"content-type {fields.get('content-type')}")
+    if fields.get("grpc-status") != "0":
+        problems.append(f"grpc-status {fields.get('grpc-status')} "
+                        f"({fields.get('grpc-message', 'no grpc-message')})")
+    if GRPC_FRAME.decode("latin-1") not in out:
+        problems.append("the reply message is not the backend's")
+    return "; ".join(problems) or None
 
 
 class JettyBackend:
@@ -227,6 +364,9 @@ class Proxy:
     route_kinds = ("prefix", "exact", "regex")
     # Whether prepare() can terminate TLS (the TLS scenarios); see compare_lib/tls.py.
     tls_ready = False
+    # Whether prepare() can serve HTTP/2 downstream (h2 by ALPN, h2c) and speak h2c upstream
+    # (the HTTP/2 and gRPC scenarios).
+    h2_ready = False
 
     def __init__(self, tmp, workers, cpus):
         self.tmp = tmp
@@ -237,6 +377,8 @@ class Proxy:
         self.startup_s = None
         # Set by bench/compare before start() for a TLS variant: (tls.Certificates, key type).
         self.tls = None
+        # Set by bench/compare before start() for an HTTP/2 variant: an Http2.
+        self.h2 = None
 
     def available(self):
         if shutil.which(self.binary) is None:
@@ -258,8 +400,12 @@ class Proxy:
         argv = self.prepare(routes, clusters)
         t0 = time.monotonic()
         self.process = Process(self.name, argv, self.dir, self.cpus, env=self.env())
-        err = wait_http(self.port, ready_path, deadline_s=60.0, proc=self.process.proc,
-                        interval_s=0.01, tls_ca=self.tls[0].ca if self.tls else None)
+        if self.h2:
+            err = wait_h2(self.port, ready_path, self.h2, deadline_s=60.0,
+                          proc=self.process.proc, interval_s=0.01)
+        else:
+            err = wait_http(self.port, ready_path, deadline_s=60.0, proc=self.process.proc,
+                            interval_s=0.01, tls_ca=self.tls[0].ca if self.tls else None)
         if err:
             tail = self.process.tail()
             self.process.stop(signal.SIGKILL)
@@ -287,6 +433,7 @@ class Proxy:
 class SluiceProxy(Proxy):
     name = "sluice"
     tls_ready = True
+    h2_ready = True
 
     def __init__(self, tmp, workers, cpus, binary):
         super().__init__(tmp, workers, cpus)
@@ -318,6 +465,8 @@ class SluiceProxy(Proxy):
         for c in clusters:
             cl.append(f"  - name: {c.name}\n"
                       f"    idle_timeout: 300s\n"
+                      + (f"    max_idle_connections: {H2_IDLE_POOL}\n" if self.h2 else "")
+                      + ("    protocol: http2\n" if c.protocol == "http2" else "") +
                       f"    endpoints: [ 127.0.0.1:{c.port} ]")
         listener_tls = ""
         if self.tls:
@@ -325,6 +474,11 @@ class SluiceProxy(Proxy):
             # Sluice's defaults are the settings the others get spelled out (compare_lib/tls.py).
             listener_tls = (f"    tls:\n"
                             f"      certificates: [ {{ cert: {cert}, key: {key} }} ]\n")
+            if self.h2:
+                listener_tls += "      alpn: [ h2, http/1.1 ]\n"
+        if self.h2 and self.h2.downstream == "h2c":
+            # The HTTP/2 limits stay at their defaults (100 streams, 1 MiB / 4 MiB windows).
+            listener_tls += "    http2: { prior_knowledge: true }\n"
         conf = os.path.join(self.dir, "sluice.yaml")
         with open(conf, "w") as f:
             f.write(render("sluice.yaml", {"admin_port": self._admin_port, "workers": self.workers,
@@ -342,6 +496,7 @@ class NginxProxy(Proxy):
     name = "nginx"
     binary = "nginx"
     tls_ready = True
+    h2_ready = True
 
     def version(self):
         return nginx_version()
@@ -359,22 +514,38 @@ class NginxProxy(Proxy):
         for c in clusters:
             ups.append(f"    upstream {c.name} {{\n"
                        f"        server 127.0.0.1:{c.port};\n"
-                       f"        keepalive 64;\n"
+                       f"        keepalive {H2_IDLE_POOL if self.h2 else 64};\n"
                        f"        keepalive_requests 100000000;\n"
                        f"        keepalive_timeout 300s;\n"
                        f"    }}")
         locs = []
+        http2_clusters = {c.name for c in clusters if c.protocol == "http2"}
         for r in routes:
             # nginx picks locations by its own rules (exact, then longest prefix, then regexes in
             # order); with routes that never overlap, that selects the same route as first-match.
             modifier = {"prefix": "", "exact": "= ", "regex": "~ "}[r.kind]
             value = f"^{r.value}$" if r.kind == "regex" else r.value
-            locs.append(f"        location {modifier}{value} {{ proxy_pass http://{r.cluster}; }}")
+            if r.cluster in http2_clusters:
+                # gRPC over h2c upstream (nginx's proxy_pass speaks only HTTP/1.x upstream);
+                # grpc_pass takes its own copies of the forwarding headers the server sets.
+                locs.append(f"        location {modifier}{value} {{\n"
+                            f"            grpc_pass grpc://{r.cluster};\n"
+                            + "".join(f"            grpc_set_header {h};\n" for h in (
+                                "X-Forwarded-For $proxy_add_x_forwarded_for",
+                                "X-Forwarded-Proto $scheme", "X-Forwarded-Host $http_host",
+                                "X-Request-Id $bench_request_id"))
+                            + "        }")
+            else:
+                locs.append(f"        location {modifier}{value} {{ proxy_pass http://{r.cluster}; }}")
         listen_tls, server_tls = "", ""
+        # nginx 1.22 turns HTTP/2 on per listen socket: with ssl it is offered by ALPN next to
+        # http/1.1; without ssl the socket speaks only h2c by prior knowledge.
+        if self.h2:
+            listen_tls = " http2"
         if self.tls:
             certs, key_type = self.tls
             cert, key = certs.pairs[key_type]
-            listen_tls = " ssl"
+            listen_tls = " ssl" + listen_tls
             # TLS 1.3 suites through ssl_conf_command: nginx 1.22 has no directive of its own.
             server_tls = "\n".join(f"        {d};" for d in (
                 f"ssl_certificate {cert}", f"ssl_certificate_key {key}",
@@ -394,6 +565,7 @@ class HaproxyProxy(Proxy):
     name = "haproxy"
     binary = "haproxy"
     tls_ready = True
+    h2_ready = True
     # Master-worker mode (-W), only for the reload scenario: the master re-reads the
     # configuration on SIGUSR2 and starts a new worker; the old one finishes its connections
     # (at most hard-stop-after).
@@ -416,7 +588,10 @@ class HaproxyProxy(Proxy):
             rules.append(f"    use_backend {r.cluster} if {{ {fetch} {value} }}")
         bes = []
         for c in clusters:
-            bes.append(f"backend {c.name}\n    server s1 127.0.0.1:{c.port}")
+            # proto h2: h2c to the server (prior knowledge), one multiplexed connection reused
+            # for many streams.
+            bes.append(f"backend {c.name}\n    server s1 127.0.0.1:{c.port}"
+                       + (" proto h2" if c.protocol == "http2" else ""))
         global_extra = ["    hard-stop-after 10s"] if self.master_worker else []
         bind_tls, proto = "", "http"
         if self.tls:
@@ -424,10 +599,13 @@ class HaproxyProxy(Proxy):
             # Tickets are on by default (`no-tls-tickets` would turn them off); HAProxy uses
             # the server's cipher order unless `prefer-client-ciphers`.
             bind_tls = (f" ssl crt {certs.combined[key_type]} ssl-min-ver TLSv1.2 "
-                        f"alpn http/1.1")
+                        f"alpn {'h2,http/1.1' if self.h2 else 'http/1.1'}")
             proto = "https"
             global_extra += [f"    ssl-default-bind-ciphers {tls.CIPHERS_TLS12}",
                              f"    ssl-default-bind-ciphersuites {tls.CIPHERSUITES_TLS13}"]
+        elif self.h2 and self.h2.downstream == "h2c":
+            # proto h2: the bind speaks only HTTP/2 (prior knowledge), no HTTP/1.1.
+            bind_tls = " proto h2"
         conf = os.path.join(self.dir, "haproxy.cfg")
         with open(conf, "w") as f:
             f.write(render("haproxy.cfg", {

@@ -25,10 +25,13 @@ fail() {
 command -v javac >/dev/null 2>&1 || fail "javac not found on PATH"
 
 # Every jar the embedded server + ServletContextHandler + Jetty's own WebSocket API (/ws/echo)
-# need (no JSP, no JSR 356 javax.websocket, no JMX, no WebSocket client).
+# + the HTTP/2 cleartext (h2c) connection factory need (no JSP, no JSR 356 javax.websocket, no
+# JMX, no WebSocket client, no ALPN: the example serves no TLS). The http2 jars come with
+# libjetty9-java, which jetty9 depends on.
 jars=()
 for j in jetty9-server jetty9-servlet jetty9-security jetty9-http jetty9-io jetty9-util \
-         jetty9-websocket-api jetty9-websocket-common jetty9-websocket-servlet jetty9-websocket-server; do
+         jetty9-websocket-api jetty9-websocket-common jetty9-websocket-servlet jetty9-websocket-server \
+         jetty9-http2-server jetty9-http2-common jetty9-http2-hpack; do
   [ -f "$java_dir/$j.jar" ] || fail "missing $java_dir/$j.jar"
   jars+=("$java_dir/$j.jar")
 done

@@ -5,6 +5,7 @@ The one place the e2e tests start processes and build what they send and check:
     outcome in the log, the admin endpoints, /proc readings), started by
     E2ETestCase.start_sluice() / start_class_sluice();
   - Jetty: the example backend (examples/jetty), started by start_jetty() / start_class_jetty();
+  - a gRPC server (grpc_peer.py), started by start_grpc_peer() / start_class_grpc_peer();
   - config() and basic_config(): configuration texts; request() and read_response(): HTTP;
     Metrics: a parsed Prometheus scrape; settled_scrape(): a scrape once the counters settled.
 
@@ -863,6 +864,14 @@ class E2ETestCase(unittest.TestCase):
         self.addCleanup(j.stop)
         return j.start()
 
+    def start_grpc_peer(self, name="grpc", port=0, tls=None, ca=None):
+        """The gRPC server of grpc_peer.py as its own process; tls: (cert, key) for TLS with
+        ALPN h2, ca: what its control calls verify it with."""
+        import grpc_peer  # python3-grpcio: imported only by the tests that use it
+        p = grpc_peer.GrpcPeer(self.tmp, name=name, port=port, tls=tls, ca=ca)
+        self.addCleanup(p.stop)
+        return p.start()
+
     def start_sluice(self, config_text, name="sluice", args=("--log-level", "info"),
                      check_exit=True, env=None):
         s = Sluice(self.tmp, config_text, name=name, args=args, env=env)
@@ -892,6 +901,13 @@ class E2ETestCase(unittest.TestCase):
         j = Jetty(cls.class_tmp(), name=name, port=port)
         cls.addClassCleanup(j.stop)
         return j.start()
+
+    @classmethod
+    def start_class_grpc_peer(cls, name="grpc", port=0, tls=None, ca=None):
+        import grpc_peer  # python3-grpcio: imported only by the tests that use it
+        p = grpc_peer.GrpcPeer(cls.class_tmp(), name=name, port=port, tls=tls, ca=ca)
+        cls.addClassCleanup(p.stop)
+        return p.start()
 
     @classmethod
     def start_class_sluice(cls, config_text, name="sluice", args=("--log-level", "info")):

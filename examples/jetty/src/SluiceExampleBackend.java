@@ -12,6 +12,9 @@
 //   /ws/echo                     WebSocket: echoes text as text and binary as binary (messages up
 //                                to 16 MiB); the text "close-me" makes it close with code 1000
 //
+// One port serves HTTP/1.1 and HTTP/2 cleartext (h2c: prior knowledge or Upgrade: h2c); every
+// endpoint but /ws/echo works over both (Jetty 9.4 has no WebSocket over HTTP/2).
+//
 // Query strings are parsed by hand (never request.getParameter()), so a POST with a large
 // application/x-www-form-urlencoded body (what `curl --data-binary` sends) is never form-parsed.
 
@@ -34,6 +37,7 @@ import javax.servlet.http.HttpServletResponse;
 
 import org.eclipse.jetty.http.HttpField;
 import org.eclipse.jetty.http.HttpHeader;
+import org.eclipse.jetty.http2.server.HTTP2CServerConnectionFactory;
 import org.eclipse.jetty.server.HttpConfiguration;
 import org.eclipse.jetty.server.HttpConnectionFactory;
 import org.eclipse.jetty.server.Request;
@@ -163,7 +167,12 @@ public final class SluiceExampleBackend {
         Server server = new Server();
 
         HttpConfiguration httpConfig = new HttpConfiguration();
-        ServerConnector connector = new ServerConnector(server, new HttpConnectionFactory(httpConfig));
+        // One port for HTTP/1.1 and HTTP/2 cleartext (h2c): Jetty's HttpConnection starts every
+        // connection as HTTP/1.1 and hands it to the h2c factory when the first bytes are the
+        // HTTP/2 preface ("PRI * HTTP/2.0", prior knowledge), or on an "Upgrade: h2c" request.
+        // So an HTTP/1 cluster and an HTTP/2 cluster can point at the same backend.
+        ServerConnector connector = new ServerConnector(server, new HttpConnectionFactory(httpConfig),
+                new HTTP2CServerConnectionFactory(httpConfig));
         connector.setHost(o.host);
         connector.setPort(o.port);
         if (o.idleTimeoutMs > 0) {
