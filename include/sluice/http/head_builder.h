@@ -84,6 +84,17 @@ inline bool is_hop_by_hop(std::string_view name) {
 // True when `name` is listed in any Connection header among `headers`.
 bool named_by_connection(std::span<const HeaderView> headers, std::string_view name);
 
+// What the Connection headers of a head remove besides the hop-by-hop fields, read once per
+// head so that the common "Connection: keep-alive" costs no per-field check.
+struct ConnectionOptions {
+  bool other = false;  // a token other than keep-alive and close: check every field against them
+  bool close = false;  // "close": only a field named "close" goes
+};
+ConnectionOptions connection_options(std::span<const HeaderView> headers);
+// True when the Connection headers (summarised in `o`) name field `name`.
+bool removed_by_connection(const ConnectionOptions& o, std::span<const HeaderView> headers,
+                           std::string_view name);
+
 // A random version 4 UUID, lower-case hex with dashes (36 characters).
 std::string make_request_id();
 

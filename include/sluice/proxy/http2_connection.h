@@ -82,7 +82,7 @@ class Http2Stream final : public Downstream, public std::enable_shared_from_this
   Http2Connection& conn_;
   std::shared_ptr<Http2Connection> conn_guard_;  // the connection outlives its streams
   const int32_t id_;
-  ExchangeRunner runner_;
+  std::unique_ptr<ExchangeRunner> runner_;  // the connection's spare, given back at the end
   Deadline up_deadline_;
   asio::steady_timer waker_;
   std::chrono::steady_clock::time_point start_;
@@ -116,10 +116,6 @@ class Http2Stream final : public Downstream, public std::enable_shared_from_this
   bool out_deferred_ = false;   // the data source said "later": resume it when bytes come
   bool head_submitted_ = false;
   bool has_body_source_ = false;  // the response has a body (a data source was submitted)
-  // submit_head()'s buffers, kept to reuse their storage.
-  std::string nv_names_;
-  std::vector<nghttp2_nv> nva_;
-  char status_text_[8] = {};
   bool response_ended_ = false;  // END_STREAM (or trailers) went to nghttp2
   std::vector<std::pair<std::string, std::string>> response_trailers_;
   bool started_ = false;    // run() was spawned
@@ -152,7 +148,14 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   void start_stream(const std::shared_ptr<Http2Stream>& s);
   awaitable<void> read_loop();
   awaitable<void> write_loop();
-  void wake_writer() { writer_waker_.cancel(); }
+  // Resumes the writer when it waits for work and there is some (nghttp2 wants to write, or
+  // the connection is closing): one timer cancel per batch of frames, not per submit.
+  void wake_writer() {
+    if (writer_waiting_ && !writer_woken_ && (closing_ || nghttp2_session_want_write(session_))) {
+      writer_woken_ = true;
+      writer_waker_.cancel();
+    }
+  }
   // Ends the connection: GOAWAY with `code` (counted, with `why` when it is abuse), then close
   // once it is written.
   void fail(uint32_t code, http2::Violation why);
@@ -166,6 +169,8 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
     bool take(std::chrono::steady_clock::time_point now);
   };
   void stream_done(Http2Stream& s);
+  std::unique_ptr<ExchangeRunner> take_runner();
+  void give_runner(std::unique_ptr<ExchangeRunner> runner);
   const config::Listener& spec() const { return *spec_; }
 
   // nghttp2 callbacks (user_data is the connection).
@@ -187,6 +192,12 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   const config::Listener* spec_ = nullptr;    // in view_
   nghttp2_session* session_ = nullptr;
   std::unordered_map<int32_t, std::shared_ptr<Http2Stream>> streams_;
+  std::vector<std::unique_ptr<ExchangeRunner>> spare_runners_;
+  // Http2Stream::submit_head()'s scratch buffers (nghttp2 copies what it keeps), here so their
+  // storage outlives the streams.
+  std::string nv_names_;
+  std::vector<nghttp2_nv> nva_;
+  char status_text_[4] = {};
   size_t running_ = 0;  // stream coroutines alive
   asio::steady_timer writer_waker_;
   asio::steady_timer done_waker_;  // run() waits on it for the other coroutines to end
@@ -196,6 +207,7 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   std::string out_;
   bool closing_ = false;      // no more reading; close after the writer flushed
   bool reader_done_ = false, writer_done_ = false;
+  bool writer_waiting_ = false, writer_woken_ = false;
   bool goaway_sent_ = false;
   bool violation_counted_ = false;
   // Abuse accounting.
