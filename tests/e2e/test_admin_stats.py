@@ -35,6 +35,7 @@ FAMILIES = {
     "sluice_route_received_bytes_total": "counter",
     "sluice_route_sent_bytes_total": "counter",
     "sluice_route_local_replies_total": "counter",
+    "sluice_route_grpc_responses_total": "counter",  # HELP and TYPE only until a gRPC exchange
     "sluice_cluster_upstream_requests_total": "counter",
     "sluice_cluster_upstream_connections_total": "counter",
     "sluice_cluster_upstream_connections_active": "gauge",
@@ -137,7 +138,8 @@ class AdminAndStats(harness.E2ETestCase):
             self.assertTrue(m.helps.get(fam), f"family {fam} has no HELP")
         # Every sample of the documented families uses only the documented label names.
         allowed = {
-            "sluice_route_": {"listener", "vhost", "route", "code_class", "reason", "le"},
+            "sluice_route_": {"listener", "vhost", "route", "code_class", "reason", "le",
+                              "grpc_code"},
             "sluice_cluster_": {"cluster", "code_class", "state"},
             "sluice_endpoint_": {"cluster", "endpoint"},
             "sluice_listener_": {"listener"},
