@@ -11,7 +11,6 @@ import re
 import resource
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -120,18 +119,7 @@ class AdminAndStats(harness.E2ETestCase):
         self.assertEqual(self.get("/nothing/here").status, 404)
         self.assertEqual(self.get("/dead").status, 503)
         settled_after(self.sluice, 5)
-        text = self.sluice.scrape_text()
-        path = os.path.join(self.tmp, "scrape.prom")
-        with open(path, "w") as f:
-            f.write(text)
-        promtool = harness.require_program("promtool", "prometheus")
-        with open(path, "rb") as f:
-            r = subprocess.run([promtool, "check", "metrics"], stdin=f, capture_output=True,
-                               timeout=60)
-        self.assertEqual(r.returncode, 0,
-                         f"promtool check metrics failed:\nstdout: {r.stdout.decode()}\n"
-                         f"stderr: {r.stderr.decode()}\n--- scrape (kept in {path}) ---\n"
-                         f"{text[:3000]}")
+        self.assert_promtool_accepts(self.sluice.scrape_text())
         m = self.sluice.scrape()
         for fam, typ in FAMILIES.items():
             self.assertEqual(m.types.get(fam), typ, f"family {fam}")

@@ -9,7 +9,6 @@ clients over HTTP/2 come with the HTTP/2 codec.
 
 import json
 import os
-import subprocess
 import sys
 import time
 import unittest
@@ -182,16 +181,7 @@ clusters:
         self.assertEqual(sum(slow.values()), 2, slow)
         self.assertEqual(self.grpc_counts(m, labels("direct")), {})
 
-        text = self.sluice.scrape_text()
-        path = os.path.join(self.tmp, "scrape.prom")
-        with open(path, "w") as f:
-            f.write(text)
-        promtool = harness.require_program("promtool", "prometheus")
-        with open(path, "rb") as f:
-            r = subprocess.run([promtool, "check", "metrics"], stdin=f, capture_output=True,
-                               timeout=60)
-        self.assertEqual(r.returncode, 0, f"promtool check metrics failed:\n{r.stdout.decode()}"
-                                          f"\n{r.stderr.decode()}")
+        self.assert_promtool_accepts(self.sluice.scrape_text())
 
         lines = self.log_lines(6)
         self.assertEqual(len(lines), 6, lines)
