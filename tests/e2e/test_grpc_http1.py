@@ -1,4 +1,5 @@
-"""gRPC's protocol-neutral parts (issue 11) with the built sluice, over HTTP/1.1, against Jetty.
+"""gRPC's protocol-neutral parts (issue 11) with the built sluice, over HTTP/1.1, against Jetty
+and a small backend that answers in gRPC's shape (status in trailers or in a trailers-only head).
 
 A request with `content-type: application/grpc` is gRPC whatever carried it, so these run before
 the HTTP/2 codec exists: Sluice's own replies to it are gRPC "trailers-only" responses (HTTP 200,
@@ -9,7 +10,9 @@ clients over HTTP/2 come with the HTTP/2 codec.
 
 import json
 import os
+import socketserver
 import sys
+import threading
 import time
 import unittest
 import urllib.parse
@@ -27,11 +30,49 @@ def labels(route):
     return {"listener": "public", "vhost": "app", "route": route}
 
 
+# A backend that answers as a gRPC server would, in HTTP/1.1 framing: the status in chunked
+# trailers, or in the head of a trailers-only response. Sluice reads grpc-status from either.
+GRPC_RESPONSES = {
+    b"/pkg.Backend/Trailers": (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ntransfer-encoding: chunked\r\n"
+        b"trailer: grpc-status, grpc-message\r\nconnection: close\r\n\r\n"
+        b"5\r\n\x00\x00\x00\x00\x00\r\n0\r\ngrpc-status: 0\r\ngrpc-message: ok\r\n\r\n"),
+    b"/pkg.Backend/TrailersOnly": (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ngrpc-status: 7\r\n"
+        b"grpc-message: denied\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"),
+    b"/pkg.Backend/BadStatus": (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ntransfer-encoding: chunked\r\n"
+        b"connection: close\r\n\r\n0\r\ngrpc-status: 99\r\n\r\n"),
+}
+
+
+class GrpcishHandler(socketserver.StreamRequestHandler):
+    def handle(self):
+        request_line = self.rfile.readline(65536)
+        length = 0
+        while True:
+            line = self.rfile.readline(65536)
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        self.rfile.read(length)
+        path = request_line.split(b" ")[1] if request_line.count(b" ") >= 2 else b""
+        self.wfile.write(GRPC_RESPONSES.get(
+            path, b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"))
+
+
 class GrpcOverHttp1(harness.E2ETestCase):
 
     @classmethod
     def setUpClass(cls):
         cls.jetty = cls.start_class_jetty(name="j1")
+        cls.backend = socketserver.ThreadingTCPServer(("127.0.0.1", 0), GrpcishHandler)
+        cls.backend.daemon_threads = True
+        threading.Thread(target=cls.backend.serve_forever, daemon=True).start()
+        cls.addClassCleanup(cls.backend.server_close)
+        cls.addClassCleanup(cls.backend.shutdown)
 
     def setUp(self):
         super().setUp()
@@ -66,6 +107,9 @@ listeners:
           - name: dead
             match: {{ prefix: /pkg.Dead/ }}
             cluster: dead
+          - name: backend
+            match: {{ prefix: /pkg.Backend/ }}
+            cluster: grpcish
           - name: direct
             match: {{ prefix: /pkg.Direct/ }}
             direct_response: {{ status: 503, body: "maintenance\\n" }}
@@ -75,6 +119,8 @@ clusters:
   - name: dead
     connect_timeout: 2s
     endpoints: [ {dead} ]
+  - name: grpcish
+    endpoints: [ 127.0.0.1:{self.backend.server_address[1]} ]
 """)
 
     def grpc(self, path, extra=None, timeout=30.0):
@@ -153,6 +199,22 @@ clusters:
         r = request(self.sluice.port, "POST", "/slow?ms=400", body=b"x",
                     headers={"grpc-timeout": "50m", "content-type": "text/plain"})
         self.assertEqual((r.status, r.body), (200, b"slow 400\n"), r)
+
+    def test_status_from_the_upstreams_trailers_or_trailers_only_head(self):
+        for path, code in (("/pkg.Backend/Trailers", 0), ("/pkg.Backend/TrailersOnly", 7),
+                           ("/pkg.Backend/BadStatus", 2)):
+            r, _ = self.grpc(path)
+            self.assertEqual(r.status, 200, r)
+        m = settled_scrape(
+            self.sluice,
+            lambda m: sum(self.grpc_counts(m, labels("backend")).values()) >= 3)
+        counts = self.grpc_counts(m, labels("backend"))
+        self.assertEqual({k: v for k, v in counts.items() if v},
+                         {"OK": 1, "PERMISSION_DENIED": 1, "UNKNOWN": 1}, counts)
+        lines = self.log_lines(3)
+        self.assertEqual(sorted((e["path"], e.get("grpc_status")) for e in lines),
+                         [("/pkg.Backend/BadStatus", 2), ("/pkg.Backend/Trailers", 0),
+                          ("/pkg.Backend/TrailersOnly", 7)])
 
     def test_direct_response_is_kept_as_configured(self):
         r, _ = self.grpc("/pkg.Direct/Call")
