@@ -54,6 +54,7 @@ void append_json(std::string& out, const Entry& e) {
   if (e.cluster.empty()) out += "\"cluster\":null,";
   else fmt::format_to(o, "\"cluster\":\"{}\",", escape_json(e.cluster));
   fmt::format_to(o, "\"flags\":\"{}\"", escape_json(e.flags));
+  if (e.grpc_status) fmt::format_to(o, ",\"grpc_status\":{}", *e.grpc_status);
   if (e.tls) append_json_tls(out, *e.tls);
   out += "}\n";
 }

@@ -33,6 +33,22 @@ const char* flag_for(LocalReason reason) {
   return "-";
 }
 
+// Turns a local reply to a gRPC request into a "trailers-only" gRPC response: HTTP 200, no
+// body, the status and message in the head (PROTOCOL-HTTP2.md), so a gRPC client reports the
+// code instead of a protocol error. The reply text, without its newline, is the message.
+void shape_for_grpc(LocalReply& reply) {
+  const http::GrpcStatus code = http::grpc_status_for(reply.reason, reply.status);
+  std::string_view text = reply.body;
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+  std::string message;
+  http::append_grpc_message(message, text);
+  reply.status = 200;
+  reply.headers.set("content-type", "application/grpc");
+  reply.headers.set("grpc-status", std::to_string(static_cast<int>(code)));
+  reply.headers.set("grpc-message", std::move(message));
+  reply.body.clear();
+}
+
 }  // namespace
 
 ExchangeRunner::ExchangeRunner(server::Worker& worker, const asio::any_io_executor& ex)
@@ -73,6 +89,8 @@ awaitable<bool> ExchangeRunner::run(const server::ListenerInfo& listener) {
   req.query = head.query;
   req.headers = head.fields.items();
   req.tls = exchange_.tls;
+  // gRPC is always a POST (PROTOCOL-HTTP2.md): any other request pays this one comparison.
+  if (head.method == "POST") detect_grpc();
 
   const router::VirtualHost* vhost = listener.routes.find_virtual_host(req.authority);
   if (!vhost) {
@@ -125,13 +143,43 @@ awaitable<bool> ExchangeRunner::reply(int status, LocalReason reason, std::strin
   co_return co_await send_local_reply(close);
 }
 
+void ExchangeRunner::detect_grpc() {
+  std::string_view type, timeout;
+  for (const auto& f : exchange_.request.fields.items()) {
+    // "content-type" and "grpc-timeout" are both 12 bytes: one length test passes the others.
+    if (f.name.size() != 12) continue;
+    if (type.empty() && http::iequals(f.name, "content-type")) {
+      type = f.value;
+    } else if (timeout.empty() && http::iequals(f.name, "grpc-timeout")) {
+      timeout = f.value;
+    }
+  }
+  if (type.empty() || !http::is_grpc_content_type(type)) return;
+  exchange_.facts.grpc = true;
+  // An invalid grpc-timeout is ignored, as gRPC servers do.
+  if (!timeout.empty()) {
+    exchange_.facts.grpc_timeout = http::parse_grpc_timeout(timeout).value_or(config::Duration(0));
+  }
+}
+
+void ExchangeRunner::note_grpc_status(const http::FieldList& fields) {
+  if (auto v = fields.get("grpc-status")) record_.grpc_status = http::parse_grpc_status(*v);
+}
+
 awaitable<bool> ExchangeRunner::send_local_reply(bool close) {
   LocalReply& reply = *exchange_.local_reply;
+  // A gRPC client gets a gRPC answer. A route's direct_response or redirect is the operator's
+  // own reply and is sent as configured (it may carry grpc-status itself).
+  if (exchange_.facts.grpc && reply.reason != LocalReason::kDirectResponse &&
+      reply.reason != LocalReason::kRedirect) {
+    shape_for_grpc(reply);
+  }
   // The route's response steps (header mutation) see a local answer like an upstream one.
   exchange_.response.status = reply.status;
   exchange_.response.reason = {};
   exchange_.response.fields = std::move(reply.headers);
   run_response_steps();
+  if (exchange_.facts.grpc) note_grpc_status(exchange_.response.fields);
   record_.status = reply.status;
   record_.local = reply.reason;
   record_.sent_bytes = exchange_.facts.head_request ? 0 : reply.body.size();  // what the client got
@@ -183,6 +231,7 @@ void ExchangeRunner::write_access_log(std::chrono::steady_clock::time_point now)
   e.cluster = record_.cluster;
   e.flags = record_.flags ? record_.flags : "-";
   e.tls = exchange_.tls;
+  if (record_.grpc_status) e.grpc_status = static_cast<int>(*record_.grpc_status);
   std::string& out = worker_.access_log().buffer(spec.path);
   if (spec.format == config::AccessLog::Format::kJson) accesslog::append_json(out, e);
   else accesslog::append_text(out, e);
@@ -208,6 +257,12 @@ void ExchangeRunner::finish() {
   rs.received_bytes.add(record_.received_bytes);
   rs.sent_bytes.add(record_.sent_bytes);
   if (record_.local) rs.local_replies[static_cast<size_t>(*record_.local)].add();
+  if (exchange_.facts.grpc) {
+    // Without a grpc-status, what a gRPC client reports: the HTTP status mapped, or UNKNOWN for
+    // a 200 that ended without one (and for a client that went away, 499).
+    if (!record_.grpc_status) record_.grpc_status = http::http_to_grpc_status(record_.status);
+    rs.grpc[static_cast<size_t>(*record_.grpc_status)].add();
+  }
   if (record_.log) write_access_log(now);
   if (log::enabled(log::Level::kDebug)) {
     log::debug("{} {} -> {}{}{} cluster={} endpoint={} {:.1f}ms", exchange_.client_address,

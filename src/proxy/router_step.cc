@@ -32,9 +32,17 @@ awaitable<bool> ExchangeRunner::forward(const router::Route& route) {
   // from the fields as they were before the steps ran. A member, so its storage is reused.
   const bool has_steps = !route.chain().empty();
   if (has_steps) fields_before_ = exchange_.request.fields.items();
+  // A gRPC client's grpc-timeout caps the route timeout, and applies alone where the route has
+  // none (facts.grpc_timeout is 0 for every other request).
+  const config::Duration grpc_timeout = exchange_.facts.grpc_timeout;
+  route_timeout_ = action.timeout;
+  if (grpc_timeout.count() > 0 && action.grpc_timeout_header) {
+    route_timeout_ =
+        action.timeout.count() > 0 ? std::min(action.timeout, grpc_timeout) : grpc_timeout;
+  }
   // Waiting for a connection under the circuit breaker counts against the route timeout.
   const config::Duration queue_timeout =
-      action.timeout.count() > 0 ? action.timeout : cluster.spec.connect_timeout;
+      route_timeout_.count() > 0 ? route_timeout_ : cluster.spec.connect_timeout;
 
   for (int attempt = 0;; ++attempt) {
     std::string connect_error;
@@ -403,7 +411,7 @@ awaitable<ExchangeRunner::RelayStatus> ExchangeRunner::relay_response(Lease& lea
                                                                       const router::Route& route) {
   upstream::Session& session = *lease.conn;
   auto guard = down_->guard();
-  const config::Duration route_timeout = route.action().timeout;
+  const config::Duration route_timeout = route_timeout_;  // set by forward()
   const bool body_steps = route.chain_wants_body();
   // The route timeout covers the whole response, from the end of the request (like Envoy's):
   // reading it from upstream and writing it to a client that may read slowly.
@@ -487,6 +495,7 @@ awaitable<ExchangeRunner::RelayStatus> ExchangeRunner::relay_response(Lease& lea
         exchange_.response.fields.clear();
         for (const auto& f : session.response_fields()) exchange_.response.fields.push_back(f);
         run_response_steps();
+        if (exchange_.facts.grpc) note_grpc_status(exchange_.response.fields);  // trailers-only
         if (!down_->queue_response_head({.length_known = facts.length_known,
                                         .transfer_codings = facts.transfer_codings})) {
           up_deadline_->disarm();
@@ -501,6 +510,7 @@ awaitable<ExchangeRunner::RelayStatus> ExchangeRunner::relay_response(Lease& lea
       if (step.complete) {
         exchange_.response_trailers.clear();
         for (const auto& t : session.trailers()) exchange_.response_trailers.push_back(t);
+        if (exchange_.facts.grpc) note_grpc_status(exchange_.response_trailers);
       }
       if (body_steps && co_await run_body_steps(route, body, step.complete, /*request=*/false) ==
                             filters::Status::kLocalReply) {

@@ -25,6 +25,7 @@ Route::Route(const config::Route& spec, size_t cluster_index, const config::Virt
   const auto& upgrades = spec.upgrades ? *spec.upgrades : vhost.upgrades;
   action_.websocket = std::find(upgrades.begin(), upgrades.end(), "websocket") != upgrades.end();
   action_.upgrade_idle_timeout = spec.upgrade_idle_timeout;
+  action_.grpc_timeout_header = spec.grpc_timeout_header;
 
   // The chain: header mutation (all levels in one step), registered compiled-in steps, then
   // the local action if any.

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <string_view>
 
+#include "sluice/http/grpc.h"
+
 namespace sluice::stats {
 
 namespace {
@@ -173,6 +175,10 @@ MergedStats MergedStats::collect(std::span<const Shard* const> shards) {
       v.received_bytes += s.received_bytes.value();
       v.sent_bytes += s.sent_bytes.value();
       for (size_t i = 0; i < kLocalReasonCount; ++i) v.local_replies[i] += s.local_replies[i].value();
+      for (size_t i = 0; i < kGrpcCodeCount; ++i) {
+        v.grpc[i] += s.grpc[i].value();
+        v.grpc_seen = v.grpc_seen || v.grpc[i] > 0;
+      }
     });
     shard->for_each_cluster([&](const std::string& k, const ClusterStats& s) {
       ClusterValues& v = m.clusters[k];
@@ -276,6 +282,18 @@ std::string render_prometheus(const MergedStats& m, const ServerValues& s) {
       w.sample("sluice_route_local_replies_total",
                fmt::format("{},reason=\"{}\"", route_labels(k), to_string(static_cast<LocalReason>(i))),
                v.local_replies[i]);
+    }
+  }
+  // A route's 17 series appear with its first gRPC exchange, all at once: every route showing
+  // them from the start would add 17 idle series to each plain HTTP route.
+  w.family("sluice_route_grpc_responses_total", "counter",
+           "gRPC exchanges completed on a route, by the grpc-status the client got.");
+  for (const auto& [k, v] : m.routes) {
+    if (!v.grpc_seen) continue;
+    for (size_t i = 0; i < kGrpcCodeCount; ++i) {
+      w.sample("sluice_route_grpc_responses_total",
+               fmt::format("{},grpc_code=\"{}\"", route_labels(k), http::kGrpcCodeNames[i]),
+               v.grpc[i]);
     }
   }
 
@@ -383,6 +401,9 @@ std::string render_text(const MergedStats& m, const ServerValues& s) {
     line(p + ".duration_seconds.sum", fmt::format("{:.6f}", v.duration.sum));
     for (size_t i = 0; i < kLocalReasonCount; ++i) {
       if (v.local_replies[i]) line(p + ".local_replies." + to_string(static_cast<LocalReason>(i)), v.local_replies[i]);
+    }
+    for (size_t i = 0; i < kGrpcCodeCount; ++i) {
+      if (v.grpc[i]) line(p + ".grpc." + http::kGrpcCodeNames[i], v.grpc[i]);
     }
   }
   for (const auto& [k, v] : m.clusters) {

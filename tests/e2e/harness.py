@@ -859,6 +859,20 @@ class E2ETestCase(unittest.TestCase):
             return
         shutil.rmtree(self.tmp, ignore_errors=True)
 
+    def assert_promtool_accepts(self, text):
+        """`promtool check metrics` accepts the scrape `text` (kept in the test's temp dir)."""
+        path = os.path.join(self.tmp, "scrape.prom")
+        with open(path, "w") as f:
+            f.write(text)
+        promtool = require_program("promtool", "prometheus")
+        with open(path, "rb") as f:
+            r = subprocess.run([promtool, "check", "metrics"], stdin=f, capture_output=True,
+                               timeout=60)
+        self.assertEqual(r.returncode, 0,
+                         f"promtool check metrics failed:\nstdout: {r.stdout.decode()}\n"
+                         f"stderr: {r.stderr.decode()}\n--- scrape (kept in {path}) ---\n"
+                         f"{text[:4000]}")
+
     def start_jetty(self, name="jetty", port=0):
         j = Jetty(self.tmp, name=name, port=port)
         self.addCleanup(j.stop)

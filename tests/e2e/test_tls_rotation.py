@@ -151,16 +151,6 @@ class TestTlsRotation(harness.E2ETestCase):
         return {reason: m.value("sluice_tls_handshake_failures_total", listener="https",
                                 reason=reason) for reason in FAILURE_REASONS}
 
-    def promtool_check(self, text):
-        path = os.path.join(self.tmp, "scrape.prom")
-        with open(path, "w") as f:
-            f.write(text)
-        with open(path, "rb") as f:
-            r = subprocess.run([harness.require_program("promtool", "prometheus"), "check",
-                                "metrics"], stdin=f, capture_output=True, timeout=60)
-        self.assertEqual(r.returncode, 0, f"promtool check metrics failed:\n{r.stdout.decode()}"
-                         f"{r.stderr.decode()}\n--- scrape ---\n{text[:4000]}")
-
     # -- tests --
 
     def test_metrics_and_certs_of_tls_listeners_and_clusters(self):
@@ -198,7 +188,7 @@ class TestTlsRotation(harness.E2ETestCase):
             self.assertEqual(m.value("sluice_tls_handshakes_by_version_total", listener="https",
                                      version=version), 1)
         self.assertEqual(sum(v for _, v in m.find("sluice_tls_handshakes_by_cipher_total")), 2)
-        self.promtool_check(sluice.scrape_text())
+        self.assert_promtool_accepts(sluice.scrape_text())
 
         # /certs: where each certificate is used and what it is.
         certs = self.certs()
@@ -323,7 +313,7 @@ class TestTlsRotation(harness.E2ETestCase):
         self.assertEqual(m.value("sluice_tls_reload_failures_total"), 2)
         self.assertEqual(self.failures(m), failures_after_wrk)
         # (d) promtool accepts the scrape with a TLS listener after all of this.
-        self.promtool_check(sluice.scrape_text())
+        self.assert_promtool_accepts(sluice.scrape_text())
 
     def test_a_replaced_crl_applies_to_new_handshakes_without_a_signal(self):
         """mTLS with a CRL that is replaced by a rename (the certbot/`mv` way, not a symlink

@@ -31,6 +31,9 @@ struct Entry {
   // The downstream TLS connection; null on plaintext. JSON lines of TLS connections end with
   // its version, cipher, SNI and the client certificate's subject and URI SANs.
   const net::TlsInfo* tls = nullptr;
+  // The gRPC status of a gRPC exchange (0..16); none for other requests, whose JSON lines then
+  // have no `grpc_status` key.
+  std::optional<int> grpc_status;
 };
 
 // RFC 3339 UTC with milliseconds: 2026-11-22T10:45:41.399Z

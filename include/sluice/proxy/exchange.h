@@ -3,6 +3,7 @@
 // A downstream codec (HTTP/1 today, HTTP/2 next) fills the request part; the router step and the
 // upstream session fill the response part; the codec writes the response in its own framing.
 // Nothing here knows HTTP/1 text.
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,6 +65,10 @@ struct RequestFacts {
   bool idempotent = false;         // RFC 9110 §9.2.2: may be sent again after a failed attempt
   std::string_view upgrade;        // a WebSocket offer the route tunnels ("websocket"), else empty
   bool request_id_generated = false;  // Sluice made request_id (the client sent none)
+  // A gRPC request (content-type application/grpc*): Sluice's own replies are gRPC-shaped, and
+  // its valid `grpc-timeout` (0 = none or invalid) may cap the route timeout. Set by the runner.
+  bool grpc = false;
+  std::chrono::milliseconds grpc_timeout{0};
 };
 
 struct Exchange {

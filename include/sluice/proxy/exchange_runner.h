@@ -12,6 +12,7 @@
 
 #include "sluice/common/asio.h"
 #include "sluice/common/deadline.h"
+#include "sluice/http/grpc.h"
 #include "sluice/proxy/downstream.h"
 #include "sluice/proxy/exchange.h"
 #include "sluice/server/worker.h"
@@ -43,6 +44,9 @@ struct ExchangeRecord {
   std::chrono::system_clock::time_point start_wall;
   std::string method = "-", authority, target;
   bool tunnel = false;  // an upgraded connection: bytes counted both ways until either side closed
+  // A gRPC exchange's grpc-status as the client got it (response trailers, else the head of a
+  // trailers-only response or of Sluice's own reply); set when one was seen.
+  std::optional<http::GrpcStatus> grpc_status;
 };
 
 class ExchangeRunner {
@@ -112,6 +116,10 @@ class ExchangeRunner {
   // route timeout ends sooner (so a client that stops reading is cut by the route timeout).
   config::Duration response_write_timeout() const;
   void write_access_log(std::chrono::steady_clock::time_point now);
+  // Sets facts.grpc (and facts.grpc_timeout) from the request fields, in one pass.
+  void detect_grpc();
+  // Records the grpc-status among `fields`, if there is one (gRPC exchanges only).
+  void note_grpc_status(const http::FieldList& fields);
 
   // --- router_step.cc: pick → forward → relay. ---
   awaitable<bool> forward(const router::Route& route);
@@ -139,6 +147,8 @@ class ExchangeRunner {
   ExchangeRecord record_;
   config::Duration idle_timeout_{60000};  // the listener's
   std::chrono::steady_clock::time_point response_deadline_{};  // route timeout; none when zero
+  // This request's route timeout (0 = none): the route's, capped by a gRPC client's grpc-timeout.
+  config::Duration route_timeout_{0};
   std::string method_and_path_;
   // Reused per request so the steady state allocates little.
   std::vector<http::HeaderView> fields_before_;  // request fields before the steps ran

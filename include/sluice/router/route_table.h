@@ -24,6 +24,7 @@ struct RouteAction {
   std::optional<std::string> host_rewrite;
   bool websocket = false;  // `upgrades: [websocket]` (route, or its virtual host's default)
   config::Duration upgrade_idle_timeout{0};
+  bool grpc_timeout_header = true;  // a gRPC request's grpc-timeout caps `timeout`
 };
 
 class Route {

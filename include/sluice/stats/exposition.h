@@ -24,6 +24,8 @@ struct RouteValues {
   HistogramValues duration, upstream_duration;
   uint64_t received_bytes = 0, sent_bytes = 0;
   std::array<uint64_t, kLocalReasonCount> local_replies{};
+  std::array<uint64_t, kGrpcCodeCount> grpc{};
+  bool grpc_seen = false;  // any gRPC exchange on the route (its grpc series are then shown)
 };
 struct ClusterValues {
   std::array<uint64_t, 5> upstream_requests{};

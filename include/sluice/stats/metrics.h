@@ -74,6 +74,9 @@ inline size_t code_class_index(int status) {
   return status >= 100 && status < 600 ? static_cast<size_t>(status / 100 - 1) : 4;
 }
 
+// gRPC status codes 0..16 (names in sluice/http/grpc.h, which checks the count).
+inline constexpr size_t kGrpcCodeCount = 17;
+
 struct RouteStats {
   std::array<Counter, 5> requests;  // by code class
   Gauge active;
@@ -82,6 +85,7 @@ struct RouteStats {
   Counter received_bytes;       // request body bytes
   Counter sent_bytes;           // response body bytes
   std::array<Counter, kLocalReasonCount> local_replies;
+  std::array<Counter, kGrpcCodeCount> grpc;  // gRPC exchanges by final grpc-status
 };
 
 struct ClusterStats {

@@ -44,6 +44,25 @@ TEST(AccessLogFormat, JsonLineHasEveryField) {
             "\"upstream_time_ms\":2.500,\"route\":\"api\",\"cluster\":\"jetty\",\"flags\":\"-\"}\n");
 }
 
+// A gRPC exchange's line carries its grpc-status as a number after `flags` (and before the TLS
+// fields); other lines have no `grpc_status` key at all (JsonLineHasEveryField above).
+TEST(AccessLogFormat, JsonLineOfAGrpcExchangeHasItsStatus) {
+  Entry e = sample();
+  e.status = 200;
+  e.flags = "NR";
+  e.grpc_status = 12;
+  std::string out;
+  append_json(out, e);
+  EXPECT_NE(out.find(",\"flags\":\"NR\",\"grpc_status\":12}\n"), std::string::npos) << out;
+  net::TlsInfo tls;
+  tls.version = "TLSv1.3";
+  e.tls = &tls;
+  e.grpc_status = 0;
+  out.clear();
+  append_json(out, e);
+  EXPECT_NE(out.find(",\"grpc_status\":0,\"tls_version\":\"TLSv1.3\""), std::string::npos) << out;
+}
+
 TEST(AccessLogFormat, JsonLineOfATlsConnectionEndsWithItsFields) {
   net::TlsInfo tls;
   tls.version = "TLSv1.3";

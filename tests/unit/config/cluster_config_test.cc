@@ -549,7 +549,7 @@ TEST(ClusterConfig, HealthCheckUnknownKey) {
   LoadResult r = health("retries: 3");
   expect_error(r, 14, 7, "clusters[0].health_check.retries",
                "unknown key (known keys: path, interval, timeout, healthy_threshold, "
-               "unhealthy_threshold, expected_statuses, host)");
+               "unhealthy_threshold, expected_statuses, host, grpc)");
 }
 
 TEST(ClusterConfig, HealthCheckMustBeAMap) {
@@ -605,7 +605,7 @@ TEST(ClusterConfig, UnknownClusterKey) {
   expect_error(r, 13, 5, "clusters[0].lb_policy",
                "unknown key (known keys: name, lb, hash_on, maglev_table_size, connect_timeout, "
                "idle_timeout, max_idle_connections, endpoints, dns_refresh, health_check, "
-               "panic_threshold, circuit_breakers, tls)");
+               "panic_threshold, circuit_breakers, tls, protocol, http2)");
 }
 
 // --- circuit_breakers ----------------------------------------------------------------------------

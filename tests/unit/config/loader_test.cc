@@ -354,7 +354,7 @@ TEST(LoaderErrors, UnknownNestedKey) {
   expect_error(single_error(r), 11, 13, "listeners[0].virtual_hosts[0].routes[0].retries",
                "unknown key (known keys: name, match, cluster, direct_response, redirect, timeout, "
                "prefix_rewrite, host_rewrite, request_headers, response_headers, upgrades, "
-               "upgrade_idle_timeout)");
+               "upgrade_idle_timeout, grpc_timeout_header)");
 }
 
 TEST(LoaderErrors, UnknownKeyInsideFlowMap) {

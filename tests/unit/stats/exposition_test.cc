@@ -109,6 +109,31 @@ TEST(Exposition, EachFamilyHasOneHelpAndOneTypeLine) {
   EXPECT_EQ(lines_with(text, "sluice_cluster_connect_failures_total{cluster=\"c\"} 1").size(), 1u);
 }
 
+// gRPC counts by grpc_code: summed over workers; a route shows all 17 codes (0 included) once it
+// has seen a gRPC exchange, and none before (a plain HTTP route gets no idle gRPC series).
+TEST(Exposition, GrpcResponsesByCodeOnRoutesThatSawGrpc) {
+  Shard a, b;
+  RouteKey grpc{"l", "v", "rpc"};
+  a.route(grpc)->grpc[0].add(2);
+  b.route(grpc)->grpc[0].add();
+  b.route(grpc)->grpc[14].add(4);
+  a.route({"l", "v", "web"})->requests[1].add();
+  std::vector<const Shard*> shards{&a, &b};
+  const MergedStats m = MergedStats::collect(shards);
+  std::string text = render_prometheus(m, ServerValues{});
+  EXPECT_EQ(lines_with(text, "# TYPE sluice_route_grpc_responses_total counter").size(), 1u);
+  EXPECT_EQ(lines_with(text, "sluice_route_grpc_responses_total{").size(), 17u) << text;
+  const std::string labels =
+      "sluice_route_grpc_responses_total{listener=\"l\",vhost=\"v\",route=\"rpc\",";
+  EXPECT_EQ(lines_with(text, labels + "grpc_code=\"OK\"} 3").size(), 1u) << text;
+  EXPECT_EQ(lines_with(text, labels + "grpc_code=\"UNAVAILABLE\"} 4").size(), 1u) << text;
+  EXPECT_EQ(lines_with(text, labels + "grpc_code=\"UNAUTHENTICATED\"} 0").size(), 1u) << text;
+  EXPECT_EQ(lines_with(text, "route=\"web\",grpc_code=").size(), 0u) << text;
+  const std::string plain = render_text(m, ServerValues{});
+  EXPECT_EQ(lines_with(plain, "route.l.v.rpc.grpc.UNAVAILABLE: 4").size(), 1u) << plain;
+  EXPECT_EQ(lines_with(plain, ".grpc.DATA_LOSS").size(), 0u) << plain;
+}
+
 TEST(Exposition, LabelValuesAreEscaped) {
   EXPECT_EQ(escape_label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
   Shard s;
