@@ -400,3 +400,61 @@ class Http2Reload(harness.E2ETestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Http2BothWaysToJetty(harness.E2ETestCase):
+    """The Jetty cases over HTTP/2 on both sides: h2c from curl to sluice, `protocol: http2`
+    (h2c, the Jetty example's HTTP2CServerConnectionFactory) from sluice to Jetty; and an
+    HTTP/1.1 client to the same HTTP/2 cluster."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.jetty = cls.start_class_jetty()
+        text = harness.config({"jetty": [cls.jetty.endpoint]}, [("all", "/", "jetty")],
+                              extra_listener_keys="http2: { prior_knowledge: true }\n",
+                              extra_cluster_keys={"jetty": "protocol: http2\n"})
+        cls.sluice = cls.start_class_sluice(text)
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.sluice.port}{path}"
+
+    def test_echo_is_http2_at_jetty_for_h2_and_http11_clients(self):
+        for flag, version in (("--http2-prior-knowledge", "2"), ("--http1.1", "1.1")):
+            rc, v, code, body, err = curl(flag, self.url("/echo?q=1"))
+            self.assertEqual((rc, v, code), (0, version, 200), err)
+            fields, headers = parse_echo(body)
+            self.assertEqual(fields.get("protocol"), "HTTP/2.0", body)
+            self.assertEqual(fields.get("uri"), "/echo?q=1")
+            self.assertEqual(echo_header_values(headers, "x-forwarded-for"), ["127.0.0.1"])
+
+    def test_bodies_both_ways(self):
+        body = os.urandom(3 * 1024 * 1024)
+        path = os.path.join(self.tmp, "up.bin")
+        with open(path, "wb") as f:
+            f.write(body)
+        for flag in ("--http2-prior-knowledge", "--http1.1"):
+            rc, _, code, out, err = curl(flag, "--data-binary", f"@{path}", self.url("/upload"))
+            self.assertEqual((rc, code), (0, 200), err)
+            self.assertIn(f"sha256: {hashlib.sha256(body).hexdigest()}", out)
+            rc, _, code, out, err = curl(flag, self.url("/large?bytes=5000000"))
+            self.assertEqual((rc, code, out.encode()), (0, 200, pattern_bytes(5000000)), err)
+            rc, _, code, out, err = curl(flag, self.url("/chunked?chunks=10&size=333"))
+            self.assertEqual((rc, code, out.encode()), (0, 200, pattern_bytes(3330)), err)
+
+    def test_statuses_and_head(self):
+        for status in (201, 204, 404, 503):
+            rc, _, code, out, err = curl("--http2-prior-knowledge", self.url(f"/status/{status}"))
+            self.assertEqual((rc, code), (0, status), err)
+        rc, _, code, out, err = curl("--http2-prior-knowledge", "-I", self.url("/large?bytes=777"))
+        self.assertEqual((rc, code), (0, 200), err)
+        self.assertIn("content-length: 777", out.lower())
+
+    def test_h2load_multiplexed_on_both_sides(self):
+        h2load = harness.require_program("h2load", "nghttp2-client")
+        r = run([h2load, "-n", "3000", "-c", "20", "-m", "10", self.url("/health")])
+        out = r.stdout.decode()
+        self.assertIn("3000 succeeded, 0 failed, 0 errored, 0 timeout", out, out + r.stderr.decode())
+        m = self.sluice.scrape()
+        # Multiplexed upstream: far fewer connections than the 200 concurrent streams.
+        self.assertLessEqual(m.value("sluice_cluster_upstream_connections_total", cluster="jetty"),
+                             2 * self.sluice.workers * 4)
