@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import socket
+import socketserver
 import subprocess
 import sys
 import threading
@@ -94,6 +95,8 @@ class H2Client:
                                     ev.flow_controlled_length, stream_id=ev.stream_id)
                             except h2.exceptions.StreamClosedError:
                                 pass
+                elif isinstance(ev, h2.events.TrailersReceived):
+                    self.responses[ev.stream_id]["trailers"] = ev.headers
                 elif isinstance(ev, h2.events.StreamEnded):
                     self.responses[ev.stream_id]["ended"] = True
                 elif isinstance(ev, h2.events.StreamReset):
@@ -398,8 +401,89 @@ class Http2Reload(harness.E2ETestCase):
             c.close()
 
 
-if __name__ == "__main__":
-    unittest.main()
+
+class TrailerBackend(socketserver.StreamRequestHandler):
+    """HTTP/1.1 with a chunked body and trailer fields."""
+
+    def handle(self):
+        while self.rfile.readline(65536) not in (b"\r\n", b""):
+            pass
+        self.wfile.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n"
+                         b"trailer: x-checksum\r\nconnection: close\r\n\r\n"
+                         b"5\r\nhello\r\n0\r\nx-checksum: abc123\r\nx-Count: 5\r\n\r\n")
+
+
+class Http2TrailersAndDrain(harness.E2ETestCase):
+    def start_backend(self):
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), TrailerBackend)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        return f"127.0.0.1:{server.server_address[1]}"
+
+    def test_http11_trailers_reach_an_h2_client_as_trailers(self):
+        backend = self.start_backend()
+        sluice = self.start_sluice(harness.config(
+            {"b": [backend]}, [("all", "/", "b")], extra_listener_keys="http2: { prior_knowledge: true }\n"))
+        c = H2Client(sluice.port)
+        try:
+            sid = c.get("/t")
+            c.pump(lambda: c.responses[sid]["ended"])
+            self.assertEqual(c.status(sid), b"200")
+            self.assertEqual(bytes(c.responses[sid]["data"]), b"hello")
+            trailers = dict(c.responses[sid].get("trailers", []))
+            self.assertEqual(trailers.get(b"x-checksum"), b"abc123")
+            self.assertEqual(trailers.get(b"x-count"), b"5")  # lower-cased for HTTP/2
+        finally:
+            c.close()
+
+    def test_reload_removing_the_listener_sends_goaway_and_finishes_open_streams(self):
+        jetty = self.start_jetty()
+        both = harness.config({"jetty": [jetty.endpoint]}, [("all", "/", "jetty")],
+                              listeners={"public": 0, "other": 0},
+                              extra_listener_keys="http2: { prior_knowledge: true }\n")
+        sluice = self.start_sluice(both)
+        c = H2Client(sluice.listeners["other"])
+        try:
+            slow = c.get("/slow?ms=1500")
+            time.sleep(0.3)  # the request is on its way to Jetty
+            sluice.write_config(harness.config({"jetty": [jetty.endpoint]}, [("all", "/", "jetty")],
+                                               listeners={"public": 0},  # unchanged: no rebind
+                                               extra_listener_keys="http2: { prior_knowledge: true }\n"))
+            sluice.reload()
+            # Python's h2 refuses frames after a GOAWAY, which RFC 9113 §6.8 allows for streams
+            # up to its last stream id: read the frames raw from here on.
+            goaway, data, ended = None, bytearray(), False
+            buf = bytearray()
+            c.sock.settimeout(20)
+            while not (goaway and ended):
+                chunk = c.sock.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+                while len(buf) >= 9:
+                    length = int.from_bytes(buf[0:3], "big")
+                    if len(buf) < 9 + length:
+                        break
+                    ftype, flags, sid = buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
+                    payload = bytes(buf[9:9 + length])
+                    del buf[:9 + length]
+                    if ftype == 7:  # GOAWAY: last stream id, error code
+                        goaway = (int.from_bytes(payload[0:4], "big") & 0x7FFFFFFF,
+                                  int.from_bytes(payload[4:8], "big"))
+                    elif ftype == 0 and sid == slow:  # DATA
+                        data += payload
+                        ended = ended or bool(flags & 0x1)
+                    elif ftype == 1 and sid == slow:  # HEADERS
+                        ended = ended or bool(flags & 0x1)
+            self.assertIsNotNone(goaway, sluice.stderr()[-3000:])
+            self.assertEqual(goaway[1], 0)  # NO_ERROR
+            self.assertGreaterEqual(goaway[0], slow)  # the open stream is processed...
+            self.assertTrue(ended)
+            self.assertEqual(bytes(data), b"slow 1500\n")  # ...and finishes whole
+        finally:
+            c.close()
 
 
 class Http2BothWaysToJetty(harness.E2ETestCase):
@@ -458,3 +542,7 @@ class Http2BothWaysToJetty(harness.E2ETestCase):
         # Multiplexed upstream: far fewer connections than the 200 concurrent streams.
         self.assertLessEqual(m.value("sluice_cluster_upstream_connections_total", cluster="jetty"),
                              2 * self.sluice.workers * 4)
+
+
+if __name__ == "__main__":
+    unittest.main()
