@@ -74,6 +74,40 @@ Http2Stream::Http2Stream(Http2Connection& conn, int32_t id)
 
 Http2Stream::~Http2Stream() = default;
 
+void Http2Stream::reuse(int32_t id) {
+  id_ = id;
+  if (!runner_) runner_ = conn_.take_runner();
+  start_ = std::chrono::steady_clock::now();
+  method_.clear();
+  scheme_.clear();
+  authority_.clear();
+  path_.clear();
+  protocol_.clear();
+  fields_.clear();
+  trailers_.clear();
+  header_bytes_ = 0;
+  headers_too_large_ = false;
+  declared_length_ = 0;
+  has_declared_length_ = false;
+  body_in_.clear();
+  handed_.clear();
+  acknowledged_all_ = false;
+  body_bytes_ = 0;
+  has_body_ = false;
+  end_stream_received_ = false;
+  body_out_.clear();
+  out_pos_ = 0;
+  out_last_ = false;
+  out_deferred_ = false;
+  head_submitted_ = false;
+  has_body_source_ = false;
+  response_ended_ = false;
+  response_trailers_.clear();
+  started_ = false;
+  finished_ = false;
+  closed_ = false;
+}
+
 template <typename Ready>
 awaitable<bool> Http2Stream::wait_until(Ready ready, config::Duration timeout) {
   const auto deadline = timeout.count() > 0 ? std::chrono::steady_clock::now() + timeout
@@ -112,6 +146,7 @@ awaitable<void> Http2Stream::run() {
   up_deadline_.cancel();
   finished_ = true;
   c.give_runner(std::move(runner_));
+  if (closed_) c.recycle(std::move(self));
   if (!closed_) {
     if (!response_ended_) {
       // A response that did not end (the upstream failed mid-body, the client read too slowly)
@@ -501,6 +536,7 @@ awaitable<void> Http2Connection::run(std::string received) {
   read_deadline_.cancel();
   write_deadline_.cancel();
   streams_.clear();  // the streams hold the connection: break the cycle
+  spare_streams_.clear();
 }
 
 void Http2Connection::drain() {
@@ -629,6 +665,11 @@ void Http2Connection::give_runner(std::unique_ptr<ExchangeRunner> runner) {
   if (spare_runners_.size() < spec_->http2.max_concurrent_streams) spare_runners_.push_back(std::move(runner));
 }
 
+void Http2Connection::recycle(std::shared_ptr<Http2Stream> s) {
+  if (closing_ || spare_streams_.size() >= spec_->http2.max_concurrent_streams) return;
+  spare_streams_.push_back(std::move(s));
+}
+
 void Http2Connection::stream_done(Http2Stream&) {
   --running_;
   capacity_waker_.cancel();
@@ -657,7 +698,15 @@ void Http2Connection::start_stream(const std::shared_ptr<Http2Stream>& s) {
 int Http2Connection::on_begin_headers(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
   auto* c = static_cast<Http2Connection*>(user_data);
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-  auto s = std::make_shared<Http2Stream>(*c, frame->hd.stream_id);
+  std::shared_ptr<Http2Stream> s;
+  // A spare is reusable once nothing else holds it (a deadline's pending wait may, briefly).
+  if (!c->spare_streams_.empty() && c->spare_streams_.back().use_count() == 1) {
+    s = std::move(c->spare_streams_.back());
+    c->spare_streams_.pop_back();
+    s->reuse(frame->hd.stream_id);
+  } else {
+    s = std::make_shared<Http2Stream>(*c, frame->hd.stream_id);
+  }
   nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s.get());
   c->streams_.emplace(frame->hd.stream_id, std::move(s));
   ++c->streams_opened_;
@@ -805,7 +854,10 @@ int Http2Connection::on_stream_close(nghttp2_session* session, int32_t stream_id
   // The exchange may be waiting on its upstream for a client that is gone.
   if (!s.response_ended_) s.up_deadline_.expire_now();
   nghttp2_session_set_stream_user_data(session, stream_id, nullptr);
+  std::shared_ptr<Http2Stream> closed = std::move(it->second);
   c->streams_.erase(it);
+  // Its exchange is over (or never began): the stream may serve another request.
+  if (closed->finished_ || !closed->started_) c->recycle(std::move(closed));
   return 0;
 }
 
