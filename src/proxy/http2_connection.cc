@@ -713,6 +713,8 @@ int Http2Connection::on_frame_recv(nghttp2_session* session, const nghttp2_frame
       return 0;
     }
     case NGHTTP2_SETTINGS:
+      c->settings_received_ = true;
+      [[fallthrough]];
     case NGHTTP2_PING:
       if (frame->hd.flags & NGHTTP2_FLAG_ACK) return 0;
       [[fallthrough]];
@@ -781,10 +783,14 @@ int Http2Connection::on_frame_send(nghttp2_session* session, const nghttp2_frame
       if (code != NGHTTP2_NO_ERROR && !c->violation_counted_) {
         // nghttp2 found the error itself: count it by the code it chose.
         c->violation_counted_ = true;
-        http2::Violation why = code == NGHTTP2_FLOW_CONTROL_ERROR  ? http2::Violation::kFlowControl
-                               : code == NGHTTP2_COMPRESSION_ERROR ? http2::Violation::kCompression
-                               : code == NGHTTP2_ENHANCE_YOUR_CALM ? http2::Violation::kControlFlood
-                                                                   : http2::Violation::kProtocol;
+        // The magic not followed by a SETTINGS frame is an invalid preface too (RFC 9113 §3.4);
+        // on h2c it is the only bad preface that reaches nghttp2 (the magic chose HTTP/2).
+        http2::Violation why =
+            code == NGHTTP2_PROTOCOL_ERROR && !c->settings_received_ ? http2::Violation::kBadPreface
+            : code == NGHTTP2_FLOW_CONTROL_ERROR                     ? http2::Violation::kFlowControl
+            : code == NGHTTP2_COMPRESSION_ERROR                      ? http2::Violation::kCompression
+            : code == NGHTTP2_ENHANCE_YOUR_CALM                      ? http2::Violation::kControlFlood
+                                                                     : http2::Violation::kProtocol;
         if (c->stats_) c->stats_->http2.violations[static_cast<size_t>(why)].add();
         log::info("HTTP/2 connection from {} closed: {} (GOAWAY {})", c->client_address_,
                   http2::kViolationNames[static_cast<size_t>(why)], http2::kErrorCodeNames[http2::error_code_index(code)]);
