@@ -792,8 +792,11 @@ int Http2Connection::on_frame_send(nghttp2_session* session, const nghttp2_frame
             : code == NGHTTP2_ENHANCE_YOUR_CALM                      ? http2::Violation::kControlFlood
                                                                      : http2::Violation::kProtocol;
         if (c->stats_) c->stats_->http2.violations[static_cast<size_t>(why)].add();
-        log::info("HTTP/2 connection from {} closed: {} (GOAWAY {})", c->client_address_,
-                  http2::kViolationNames[static_cast<size_t>(why)], http2::kErrorCodeNames[http2::error_code_index(code)]);
+        if (why != http2::Violation::kBadPreface) {  // not logged, as in fail(): scanners
+          log::info("HTTP/2 connection from {} closed: {} (GOAWAY {})", c->client_address_,
+                    http2::kViolationNames[static_cast<size_t>(why)],
+                    http2::kErrorCodeNames[http2::error_code_index(code)]);
+        }
       }
       return 0;
     }
