@@ -24,6 +24,7 @@ import os
 import signal
 import socket
 import socketserver
+import ssl
 import struct
 import sys
 import threading
@@ -33,6 +34,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import pki as pki_module  # noqa: E402
 from harness import config  # noqa: E402
 
 try:
@@ -106,8 +108,18 @@ class H2Client:
     """One HTTP/2 connection over a raw socket. A reader thread parses what sluice sends
     (responses, RST_STREAM, GOAWAY, SETTINGS to acknowledge); the test thread sends frames."""
 
-    def __init__(self, port, settings=None, window_updates=True, preface=PREFACE):
+    def __init__(self, port, settings=None, window_updates=True, preface=PREFACE, tls_ca=None,
+                 first=b""):
+        """`preface` (None: nothing) and the client's SETTINGS go first, with `first` after
+        them. Over TLS (`tls_ca`, ALPN h2) only the reader thread may use the socket once it
+        runs (an SSL object is not for two threads), so all a TLS test sends is in `first`."""
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        self.alpn = None
+        if tls_ca:
+            ctx = ssl.create_default_context(cafile=tls_ca)
+            ctx.set_alpn_protocols(["h2"])
+            self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
+            self.alpn = self.sock.selected_alpn_protocol()
         self.decoder = hpack.Decoder()
         self.decoder.max_header_list_size = 1 << 24
         self.send_lock = threading.Lock()
@@ -120,7 +132,7 @@ class H2Client:
         self.window_updates = window_updates
         self.next_id = 1
         if preface is not None:
-            self.send(preface + settings_frame(settings))
+            self.send(preface + settings_frame(settings) + first)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -322,20 +334,37 @@ class Http2HardeningTest(harness.E2ETestCase):
         self.port = self.sluice.port
         return self.sluice
 
-    def violations(self):
+    def start_with_tls(self):
+        """A sluice with the h2c listener "public" and a TLS one, "tls", offering ALPN h2; returns
+        the CA file a client trusts."""
+        p = pki_module.create_ca(os.path.join(self.tmp, "pki"))
+        cert, key = p.issue("localhost", "ecdsa", "/CN=localhost", ["DNS:localhost"])
+        endpoint = f"127.0.0.1:{self.backend.server_address[1]}"
+        text = config({"backend": [endpoint]}, [("all", "/", "backend")], workers=1,
+                      listeners={"public": 0, "tls": 0},
+                      extra_listener_keys={
+                          "public": "http2: { prior_knowledge: true }\n",
+                          "tls": f"tls: {{ certificates: [{{ cert: {cert}, key: {key} }}], "
+                                 "alpn: [h2, http/1.1] }\n"})
+        self.sluice = self.start_sluice(text)
+        self.port = self.sluice.listeners["public"]
+        self.tls_port = self.sluice.listeners["tls"]
+        return p.ca_cert
+
+    def violations(self, listener="public"):
         m = self.sluice.scrape()
         return {labels["reason"]: v for labels, v in m.find("sluice_http2_violations_total",
-                                                          listener="public")}
+                                                          listener=listener)}
 
     def goaways_sent(self, code):
         return self.sluice.scrape().value("sluice_http2_goaway_sent_total", listener="public",
                                           code=code)
 
-    def assert_one_violation(self, before, reason):
+    def assert_one_violation(self, before, reason, listener="public"):
         """Exactly one more violation, of `reason`, than `before` (counted when GOAWAY goes)."""
         deadline = time.monotonic() + WAIT
         while True:
-            after = self.violations()
+            after = self.violations(listener)
             if after.get(reason, 0) > before.get(reason, 0) or time.monotonic() > deadline:
                 break
             time.sleep(0.02)
@@ -581,6 +610,21 @@ class Http2HardeningTest(harness.E2ETestCase):
         c.close()
         self.assert_one_violation(before, "bad_preface")
         self.assert_serves()
+
+    def test_bad_preface_over_tls(self):
+        """ALPN chose h2, then the client speaks HTTP/1.1: not the connection preface."""
+        ca = self.start_with_tls()
+        before = self.violations("tls")
+        c = H2Client(self.tls_port, tls_ca=ca, preface=b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(c.alpn, "h2")
+        self.assertEqual(c.goaway()[1], PROTOCOL_ERROR)
+        c.wait_closed()
+        c.close()
+        self.assert_one_violation(before, "bad_preface", listener="tls")
+        good = H2Client(self.tls_port, tls_ca=ca, first=frame(HEADERS, END_HEADERS | END_STREAM,
+                                                              1, request_block("/")))
+        self.assertEqual(good.response(1), (200, b"ok\n"))
+        good.close()
 
     # -- not attacks: the stream is refused, the connection lives --
 
