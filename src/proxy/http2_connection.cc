@@ -527,7 +527,10 @@ awaitable<void> Http2Connection::read_loop() {
       co_await capacity_waker_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
     // An idle connection (no stream in progress) is closed after idle_timeout.
-    if (running_ == 0) read_deadline_.arm(stream_, spec_->idle_timeout, owner_);
+    // The guard is this connection, not owner_: the deadlines are members here, and a wait
+    // cancelled at the end of run() still completes after run() returned, when owner_ may
+    // already have let this connection go.
+    if (running_ == 0) read_deadline_.arm(stream_, spec_->idle_timeout, shared_from_this());
     error_code ec;
     const size_t n = co_await stream_.async_read_some(asio::buffer(buffer),
                                                       asio::redirect_error(asio::use_awaitable, ec));
@@ -559,7 +562,7 @@ awaitable<void> Http2Connection::write_loop() {
     }
     if (!out_.empty()) {
       error_code ec;
-      write_deadline_.arm(stream_, spec_->idle_timeout, owner_);
+      write_deadline_.arm(stream_, spec_->idle_timeout, self);
       co_await stream_.async_write(asio::buffer(out_), asio::redirect_error(asio::use_awaitable, ec));
       write_deadline_.disarm();
       out_.clear();
@@ -605,7 +608,7 @@ void Http2Connection::stream_done(Http2Stream&) {
   if (running_ == 0) {
     if (closing_) done_waker_.cancel();
     // The reader's pending read was started without the idle deadline: arm it now.
-    else read_deadline_.arm(stream_, spec_->idle_timeout, owner_);
+    else read_deadline_.arm(stream_, spec_->idle_timeout, shared_from_this());
   }
 }
 
