@@ -577,7 +577,10 @@ awaitable<void> Http2Connection::read_loop() {
       co_await capacity_waker_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
     // An idle connection (no stream in progress) is closed after idle_timeout.
-    if (running_ == 0) read_deadline_.arm(stream_, spec_->idle_timeout, owner_);
+    // The guard is this connection, not owner_: the deadlines are members here, and a wait
+    // cancelled at the end of run() still completes after run() returned, when owner_ may
+    // already have let this connection go.
+    if (running_ == 0) read_deadline_.arm(stream_, spec_->idle_timeout, shared_from_this());
     error_code ec;
     const size_t n = co_await stream_.async_read_some(asio::buffer(buffer),
                                                       asio::redirect_error(asio::use_awaitable, ec));
@@ -609,7 +612,7 @@ awaitable<void> Http2Connection::write_loop() {
     }
     if (!out_.empty()) {
       error_code ec;
-      write_deadline_.arm(stream_, spec_->idle_timeout, owner_);
+      write_deadline_.arm(stream_, spec_->idle_timeout, self);
       co_await stream_.async_write(asio::buffer(out_), asio::redirect_error(asio::use_awaitable, ec));
       write_deadline_.disarm();
       out_.clear();
@@ -682,7 +685,7 @@ void Http2Connection::stream_done(Http2Stream&) {
   if (running_ == 0) {
     if (closing_) done_waker_.cancel();
     // The reader's pending read was started without the idle deadline: arm it now.
-    else read_deadline_.arm(stream_, spec_->idle_timeout, owner_);
+    else read_deadline_.arm(stream_, spec_->idle_timeout, shared_from_this());
   }
 }
 
@@ -798,6 +801,8 @@ int Http2Connection::on_frame_recv(nghttp2_session* session, const nghttp2_frame
       return 0;
     }
     case NGHTTP2_SETTINGS:
+      c->settings_received_ = true;
+      [[fallthrough]];
     case NGHTTP2_PING:
       if (frame->hd.flags & NGHTTP2_FLAG_ACK) return 0;
       [[fallthrough]];
@@ -871,13 +876,20 @@ int Http2Connection::on_frame_send(nghttp2_session* session, const nghttp2_frame
       if (code != NGHTTP2_NO_ERROR && !c->violation_counted_) {
         // nghttp2 found the error itself: count it by the code it chose.
         c->violation_counted_ = true;
-        http2::Violation why = code == NGHTTP2_FLOW_CONTROL_ERROR  ? http2::Violation::kFlowControl
-                               : code == NGHTTP2_COMPRESSION_ERROR ? http2::Violation::kCompression
-                               : code == NGHTTP2_ENHANCE_YOUR_CALM ? http2::Violation::kControlFlood
-                                                                   : http2::Violation::kProtocol;
+        // The magic not followed by a SETTINGS frame is an invalid preface too (RFC 9113 §3.4);
+        // on h2c it is the only bad preface that reaches nghttp2 (the magic chose HTTP/2).
+        http2::Violation why =
+            code == NGHTTP2_PROTOCOL_ERROR && !c->settings_received_ ? http2::Violation::kBadPreface
+            : code == NGHTTP2_FLOW_CONTROL_ERROR                     ? http2::Violation::kFlowControl
+            : code == NGHTTP2_COMPRESSION_ERROR                      ? http2::Violation::kCompression
+            : code == NGHTTP2_ENHANCE_YOUR_CALM                      ? http2::Violation::kControlFlood
+                                                                     : http2::Violation::kProtocol;
         if (c->stats_) c->stats_->http2.violations[static_cast<size_t>(why)].add();
-        log::info("HTTP/2 connection from {} closed: {} (GOAWAY {})", c->client_address_,
-                  http2::kViolationNames[static_cast<size_t>(why)], http2::kErrorCodeNames[http2::error_code_index(code)]);
+        if (why != http2::Violation::kBadPreface) {  // not logged, as in fail(): scanners
+          log::info("HTTP/2 connection from {} closed: {} (GOAWAY {})", c->client_address_,
+                    http2::kViolationNames[static_cast<size_t>(why)],
+                    http2::kErrorCodeNames[http2::error_code_index(code)]);
+        }
       }
       return 0;
     }

@@ -217,6 +217,7 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   bool writer_waiting_ = false, writer_woken_ = false;
   bool goaway_sent_ = false;
   bool violation_counted_ = false;
+  bool settings_received_ = false;  // the client's first SETTINGS (the end of its preface)
   // Abuse accounting.
   FrameBudget control_budget_;
   FrameBudget empty_data_budget_;
