@@ -62,9 +62,8 @@ void build_upstream_request_head(const UpstreamRequestInput& in, HeadParts& out)
   if (!in.query.empty()) out.prefix.append("?"sv).append(in.query);
   out.prefix.append(" HTTP/1.1\r\nhost: "sv).append(in.host).append(kCrlf);
   // The written fields go into the suffix (owned); the passed ones are views into the head.
-  thread_local ForwardScratch scratch;
   forward_request_fields(
-      in, scratch, [&out](const HeaderView& h) { append_line(out.middle, h); },
+      in, out.scratch, [&out](const HeaderView& h) { append_line(out.middle, h); },
       [&out](std::string_view name, std::string_view value) {
         out.suffix.append(name).append(kColonSpace).append(value).append(kCrlf);
       });

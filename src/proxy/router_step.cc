@@ -145,8 +145,9 @@ awaitable<bool> ExchangeRunner::forward(const router::Route& route) {
       return exchange_.error->retryable;
     };
     if (sent == SendStatus::kUpstreamFailed) {
+      const bool retry = upstream_error();  // reads the session: before release()
       release(lease, false);
-      if (upstream_error()) continue;
+      if (retry) continue;
       co_return co_await reply(502, LocalReason::kUpstreamReset,
                                "upstream connection failed while sending the request\n", false);
     }
@@ -167,11 +168,13 @@ awaitable<bool> ExchangeRunner::forward(const router::Route& route) {
                               record_.sent_bytes);
         release(lease, false);
         co_return false;
-      case RelayStatus::kClosedBeforeResponse:
+      case RelayStatus::kClosedBeforeResponse: {
+        const bool retry = upstream_error();  // reads the session: before release()
         release(lease, false);
-        if (upstream_error()) continue;
+        if (retry) continue;
         co_return co_await reply(502, LocalReason::kUpstreamReset,
                                  "upstream closed the connection before responding\n", false);
+      }
       case RelayStatus::kUpstreamReset:
         release(lease, false);
         co_return co_await reply(502, LocalReason::kUpstreamReset,
@@ -275,15 +278,23 @@ awaitable<ExchangeRunner::Lease> ExchangeRunner::acquire(
           executor_, cluster.spec.http2, lease.pool->cluster_stats(), lease.pool->endpoint_stats(),
           binding.breaker);
       conn->pool_generation = lease.pool->generation();
+      // Listed before it connects: requests arriving meanwhile take streams on it instead of
+      // each opening a connection of its own.
+      lease.pool->add_h2(conn);
       ec = co_await connect(conn->stream(), lease, cluster, timed_out, tls_error);
+      // A backend that does not speak h2 either picks no protocol or, as OpenSSL servers do,
+      // fails the handshake with a no_application_protocol alert: the same error either way.
+      constexpr std::string_view kNoH2 = "upstream TLS: backend did not agree to h2 (ALPN)";
       if (!ec && conn->stream().is_tls() && conn->stream().tls_info()->alpn != "h2") {
         ec = asio::error::no_protocol_option;
-        tls_error = "upstream TLS: backend did not agree to h2 (ALPN)";
+        tls_error = kNoH2;
+      } else if (ec && tls_error.find("no application protocol") != std::string::npos) {
+        tls_error = fmt::format("{} ({})", kNoH2, tls_error.substr(tls_error.find(": ") + 2));
       }
       if (!ec && !conn->start()) ec = asio::error::no_memory;
+      if (ec) conn->close("connect failed");  // streams taken meanwhile fail (and may retry)
       if (!ec) {
         lease.pool->keep_tls_session(conn->stream(), conn->pool_generation);
-        lease.pool->add_h2(conn);
         lease.conn = conn->new_stream();
         lease.multiplexed = true;
         lease.pool->cluster_stats()->connections_total.add();

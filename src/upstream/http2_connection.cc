@@ -26,21 +26,22 @@ Http2Connection::Http2Connection(const asio::any_io_executor& ex, const config::
       breaker_(std::move(breaker)),
       stream_(tcp::socket(ex)),
       ping_timer_(ex) {
-  cluster_stats_->connections_active.add(1);
-  endpoint_stats_->connections_active.add(1);
+  if (cluster_stats_) cluster_stats_->connections_active.add(1);
+  if (endpoint_stats_) endpoint_stats_->connections_active.add(1);
   if (breaker_) breaker_->opened();
   idle_since_ = Clock::now();
+  if (!init()) closed_ = true;
 }
 
 Http2Connection::~Http2Connection() {
   set_idle(false);
   if (session_) nghttp2_session_del(session_);
-  cluster_stats_->connections_active.add(-1);
-  endpoint_stats_->connections_active.add(-1);
+  if (cluster_stats_) cluster_stats_->connections_active.add(-1);
+  if (endpoint_stats_) endpoint_stats_->connections_active.add(-1);
   if (breaker_) breaker_->closed();
 }
 
-bool Http2Connection::start() {
+bool Http2Connection::init() {
   nghttp2_session_callbacks* cbs = nullptr;
   if (nghttp2_session_callbacks_new(&cbs) != 0) return false;
   nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
@@ -73,6 +74,11 @@ bool Http2Connection::start() {
     nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
                                           static_cast<int32_t>(settings_.initial_connection_window));
   }
+  return true;
+}
+
+bool Http2Connection::start() {
+  if (closed_ || !session_) return false;
   started_ = true;
   last_frame_ = Clock::now();
   set_idle(true);
@@ -86,7 +92,7 @@ bool Http2Connection::start() {
 }
 
 bool Http2Connection::has_capacity() const {
-  if (!started_ || closed_ || goaway_ || retired_) return false;
+  if (closed_ || goaway_ || retired_) return false;
   const uint32_t remote =
       nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
   const size_t limit = std::min(settings_.max_concurrent_streams, remote);
@@ -104,7 +110,7 @@ std::unique_ptr<Http2StreamSession> Http2Connection::new_stream() {
 void Http2Connection::set_idle(bool idle) {
   if (idle == idle_) return;
   idle_ = idle;
-  cluster_stats_->connections_idle.add(idle ? 1 : -1);
+  if (cluster_stats_) cluster_stats_->connections_idle.add(idle ? 1 : -1);
   if (idle) idle_since_ = Clock::now();
 }
 
@@ -117,6 +123,7 @@ void Http2Connection::close(std::string_view why) {
   if (closed_) return;
   closed_ = true;
   set_idle(false);
+  log::debug("upstream HTTP/2 connection closed: {}", why);
   fail_streams(why);
   error_code ignored;
   ping_timer_.cancel();
@@ -156,7 +163,7 @@ void Http2Connection::stream_done(Http2StreamSession* stream, size_t unconsumed,
 }
 
 void Http2Connection::flush() {
-  if (writing_ || closed_ || !session_) return;
+  if (!started_ || writing_ || closed_) return;
   if (!nghttp2_session_want_write(session_)) return;
   writing_ = true;
   asio::co_spawn(stream_.get_executor(), write_loop(shared_from_this()), asio::detached);

@@ -12,12 +12,19 @@
 
 namespace sluice::http {
 
+// Storage for the values forward_request_fields() builds (reused: its capacity stays).
+struct ForwardScratch {
+  std::string forwarded_for;
+  std::string client_certs;
+};
+
 // The three parts of a head, in order: prefix (owned), middle (views into the received head or
 // static strings), suffix (owned, ends with the blank line).
 struct HeadParts {
   std::string prefix;
   std::vector<std::string_view> middle;
   std::string suffix;
+  ForwardScratch scratch;  // the request builder's, kept with the parts so its capacity stays
   void clear() {
     prefix.clear();
     middle.clear();
@@ -138,12 +145,6 @@ inline bool removed_by_connection(const ConnectionOptions& o, std::span<const He
 }
 
 }  // namespace detail
-
-// Storage for the values forward_request_fields() builds (reused: its capacity stays).
-struct ForwardScratch {
-  std::string forwarded_for;
-  std::string client_certs;
-};
 
 // The fields of the request sent upstream, whatever its protocol: `pass(h)` for each received
 // field that goes on unchanged, in order, then `add(name, value)` for each field Sluice writes

@@ -37,7 +37,8 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   using Clock = std::chrono::steady_clock;
 
   // Counts itself in the cluster's and endpoint's active-connection gauges and in the worker's
-  // circuit breaker for its lifetime, like an HTTP/1 connection. `tls_scheme` sets :scheme.
+  // circuit breaker for its lifetime, like an HTTP/1 connection (all three may be null: a
+  // health check's connection counts nowhere).
   Http2Connection(const asio::any_io_executor& ex, const config::ClusterHttp2& settings,
                   stats::ClusterStats* cluster_stats, stats::EndpointStats* endpoint_stats,
                   std::shared_ptr<CircuitBreaker> breaker);
@@ -47,9 +48,13 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
 
   // The transport: connected (and its TLS handshake done) by the caller before start().
   net::Stream& stream() { return stream_; }
-  // Sends the connection preface and SETTINGS and starts the reader, the writer and the PING
-  // keepalive. False when nghttp2 could not be set up (out of memory).
+  // Once connected: sends the connection preface, SETTINGS and any request already submitted,
+  // and starts the reader, the writer and the PING keepalive. False when the nghttp2 session
+  // could not be made (out of memory) or the connection was closed meanwhile.
   bool start();
+  // Streams may be taken while the connection is still connecting (the pool lists it at once,
+  // so a burst of requests shares one connect); their frames wait until start(), and they fail
+  // if the connect does.
 
   // Whether a new stream may start here: open, no GOAWAY, not retired, under both sides'
   // concurrent-stream limits and stream ids left.
@@ -80,6 +85,7 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   void stream_done(Http2StreamSession* stream, size_t unconsumed, bool open);
 
  private:
+  bool init();  // the nghttp2 session and our SETTINGS (no I/O)
   awaitable<void> read_loop(std::shared_ptr<Http2Connection> self);
   awaitable<void> write_loop(std::shared_ptr<Http2Connection> self);
   awaitable<void> ping_loop(std::shared_ptr<Http2Connection> self);
