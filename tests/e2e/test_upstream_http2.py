@@ -10,9 +10,11 @@ the gRPC health check."""
 import concurrent.futures
 import hashlib
 import http.client
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -312,6 +314,115 @@ class UpstreamHttp2(harness.E2ETestCase):
         r = request(self.sluice.port, "GET", "/h1tls/hello")
         self.assertEqual(r.status, 503, r)
         self.assertIn("upstream TLS: backend did not agree to h2 (ALPN)", r.text)
+
+
+class MisbehavingBackend(harness.E2ETestCase):
+    """Against h2_misbehaving_peer.py (python3-h2): what nginx does not do on demand."""
+
+    @classmethod
+    def setUpClass(cls):
+        try:
+            import h2  # noqa: F401
+        except ImportError:
+            raise harness.MissingPeer("python3-h2 is not installed: apt-get install python3-h2 "
+                                      "(scripts/bootstrap)")
+        tmp = cls.class_tmp()
+        cls.peer_port = harness.free_port()
+        peer = os.path.join(os.path.dirname(os.path.abspath(__file__)), "h2_misbehaving_peer.py")
+        out = os.path.join(tmp, "peer.stdout")
+        proc = harness._spawn([sys.executable, peer, str(cls.peer_port)], out,
+                              os.path.join(tmp, "peer.stderr"))
+
+        def stop_peer():
+            harness._kill_group(proc, signal.SIGKILL)
+            proc.wait(10)
+            harness._live.discard(proc)
+        cls.addClassCleanup(stop_peer)
+        harness._wait_for_line(proc, out, r"^listening", 30, "h2_misbehaving_peer.py")
+        routes = (route("timeout", "/timeout/", "odd") + "  prefix_rewrite: /\n  timeout: 300ms\n" +
+                  route("all", "/", "odd"))
+        # One worker: one connection to the peer carries every stream.
+        cls.sluice = cls.start_class_sluice(tls_peers.config(
+            [tls_peers.listener("public", routes=routes)],
+            clusters=cluster("odd", cls.peer_port), workers=1))
+
+    def peer_stats(self):
+        return json.loads(request(self.sluice.port, "GET", "/stats").text)
+
+    def test_fields_follow_http2_rules(self):
+        r = request(self.sluice.port, "GET", "/echo?q=1", headers={
+            "Content-Type": "application/grpc+proto", "Connection": "x-hop", "X-Hop": "1",
+            "Keep-Alive": "timeout=5", "X-Forwarded-For": "10.0.0.1", "X-Custom": "Kept"})
+        self.assertEqual(r.status, 200, r)
+        fields = json.loads(r.text)["fields"]
+        names = [n for n, _ in fields]
+        self.assertEqual(names[:4], [":method", ":scheme", ":authority", ":path"], fields)
+        got = dict(fields)
+        self.assertEqual((got[":method"], got[":scheme"], got[":path"]), ("GET", "http", "/echo?q=1"))
+        self.assertTrue(got[":authority"].startswith("127.0.0.1:"), got)
+        self.assertTrue(all(n == n.lower() for n in names), names)
+        for gone in ("connection", "x-hop", "keep-alive", "host", "transfer-encoding", "upgrade"):
+            self.assertNotIn(gone, got)
+        # gRPC servers expect te: trailers; the forwarding fields as over HTTP/1.
+        self.assertEqual(got["te"], "trailers")
+        self.assertEqual(got["x-forwarded-for"], "10.0.0.1, 127.0.0.1")
+        self.assertEqual(got["x-forwarded-proto"], "http")
+        self.assertEqual(got["x-custom"], "Kept")
+        self.assertTrue(got["x-request-id"])
+
+    def test_te_other_than_trailers_is_dropped(self):
+        fields = dict(json.loads(request(self.sluice.port, "GET", "/echo",
+                                         headers={"TE": "gzip"}).text)["fields"])
+        self.assertNotIn("te", fields)
+
+    def test_refused_stream_is_retried_whatever_the_method(self):
+        # A POST without a body: the backend said it did not process it, so it goes again.
+        r = request(self.sluice.port, "POST", "/refuse", body=b"")
+        self.assertEqual((r.status, r.text), (200, "ok"), r)
+        self.assertEqual(self.peer_stats()["requests"]["/refuse"], 2)
+
+    def test_goaway_above_the_stream_is_retried(self):
+        r = request(self.sluice.port, "DELETE", "/goaway")
+        self.assertEqual((r.status, r.text), (200, "ok"), r)
+        self.assertEqual(self.peer_stats()["requests"]["/goaway"], 2)
+
+    def test_route_timeout_resets_only_its_stream(self):
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            hang = pool.submit(request, self.sluice.port, "GET", "/timeout/hang")
+            time.sleep(0.05)
+            late = pool.submit(request, self.sluice.port, "GET", "/late")
+            self.assertEqual(hang.result().status, 504)
+            # The sibling stream on the same connection was not cut by the deadline.
+            self.assertEqual((late.result().status, late.result().text), (200, "late"))
+        resets = self.peer_stats()["resets"]
+        self.assertIn(["/hang", 8], resets)  # RST_STREAM CANCEL
+
+    def test_response_trailers_reach_an_http1_client(self):
+        with socket.create_connection(("127.0.0.1", self.sluice.port), timeout=10) as s:
+            s.sendall(b"GET /trailers HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n")
+            data = b""
+            while not data.endswith(b"\r\n\r\n") or b"grpc-status" not in data:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        self.assertIn(b"grpc-status: 0\r\n", data.lower())
+
+
+    def test_request_trailers_go_upstream(self):
+        with socket.create_connection(("127.0.0.1", self.sluice.port), timeout=10) as s:
+            s.sendall(b"POST /rtrailers HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"5\r\nhello\r\n0\r\nX-Check: 1\r\n\r\n")
+            data = b""
+            while b"\r\n\r\nok" not in data:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data)
+        stats = self.peer_stats()
+        self.assertEqual(stats["trailers"]["/rtrailers"], [["x-check", "1"]])
+        self.assertEqual(stats["bodies"]["/rtrailers"], 5)
 
 
 class Http2HealthChecks(harness.E2ETestCase):
