@@ -340,11 +340,13 @@ class MisbehavingBackend(harness.E2ETestCase):
         cls.addClassCleanup(stop_peer)
         harness._wait_for_line(proc, out, r"^listening", 30, "h2_misbehaving_peer.py")
         routes = (route("timeout", "/timeout/", "odd") + "  prefix_rewrite: /\n  timeout: 300ms\n" +
+                  route("idle", "/idle/", "brief") + "  prefix_rewrite: /\n" +
                   route("all", "/", "odd"))
         # One worker: one connection to the peer carries every stream.
         cls.sluice = cls.start_class_sluice(tls_peers.config(
             [tls_peers.listener("public", routes=routes)],
-            clusters=cluster("odd", cls.peer_port), workers=1))
+            clusters=cluster("odd", cls.peer_port) +
+            cluster("brief", cls.peer_port, "  idle_timeout: 1s\n"), workers=1))
 
     def peer_stats(self):
         return json.loads(request(self.sluice.port, "GET", "/stats").text)
@@ -408,6 +410,24 @@ class MisbehavingBackend(harness.E2ETestCase):
                 data += chunk
         self.assertIn(b"grpc-status: 0\r\n", data.lower())
 
+
+    def test_connection_without_streams_closes_after_idle_timeout(self):
+        self.assertEqual(request(self.sluice.port, "GET", "/idle/x").status, 200)
+        m = harness.Metrics(self.sluice.scrape_text())
+        self.assertEqual(m.value("sluice_cluster_upstream_connections_active", cluster="brief"), 1)
+        self.assertEqual(m.value("sluice_cluster_upstream_connections_idle", cluster="brief"), 1)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            m = harness.Metrics(self.sluice.scrape_text())
+            if m.value("sluice_cluster_upstream_connections_active", cluster="brief") == 0:
+                break
+            time.sleep(0.1)
+        self.assertEqual(m.value("sluice_cluster_upstream_connections_active", cluster="brief"), 0)
+        self.assertEqual(m.value("sluice_cluster_upstream_connections_idle", cluster="brief"), 0)
+        # The next request opens a new connection.
+        self.assertEqual(request(self.sluice.port, "GET", "/idle/x").status, 200)
+        m = harness.Metrics(self.sluice.scrape_text())
+        self.assertEqual(m.value("sluice_cluster_upstream_connections_total", cluster="brief"), 2)
 
     def test_request_trailers_go_upstream(self):
         with socket.create_connection(("127.0.0.1", self.sluice.port), timeout=10) as s:
