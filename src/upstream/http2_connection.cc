@@ -258,8 +258,11 @@ int Http2Connection::on_header(nghttp2_session* session, const nghttp2_frame* fr
                                void*) {
   if (frame->hd.type != NGHTTP2_HEADERS) return 0;
   if (Http2StreamSession* s = stream_of(session, frame->hd.stream_id)) {
-    s->on_header({reinterpret_cast<const char*>(name), namelen},
-                 {reinterpret_cast<const char*>(value), valuelen});
+    if (!s->on_header({reinterpret_cast<const char*>(name), namelen},
+                      {reinterpret_cast<const char*>(value), valuelen})) {
+      log::debug("upstream HTTP/2 stream {}: response head too large", frame->hd.stream_id);
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // resets this stream only
+    }
   }
   return 0;
 }

@@ -7,6 +7,11 @@ namespace sluice::upstream {
 
 namespace {
 
+// The bounds of a response head (and of trailers), as for HTTP/1 responses: beyond them the
+// stream is reset and the request fails as an invalid response.
+constexpr size_t kMaxResponseHeadBytes = 96 * 1024;
+constexpr size_t kMaxResponseFields = 1000;
+
 nghttp2_nv make_nv(std::string_view name, std::string_view value) {
   // Names are lower-case already; nghttp2 copies both when the request is submitted.
   return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
@@ -230,25 +235,32 @@ void Http2StreamSession::wake() {
 
 void Http2StreamSession::on_begin_headers() {
   in_head_ = !final_head_;
+  head_bytes_ = 0;
   if (in_head_) fields_.clear();
   else trailer_fields_.clear();
 }
 
-void Http2StreamSession::on_header(std::string_view name, std::string_view value) {
+bool Http2StreamSession::on_header(std::string_view name, std::string_view value) {
+  head_bytes_ += name.size() + value.size() + 32;  // RFC 9113 §6.5.2's per-field overhead
+  if (head_bytes_ > kMaxResponseHeadBytes ||
+      (in_head_ ? fields_.size() : trailer_fields_.size()) >= kMaxResponseFields) {
+    return false;
+  }
   if (!in_head_) {
     trailer_fields_.emplace_back(name, value);
-    return;
+    return true;
   }
   if (name == ":status") {
     int status = 0;
     std::from_chars(value.data(), value.data() + value.size(), status);
     facts_ = ResponseHeadFacts{};
     facts_.status = status;
-    return;
+    return true;
   }
-  if (!name.empty() && name.front() == ':') return;  // nghttp2 validated the pseudo-fields
+  if (!name.empty() && name.front() == ':') return true;  // nghttp2 validated the pseudo-fields
   if (name == "content-length") facts_.length_known = true;
   fields_.emplace_back(name, value);
+  return true;
 }
 
 void Http2StreamSession::on_headers_end(bool end_stream) {

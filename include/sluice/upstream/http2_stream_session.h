@@ -52,7 +52,8 @@ class Http2StreamSession final : public Session {
 
   // --- For Http2Connection's callbacks. ---
   void on_begin_headers();
-  void on_header(std::string_view name, std::string_view value);
+  // False when the head or trailers go beyond their bounds: the stream is reset.
+  bool on_header(std::string_view name, std::string_view value);
   void on_headers_end(bool end_stream);
   void on_data(const uint8_t* data, size_t len);
   void on_end_stream();
@@ -90,6 +91,7 @@ class Http2StreamSession final : public Session {
   // The response.
   bool head_request_ = false;
   bool in_head_ = false;      // a HEADERS block is arriving
+  size_t head_bytes_ = 0;     // of the block arriving
   bool final_head_ = false;   // the final (non-1xx) head arrived
   bool head_reported_ = false;
   bool ended_ = false;        // END_STREAM arrived
