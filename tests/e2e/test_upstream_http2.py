@@ -310,6 +310,32 @@ class UpstreamHttp2(harness.E2ETestCase):
         lines = [x for x in self.nginx.access_log() if x["port"] == str(self.nginx.h2tls)]
         self.assertTrue(lines and all(x["proto"] == "HTTP/2.0" for x in lines), lines)
 
+    def test_new_tls_material_moves_streams_to_a_new_connection(self):
+        # A reload that changes the cluster's TLS settings brings a new client context: the old
+        # connection takes no new stream and closes once empty (EndpointPool::use_tls).
+        def conf(extra):
+            return tls_peers.config(
+                [tls_peers.listener("public", routes=route("tls", "/", "h2tls"))],
+                clusters=cluster("h2tls", self.nginx.h2tls,
+                                 f"  tls: {{ ca: {self.pki.ca_cert}{extra} }}\n"), workers=1)
+        s = self.start_sluice(conf(""))
+
+        def nginx_conns():
+            return [x["conn"] for x in self.nginx.access_log()
+                    if x["port"] == str(self.nginx.h2tls) and x["uri"] == "/hello?rot"]
+        for _ in range(2):
+            self.assertEqual(request(s.port, "GET", "/hello?rot").status, 200)
+        first = nginx_conns()
+        self.assertEqual(len(set(first)), 1, first)  # both streams on one connection
+        s.write_config(conf(", sni: localhost"))
+        self.assertEqual(s.reload()[0], "applied")
+        self.assertEqual(request(s.port, "GET", "/hello?rot").status, 200)
+        after = nginx_conns()
+        self.assertNotEqual(after[-1], first[0], after)
+        m = harness.Metrics(s.scrape_text())
+        self.assertEqual(m.value("sluice_cluster_upstream_connections_total", cluster="h2tls"), 2)
+        self.assertEqual(m.value("sluice_cluster_upstream_connections_active", cluster="h2tls"), 1)
+
     def test_tls_backend_without_h2_is_refused(self):
         r = request(self.sluice.port, "GET", "/h1tls/hello")
         self.assertEqual(r.status, 503, r)
