@@ -230,6 +230,26 @@ class UpstreamHttp2(harness.E2ETestCase):
         # The stream window (1 MiB) bounds what Sluice buffers, not the file size.
         self.assertLess(peak - rss_before, 24 << 20, (rss_before, peak))
 
+    def test_a_stalled_client_holds_back_only_its_own_stream(self):
+        # One worker: every request shares one connection to nginx. A client that stops
+        # reading a 64 MiB download must not stop the others (per-stream flow control).
+        s = self.start_sluice(tls_peers.config(
+            [tls_peers.listener("public", routes=route("all", "/", "h2c"))],
+            clusters=cluster("h2c", self.nginx.h2c), workers=1))
+        with socket.create_connection(("127.0.0.1", s.port), timeout=10) as stalled:
+            stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            stalled.sendall(b"GET /big64m HTTP/1.1\r\nHost: x\r\n\r\n")
+            stalled.recv(1024)  # the download started, then nothing more is read
+            time.sleep(1.0)
+            rss = s.rss_bytes()
+            for _ in range(20):
+                r = request(s.port, "GET", "/hello", timeout=5)
+                self.assertEqual((r.status, r.text), (200, "hello HTTP/2.0 GET\n"), r)
+            # Sluice holds at most the stream window (1 MiB) of the stalled download.
+            self.assertLess(s.rss_bytes() - rss, 8 << 20)
+        m = harness.Metrics(s.scrape_text())
+        self.assertEqual(m.value("sluice_cluster_upstream_connections_total", cluster="h2c"), 1)
+
     def test_100_concurrent_requests_share_few_connections(self):
         before = harness.Metrics(self.sluice.scrape_text())
         opened_before = before.value("sluice_cluster_upstream_connections_total", cluster="h2c")
@@ -367,6 +387,7 @@ class MisbehavingBackend(harness.E2ETestCase):
         harness._wait_for_line(proc, out, r"^listening", 30, "h2_misbehaving_peer.py")
         routes = (route("timeout", "/timeout/", "odd") + "  prefix_rewrite: /\n  timeout: 300ms\n" +
                   route("idle", "/idle/", "brief") + "  prefix_rewrite: /\n" +
+                  route("ws", "/ws/", "odd") + "  prefix_rewrite: /\n  upgrades: [ websocket ]\n" +
                   route("all", "/", "odd"))
         # One worker: one connection to the peer carries every stream.
         cls.sluice = cls.start_class_sluice(tls_peers.config(
@@ -397,6 +418,18 @@ class MisbehavingBackend(harness.E2ETestCase):
         self.assertEqual(got["x-forwarded-proto"], "http")
         self.assertEqual(got["x-custom"], "Kept")
         self.assertTrue(got["x-request-id"])
+
+    def test_an_upgrade_offer_is_dropped_and_served_plain(self):
+        # HTTP/2 cannot carry the HTTP/1 tunnel: the route's websocket upgrade is not offered
+        # upstream; the request is answered as a plain one.
+        r = request(self.sluice.port, "GET", "/ws/echo", headers={
+            "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+        self.assertEqual(r.status, 200, r)
+        got = dict(json.loads(r.text)["fields"])
+        self.assertNotIn("upgrade", got)
+        self.assertNotIn("connection", got)
+        self.assertEqual(got[":method"], "GET")
 
     def test_te_other_than_trailers_is_dropped(self):
         fields = dict(json.loads(request(self.sluice.port, "GET", "/echo",
