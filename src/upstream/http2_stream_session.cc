@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cstring>
+#include <utility>
 
 namespace sluice::upstream {
 
@@ -178,13 +179,19 @@ bool Http2StreamSession::news() const {
 ResponseStep Http2StreamSession::parse_response() {
   ResponseStep out;
   body_spans_.clear();
-  if (!news()) {
-    out.need_input = true;
-    return out;
-  }
+  // Like the HTTP/1 parser: a head step carries the head alone, and the step after it runs
+  // even without news, so the router sends the head before waiting for body bytes (and the
+  // body encoder frames one body part per write).
   if (final_head_ && !head_reported_) {
     head_reported_ = true;
+    step_again_ = true;
     out.head = true;
+    return out;
+  }
+  const bool again = std::exchange(step_again_, false);
+  if (!news()) {
+    out.need_input = !again;
+    return out;
   }
   for (; reported_chunks_ < chunks_.size(); ++reported_chunks_) {
     const std::string& c = chunks_[reported_chunks_];

@@ -94,6 +94,7 @@ class Http2StreamSession final : public Session {
   size_t head_bytes_ = 0;     // of the block arriving
   bool final_head_ = false;   // the final (non-1xx) head arrived
   bool head_reported_ = false;
+  bool step_again_ = false;   // the step after a head runs even without news
   bool ended_ = false;        // END_STREAM arrived
   bool end_reported_ = false;
   std::vector<std::pair<std::string, std::string>> fields_;
