@@ -13,27 +13,6 @@ using namespace std::string_view_literals;
 constexpr std::string_view kCrlf = "\r\n";
 constexpr std::string_view kColonSpace = ": ";
 
-// Calls `f` with every token of every Connection header among `headers`, trimmed, until `f`
-// returns true; returns whether it did.
-template <typename F>
-bool any_connection_token(std::span<const HeaderView> headers, F&& f) {
-  for (const auto& h : headers) {
-    if (!iequals(h.name, "connection")) continue;
-    std::string_view v = h.value;
-    while (!v.empty()) {
-      size_t comma = v.find(',');
-      std::string_view token = v.substr(0, comma);
-      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
-      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
-      if (f(token)) return true;
-      if (comma == std::string_view::npos) break;
-      v.remove_prefix(comma + 1);
-    }
-  }
-  return false;
-}
-
-
 // Appends header `h` to `middle`, extending the previous view when `h` directly follows it in
 // the received bytes and ends with CRLF.
 void append_line(std::vector<std::string_view>& middle, const HeaderView& h) {
@@ -66,29 +45,6 @@ void append_status_line(std::string& out, int status, std::string_view reason) {
 
 }  // namespace
 
-// Most heads carry no Connection header, or one that only says "keep-alive" or "close".
-// Recognising that once spares each field a pass over all the headers (89 iequals calls per
-// small GET before, bench/instructions). A "keep-alive" token needs no field check: the
-// Keep-Alive field is hop-by-hop anyway.
-ConnectionOptions connection_options(std::span<const HeaderView> headers) {
-  ConnectionOptions o;
-  any_connection_token(headers, [&o](std::string_view token) {
-    if (iequals(token, "close")) {
-      o.close = true;
-    } else if (!token.empty() && !iequals(token, "keep-alive")) {
-      o.other = true;
-    }
-    return o.other;
-  });
-  return o;
-}
-
-bool removed_by_connection(const ConnectionOptions& o, std::span<const HeaderView> headers,
-                           std::string_view name) {
-  if (o.other) return named_by_connection(headers, name);
-  return o.close && iequals(name, "close");
-}
-
 std::string HeadParts::flatten() const {
   std::string out = prefix;
   for (auto v : middle) out.append(v);
@@ -97,7 +53,7 @@ std::string HeadParts::flatten() const {
 }
 
 bool named_by_connection(std::span<const HeaderView> headers, std::string_view name) {
-  return any_connection_token(headers, [name](std::string_view token) { return iequals(token, name); });
+  return detail::any_connection_token(headers, [name](std::string_view token) { return iequals(token, name); });
 }
 
 void build_upstream_request_head(const UpstreamRequestInput& in, HeadParts& out) {
@@ -105,70 +61,12 @@ void build_upstream_request_head(const UpstreamRequestInput& in, HeadParts& out)
   out.prefix.append(in.method).append(" "sv).append(in.path);
   if (!in.query.empty()) out.prefix.append("?"sv).append(in.query);
   out.prefix.append(" HTTP/1.1\r\nhost: "sv).append(in.host).append(kCrlf);
-
-  const ConnectionOptions connection = connection_options(in.headers);
-  std::string forwarded_for;
-  // The client's x-forwarded-client-cert values go straight into the suffix (still empty here)
-  // when this connection's element is appended to them; x-forwarded-for collects in its own.
-  const bool append_client_certs = in.client_cert == ClientCertHeader::kAppend;
-  for (const auto& h : in.headers) {
-    // The fields Sluice writes or drops itself, found by length first: one jump instead of a
-    // comparison per name for every field.
-    switch (h.name.size()) {
-      case 4:
-        if (iequals(h.name, "host")) continue;
-        break;
-      case 6:
-        if (iequals(h.name, "expect")) continue;
-        break;
-      case 12:
-        // A generated id replaces an empty one the client sent.
-        if (!in.generated_request_id.empty() && iequals(h.name, "x-request-id")) continue;
-        break;
-      case 15:
-        if (iequals(h.name, "x-forwarded-for")) {
-          if (!forwarded_for.empty()) forwarded_for += ", "sv;
-          forwarded_for.append(h.value);
-          continue;
-        }
-        break;
-      case 16:
-        if (iequals(h.name, "x-forwarded-host")) continue;
-        break;
-      case 17:
-        if (iequals(h.name, "x-forwarded-proto")) continue;
-        break;
-      case 23:
-        if (in.client_cert != ClientCertHeader::kForward && iequals(h.name, "x-forwarded-client-cert")) {
-          if (append_client_certs && !h.value.empty()) {
-            out.suffix.append(out.suffix.empty() ? "x-forwarded-client-cert: "sv : ","sv).append(h.value);
-          }
-          continue;
-        }
-        break;
-      default:
-        break;
-    }
-    if (is_hop_by_hop(h.name)) continue;
-    if (removed_by_connection(connection, in.headers, h.name)) continue;
-    append_line(out.middle, h);
-  }
-
-  if (in.client_cert >= ClientCertHeader::kAppend) {  // kAppend, kSet
-    out.suffix.append(out.suffix.empty() ? "x-forwarded-client-cert: "sv : ","sv)
-        .append(in.client_cert_element)
-        .append(kCrlf);
-  }
-  if (!forwarded_for.empty()) forwarded_for += ", "sv;
-  forwarded_for.append(in.client_address);
-  out.suffix.append("x-forwarded-for: "sv).append(forwarded_for).append(kCrlf);
-  out.suffix.append("x-forwarded-proto: "sv).append(in.forwarded_proto).append(kCrlf);
-  if (!in.original_host.empty()) {
-    out.suffix.append("x-forwarded-host: "sv).append(in.original_host).append(kCrlf);
-  }
-  if (!in.generated_request_id.empty()) {
-    out.suffix.append("x-request-id: "sv).append(in.generated_request_id).append(kCrlf);
-  }
+  // The written fields go into the suffix (owned); the passed ones are views into the head.
+  forward_request_fields(
+      in, out.scratch, [&out](const HeaderView& h) { append_line(out.middle, h); },
+      [&out](std::string_view name, std::string_view value) {
+        out.suffix.append(name).append(kColonSpace).append(value).append(kCrlf);
+      });
   if (in.chunked_body) out.suffix.append("transfer-encoding: chunked\r\n"sv);
   if (!in.upgrade.empty()) out.suffix.append("connection: upgrade\r\nupgrade: "sv).append(in.upgrade).append(kCrlf);
   out.suffix.append(kCrlf);
@@ -177,11 +75,11 @@ void build_upstream_request_head(const UpstreamRequestInput& in, HeadParts& out)
 void build_downstream_response_head(const DownstreamResponseInput& in, HeadParts& out) {
   out.clear();
   append_status_line(out.prefix, in.status, in.reason);
-  const ConnectionOptions connection = connection_options(in.headers);
+  const detail::ConnectionOptions connection = detail::connection_options(in.headers);
   bool has_request_id = false;
   for (const auto& h : in.headers) {
     if (is_hop_by_hop(h.name)) continue;
-    if (removed_by_connection(connection, in.headers, h.name)) continue;
+    if (detail::removed_by_connection(connection, in.headers, h.name)) continue;
     if (iequals(h.name, "x-request-id")) has_request_id = true;
     append_line(out.middle, h);
   }

@@ -436,7 +436,8 @@ std::vector<std::string> TlsServerContext::files() const {
 // ---------------------------------------------------------------------------------------------
 
 Result<std::shared_ptr<const TlsClientContext>> TlsClientContext::create(const config::ClusterTls& spec,
-                                                                         const std::string& where) {
+                                                                         const std::string& where,
+                                                                         const std::vector<std::string>& alpn) {
   std::shared_ptr<TlsClientContext> self(new TlsClientContext());
   self->spec_ = spec;
   self->ctx_.reset(SSL_CTX_new(TLS_client_method()));
@@ -450,6 +451,18 @@ Result<std::shared_ptr<const TlsClientContext>> TlsClientContext::create(const c
   if (SSL_CTX_set_cipher_list(c, kTls12Ciphers) != 1 || SSL_CTX_set_ciphersuites(c, kTls13Suites) != 1 ||
       SSL_CTX_set1_groups_list(c, kGroups) != 1) {
     return Error{where + ": the TLS policy was refused by OpenSSL: " + openssl_errors()};
+  }
+  if (!alpn.empty()) {
+    std::string wire;
+    for (const auto& p : alpn) {
+      wire.push_back(static_cast<char>(p.size()));
+      wire += p;
+    }
+    // Returns 0 on success (unlike most of OpenSSL).
+    if (SSL_CTX_set_alpn_protos(c, reinterpret_cast<const unsigned char*>(wire.data()),
+                                static_cast<unsigned int>(wire.size())) != 0) {
+      return Error{where + ": cannot set the ALPN list: " + openssl_errors()};
+    }
   }
   // Sessions are kept by each endpoint's pool (no shared cache to lock).
   SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
@@ -524,7 +537,11 @@ Result<std::shared_ptr<const TlsMaterial>> TlsMaterial::load(const config::Confi
   for (size_t i = 0; i < config.clusters.size(); ++i) {
     std::shared_ptr<const TlsClientContext> ctx;
     if (const auto& tls = config.clusters[i].tls) {
-      auto made = TlsClientContext::create(*tls, "clusters[" + std::to_string(i) + "].tls");
+      // An HTTP/2 cluster offers h2 only over TLS: a backend that picks nothing fails the
+      // connect (router_step.cc), never falls back to HTTP/1.1 on an h2 session.
+      std::vector<std::string> alpn;
+      if (config.clusters[i].protocol == config::Cluster::Protocol::kHttp2) alpn.push_back("h2");
+      auto made = TlsClientContext::create(*tls, "clusters[" + std::to_string(i) + "].tls", alpn);
       if (!made) return Error{prefix + made.error().message};
       ctx = std::move(*made);
     }

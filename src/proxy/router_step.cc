@@ -9,6 +9,7 @@
 #include "sluice/net/stream.h"
 #include "sluice/proxy/exchange_runner.h"
 #include "sluice/upstream/hash.h"
+#include "sluice/upstream/http2_stream_session.h"
 
 namespace sluice::proxy {
 
@@ -84,7 +85,10 @@ awaitable<bool> ExchangeRunner::forward(const router::Route& route) {
     if (exchange_.facts.request_id_generated) head.generated_request_id = exchange_.request_id;
     // A body of undeclared length is framed as chunked upstream.
     head.chunked_body = exchange_.facts.has_body && !exchange_.facts.body_length_known;
-    head.upgrade = exchange_.facts.upgrade;
+    head.has_body = exchange_.facts.has_body;
+    // An HTTP/2 cluster cannot tunnel: the upgrade offer is dropped and the request served as a
+    // plain one (documented).
+    if (!lease.multiplexed) head.upgrade = exchange_.facts.upgrade;
     // x-forwarded-client-cert: removed unless the connection is mTLS (nothing to decide on
     // plaintext, so a plain request pays one test).
     if (exchange_.tls && exchange_.tls->peer_certificate) {
@@ -141,13 +145,17 @@ awaitable<bool> ExchangeRunner::forward(const router::Route& route) {
                            attempt == 0;
     // The error records its source and whether it may be retried; the retry decision reads it
     // (the resilience work adds retry policies on the same record).
+    // An HTTP/2 backend may also say it did not process the request (GOAWAY, REFUSED_STREAM):
+    // then any method may go again on another connection, once, if no body had to be sent.
     auto upstream_error = [&] {
-      exchange_.error = Error{Error::Source::kUpstream, may_retry};
+      const bool unprocessed = lease.conn->unprocessed() && !exchange_.facts.has_body && attempt == 0;
+      exchange_.error = Error{Error::Source::kUpstream, may_retry || unprocessed};
       return exchange_.error->retryable;
     };
     if (sent == SendStatus::kUpstreamFailed) {
+      const bool retry = upstream_error();  // reads the session: before release()
       release(lease, false);
-      if (upstream_error()) continue;
+      if (retry) continue;
       co_return co_await reply(502, LocalReason::kUpstreamReset,
                                "upstream connection failed while sending the request\n", false);
     }
@@ -168,11 +176,13 @@ awaitable<bool> ExchangeRunner::forward(const router::Route& route) {
                               record_.sent_bytes);
         release(lease, false);
         co_return false;
-      case RelayStatus::kClosedBeforeResponse:
+      case RelayStatus::kClosedBeforeResponse: {
+        const bool retry = upstream_error();  // reads the session: before release()
         release(lease, false);
-        if (upstream_error()) continue;
+        if (retry) continue;
         co_return co_await reply(502, LocalReason::kUpstreamReset,
                                  "upstream closed the connection before responding\n", false);
+      }
       case RelayStatus::kUpstreamReset:
         release(lease, false);
         co_return co_await reply(502, LocalReason::kUpstreamReset,
@@ -226,9 +236,18 @@ awaitable<ExchangeRunner::Lease> ExchangeRunner::acquire(
     lease.pool = binding.pools[index];
     lease.endpoint = &cluster.endpoints[index];
     lease.max_idle = cluster.spec.max_idle_connections;
+    const bool http2 = cluster.spec.protocol == config::Cluster::Protocol::kHttp2;
     std::unique_ptr<upstream::UpstreamConnection> pooled;
+    upstream::Http2Connection* shared = nullptr;
     while (true) {
-      pooled = fresh_only ? nullptr : lease.pool->take(upstream::Clock::now(), cluster.spec.idle_timeout);
+      if (http2) {
+        // A stream on a connection with room; a retry may use one too (a connection that failed
+        // or got a GOAWAY has no room).
+        shared = lease.pool->h2_with_capacity();
+        if (shared) break;
+      } else {
+        pooled = fresh_only ? nullptr : lease.pool->take(upstream::Clock::now(), cluster.spec.idle_timeout);
+      }
       if (pooled || breaker.can_open()) break;
       // At the connection cap: wait in the bounded queue for a connection to come back or close.
       auto left = std::chrono::duration_cast<config::Duration>(queue_deadline -
@@ -250,34 +269,59 @@ awaitable<ExchangeRunner::Lease> ExchangeRunner::acquire(
       status = AcquireStatus::kOk;
       co_return lease;
     }
-    auto conn = std::make_unique<upstream::UpstreamConnection>(
-        executor_, lease.pool->cluster_stats(), lease.pool->endpoint_stats(),
-        binding.breaker);
-    conn->pool_generation = lease.pool->generation();
-    error_code ec;
-    // connect_timeout bounds the TCP connect and the TLS handshake together.
-    up_deadline_->arm(conn->stream(), cluster.spec.connect_timeout, down_->guard());
-    co_await conn->stream().lowest_layer().async_connect(lease.endpoint->address,
-                                                         asio::redirect_error(asio::use_awaitable, ec));
-    std::string tls_error;
-    if (!ec && lease.pool->tls()) {
-      const auto& tls = lease.pool->tls();
-      const std::string host = lease.endpoint->hostname.empty() ? lease.endpoint->address.address().to_string()
-                                                                : lease.endpoint->hostname;
-      conn->stream() = net::Stream(std::move(conn->stream().lowest_layer()),
-                                   tls->new_ssl(host, lease.pool->tls_session()), tls);
-      co_await conn->stream().async_handshake(asio::redirect_error(asio::use_awaitable, ec));
-      if (ec && !up_deadline_->expired()) tls_error = "upstream TLS: " + conn->stream().tls_error();
-    }
-    bool timed_out = up_deadline_->expired();
-    up_deadline_->disarm();
-    if (!ec) {
-      conn->stream().lowest_layer().set_option(tcp::no_delay(true), ec);
-      lease.conn = std::move(conn);
-      lease.pool->cluster_stats()->connections_total.add();
+    if (shared) {
+      lease.conn = shared->new_stream();
+      lease.multiplexed = true;
+      lease.reused = true;
+      lease.pool->cluster_stats()->connection_reuse.add();
       start_endpoint_request(lease);
       status = AcquireStatus::kOk;
       co_return lease;
+    }
+    error_code ec;
+    bool timed_out = false;
+    std::string tls_error;
+    if (http2) {
+      auto conn = std::make_shared<upstream::Http2Connection>(
+          executor_, cluster.spec.http2, lease.pool->cluster_stats(), lease.pool->endpoint_stats(),
+          binding.breaker);
+      conn->pool_generation = lease.pool->generation();
+      // Listed before it connects: requests arriving meanwhile take streams on it instead of
+      // each opening a connection of its own.
+      lease.pool->add_h2(conn);
+      ec = co_await connect(conn->stream(), lease, cluster, timed_out, tls_error);
+      // A backend that does not speak h2 either picks no protocol or, as OpenSSL servers do,
+      // fails the handshake with a no_application_protocol alert: the same error either way.
+      constexpr std::string_view kNoH2 = "upstream TLS: backend did not agree to h2 (ALPN)";
+      if (!ec && conn->stream().is_tls() && conn->stream().tls_info()->alpn != "h2") {
+        ec = asio::error::no_protocol_option;
+        tls_error = kNoH2;
+      } else if (ec && tls_error.find("no application protocol") != std::string::npos) {
+        tls_error = fmt::format("{} ({})", kNoH2, tls_error.substr(tls_error.find(": ") + 2));
+      }
+      if (!ec && !conn->start()) ec = asio::error::no_memory;
+      if (ec) conn->close("connect failed");  // streams taken meanwhile fail (and may retry)
+      if (!ec) {
+        lease.pool->keep_tls_session(conn->stream(), conn->pool_generation);
+        lease.conn = conn->new_stream();
+        lease.multiplexed = true;
+        lease.pool->cluster_stats()->connections_total.add();
+        start_endpoint_request(lease);
+        status = AcquireStatus::kOk;
+        co_return lease;
+      }
+    } else {
+      auto conn = std::make_unique<upstream::UpstreamConnection>(
+          executor_, lease.pool->cluster_stats(), lease.pool->endpoint_stats(), binding.breaker);
+      conn->pool_generation = lease.pool->generation();
+      ec = co_await connect(conn->stream(), lease, cluster, timed_out, tls_error);
+      if (!ec) {
+        lease.conn = std::move(conn);
+        lease.pool->cluster_stats()->connections_total.add();
+        start_endpoint_request(lease);
+        status = AcquireStatus::kOk;
+        co_return lease;
+      }
     }
     lease.pool->cluster_stats()->connect_failures.add();
     lease.pool->endpoint_stats()->connect_failures.add();
@@ -293,6 +337,31 @@ awaitable<ExchangeRunner::Lease> ExchangeRunner::acquire(
     log::debug("cluster '{}': {}", cluster.name(), error);
   }
   co_return Lease{};
+}
+
+awaitable<error_code> ExchangeRunner::connect(net::Stream& stream, const Lease& lease,
+                                              const upstream::ClusterInfo& cluster, bool& timed_out,
+                                              std::string& tls_error) {
+  error_code ec;
+  // connect_timeout bounds the TCP connect and the TLS handshake together.
+  up_deadline_->arm(stream, cluster.spec.connect_timeout, down_->guard());
+  co_await stream.lowest_layer().async_connect(lease.endpoint->address,
+                                               asio::redirect_error(asio::use_awaitable, ec));
+  if (!ec && lease.pool->tls()) {
+    const auto& tls = lease.pool->tls();
+    const std::string host = lease.endpoint->hostname.empty() ? lease.endpoint->address.address().to_string()
+                                                              : lease.endpoint->hostname;
+    stream = net::Stream(std::move(stream.lowest_layer()), tls->new_ssl(host, lease.pool->tls_session()), tls);
+    co_await stream.async_handshake(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec && !up_deadline_->expired()) tls_error = "upstream TLS: " + stream.tls_error();
+  }
+  timed_out = up_deadline_->expired();
+  up_deadline_->disarm();
+  if (!ec) {
+    error_code ignored;
+    stream.lowest_layer().set_option(tcp::no_delay(true), ignored);
+  }
+  co_return ec;
 }
 
 std::optional<uint64_t> ExchangeRunner::request_hash(const config::HashOn& on) const {
@@ -343,12 +412,18 @@ void ExchangeRunner::release(Lease& lease, bool reusable) {
   // path): disarm it before the stream can be freed, so no later timer touches it.
   up_deadline_->disarm();
   lease.pool->endpoint_stats()->requests_active.add(-1);
-  if (reusable && !worker_.draining()) {
-    lease.pool->give_back(std::move(lease.conn), upstream::Clock::now(), lease.max_idle);
-  } else {
-    lease.pool->keep_tls_session(*lease.conn);
-    lease.conn->stream().close();
+  if (lease.multiplexed) {
+    // The stream ends (reset if still open); the connection stays with the pool.
     lease.conn.reset();
+    return;
+  }
+  std::unique_ptr<upstream::UpstreamConnection> conn(
+      static_cast<upstream::UpstreamConnection*>(lease.conn.release()));
+  if (reusable && !worker_.draining()) {
+    lease.pool->give_back(std::move(conn), upstream::Clock::now(), lease.max_idle);
+  } else {
+    lease.pool->keep_tls_session(*conn);
+    conn->stream().close();
   }
 }
 
@@ -378,7 +453,9 @@ awaitable<ExchangeRunner::SendStatus> ExchangeRunner::send_request(Lease& lease,
       }
       session.queue_request_body(part, last, exchange_.request_trailers.items());
     }
-    up_deadline_->arm(session.stream(), idle_timeout_, guard);
+    // On the session, not its socket: an HTTP/2 stream's deadline must not cut the connection
+    // its sibling streams share.
+    up_deadline_->arm(session, idle_timeout_, guard);
     const bool ok = co_await session.write_request();
     up_deadline_->disarm();
     if (!ok) co_return SendStatus::kUpstreamFailed;
@@ -415,7 +492,7 @@ awaitable<ExchangeRunner::RelayStatus> ExchangeRunner::relay_response(Lease& lea
   const bool body_steps = route.chain_wants_body();
   // The route timeout covers the whole response, from the end of the request (like Envoy's):
   // reading it from upstream and writing it to a client that may read slowly.
-  up_deadline_->arm(session.stream(), route_timeout, guard);
+  up_deadline_->arm(session, route_timeout, guard);
   response_deadline_ = route_timeout.count() > 0 ? std::chrono::steady_clock::now() + route_timeout
                                                  : std::chrono::steady_clock::time_point{};
   bool received_any = false;

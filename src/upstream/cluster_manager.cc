@@ -68,7 +68,8 @@ Result<void> ClusterManager::apply(const std::vector<config::Cluster>& clusters,
       checks_changed = a.path != b.path || a.interval != b.interval || a.timeout != b.timeout ||
                        a.healthy_threshold != b.healthy_threshold ||
                        a.unhealthy_threshold != b.unhealthy_threshold ||
-                       a.expected_statuses != b.expected_statuses || a.host != b.host;
+                       a.expected_statuses != b.expected_statuses || a.host != b.host ||
+                       a.grpc != b.grpc || a.grpc_service != b.grpc_service;
     }
     r->spec = spec;
     r->resolved = std::move(resolved[c]);
@@ -91,7 +92,12 @@ Result<void> ClusterManager::apply(const std::vector<config::Cluster>& clusters,
             on_change_();
           });
     }
-    if (r->checker) r->checker->set_tls(tls && c < tls->clusters.size() ? tls->clusters[c] : nullptr);
+    if (r->checker) {
+      r->checker->set_tls(tls && c < tls->clusters.size() ? tls->clusters[c] : nullptr);
+      r->checker->set_http2(spec.protocol == config::Cluster::Protocol::kHttp2
+                                ? std::optional<config::ClusterHttp2>(spec.http2)
+                                : std::nullopt);
+    }
     rebuild(*r);
     schedule_dns_refresh(*r);
     order_.push_back(spec.name);

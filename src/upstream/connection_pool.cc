@@ -57,16 +57,42 @@ void EndpointPool::give_back(std::unique_ptr<UpstreamConnection> conn, Clock::ti
   if (breaker) breaker->returned();  // a request waiting for a connection may take this one
 }
 
-void EndpointPool::keep_tls_session(UpstreamConnection& conn) {
-  if (conn.stream().is_tls() && conn.pool_generation == generation_) {
+void EndpointPool::keep_tls_session(net::Stream& stream, uint64_t generation) {
+  if (stream.is_tls() && generation == generation_) {
     // Read after a response, so a TLS 1.3 ticket sent after the handshake is in it.
-    if (auto session = conn.stream().tls_session()) tls_session_ = std::move(session);
+    if (auto session = stream.tls_session()) tls_session_ = std::move(session);
   }
+}
+
+Http2Connection* EndpointPool::h2_with_capacity() {
+  Http2Connection* found = nullptr;
+  for (size_t i = 0; i < h2_.size();) {
+    Http2Connection& c = *h2_[i];
+    if (c.closed()) {
+      h2_[i] = std::move(h2_.back());
+      h2_.pop_back();
+      continue;
+    }
+    if (!found && c.has_capacity()) found = &c;
+    ++i;
+  }
+  return found;
+}
+
+void EndpointPool::add_h2(std::shared_ptr<Http2Connection> conn) {
+  if (retired_) conn->retire();
+  h2_.push_back(std::move(conn));
+}
+
+void EndpointPool::retire_h2() {
+  // No new streams on these; each closes when its last stream ends (at once when it has none).
+  for (auto& c : h2_) c->retire();
+  h2_.clear();
 }
 
 void EndpointPool::use_tls(const std::shared_ptr<const net::TlsClientContext>& tls) {
   if (tls == tls_) return;
-  close_all();
+  close_all();  // HTTP/2 connections made with the old material take no new stream
   tls_ = tls;
   tls_session_.reset();
   ++generation_;
@@ -81,6 +107,16 @@ void EndpointPool::sweep(Clock::time_point now, Clock::duration idle_timeout) {
   }
   idle_.erase(idle_.begin(), idle_.begin() + static_cast<ptrdiff_t>(expired));
   drop_idle(expired);
+  for (size_t i = 0; i < h2_.size();) {
+    Http2Connection& c = *h2_[i];
+    if (!c.closed() && c.streams() == 0 && now - c.idle_since() >= idle_timeout) c.close("idle timeout");
+    if (c.closed()) {
+      h2_[i] = std::move(h2_.back());
+      h2_.pop_back();
+      continue;
+    }
+    ++i;
+  }
 }
 
 void EndpointPool::close_all() {
@@ -89,6 +125,7 @@ void EndpointPool::close_all() {
   }
   drop_idle(idle_.size());
   idle_.clear();
+  retire_h2();
 }
 
 }  // namespace sluice::upstream

@@ -82,8 +82,11 @@ class TlsServerContext {
 // The client side of a TLS cluster.
 class TlsClientContext {
  public:
+  // `alpn`: the protocols offered (empty: no ALPN, what HTTP/1 clusters send; {"h2"} for
+  // `protocol: http2` clusters, which then require the backend to select it).
   static Result<std::shared_ptr<const TlsClientContext>> create(const config::ClusterTls& spec,
-                                                                const std::string& where);
+                                                                const std::string& where,
+                                                                const std::vector<std::string>& alpn = {});
   // A client SSL for a connection to `host` (the endpoint's host name or IP, for SNI and
   // verification when `sni` is not set), resuming `session` when given.
   SslPtr new_ssl(const std::string& host, SSL_SESSION* session) const;

@@ -87,9 +87,10 @@ class ExchangeRunner {
   // An upstream session checked out of a worker pool for one request.
   struct Lease {
     std::shared_ptr<upstream::EndpointPool> pool;
-    std::unique_ptr<upstream::UpstreamConnection> conn;
+    std::unique_ptr<upstream::Session> conn;  // an Http1Session, or an Http2StreamSession
     const upstream::EndpointInfo* endpoint = nullptr;
     bool reused = false;
+    bool multiplexed = false;  // an HTTP/2 stream: its connection stays with the pool
     size_t max_idle = 0;  // the cluster's max_idle_connections
     explicit operator bool() const { return conn != nullptr; }
   };
@@ -127,6 +128,12 @@ class ExchangeRunner {
                            const server::WorkerView::ClusterBinding& binding, bool fresh_only,
                            std::optional<uint64_t> hash, config::Duration queue_timeout,
                            std::string& error, AcquireStatus& status);
+  // Connects `stream` to the lease's endpoint (TCP, then TLS with the pool's context), within
+  // the cluster's connect_timeout. On failure: `ec`, `timed_out`, and OpenSSL's words in
+  // `tls_error`.
+  awaitable<error_code> connect(net::Stream& stream, const Lease& lease,
+                                const upstream::ClusterInfo& cluster, bool& timed_out,
+                                std::string& tls_error);
   // The Maglev key of a request (hash_on), or none when the request does not carry it.
   std::optional<uint64_t> request_hash(const config::HashOn& on) const;
   awaitable<SendStatus> send_request(Lease& lease, const router::Route& route);

@@ -12,12 +12,14 @@
 #include "sluice/stats/metrics.h"
 #include "sluice/upstream/circuit_breaker.h"
 #include "sluice/upstream/http1_session.h"
+#include "sluice/upstream/http2_connection.h"
 
 namespace sluice::upstream {
 
 using Clock = std::chrono::steady_clock;
 
-// The pool holds HTTP/1.1 sessions; an HTTP/2 session (multiplexed) gets its own pool shape.
+// The pool holds idle HTTP/1.1 sessions (one request each at a time) and, for HTTP/2 clusters,
+// the worker's multiplexed connections to the endpoint, which hand out streams.
 using UpstreamConnection = Http1Session;
 
 class EndpointPool {
@@ -36,16 +38,23 @@ class EndpointPool {
   // connection already known to be dead.
   std::unique_ptr<UpstreamConnection> take(Clock::time_point now, Clock::duration idle_timeout);
   void give_back(std::unique_ptr<UpstreamConnection> conn, Clock::time_point now, size_t max_idle);
-  // Closes connections idle for longer than `idle_timeout`.
+  // Closes connections idle for longer than `idle_timeout` (HTTP/2: without a stream).
   void sweep(Clock::time_point now, Clock::duration idle_timeout);
   void close_all();
   // The endpoint left the configuration: close idle connections now, and those in use when
-  // their request ends.
+  // their request ends (HTTP/2: when their last stream ends).
   void retire() {
     retired_ = true;
     close_all();
   }
   size_t idle() const { return idle_.size(); }
+
+  // --- HTTP/2 (multiplexed) connections. ---
+  // A connection with a free stream slot made in the current use_tls() era, or null (then the
+  // caller opens one, within the circuit breaker, and adds it). Closed connections are dropped.
+  Http2Connection* h2_with_capacity();
+  void add_h2(std::shared_ptr<Http2Connection> conn);
+  size_t h2_connections() const { return h2_.size(); }
 
   // TLS: the client context of the cluster as the newest snapshot has it (null: plaintext).
   // A different context (TLS switched on or off, rotated material) closes the idle connections
@@ -59,15 +68,18 @@ class EndpointPool {
   // Keeps `conn`'s TLS session (if resumable) for the next connection; called for every
   // connection whose exchange ended, reused or not: a backend that closes after each response
   // is where resumption saves the most.
-  void keep_tls_session(UpstreamConnection& conn);
+  void keep_tls_session(UpstreamConnection& conn) { keep_tls_session(conn.stream(), conn.pool_generation); }
+  void keep_tls_session(net::Stream& stream, uint64_t generation);
 
  private:
+  void retire_h2();
   void drop_idle(size_t n) { cluster_stats_->connections_idle.add(-static_cast<int64_t>(n)); }
 
   bool retired_ = false;
   stats::ClusterStats* cluster_stats_;
   stats::EndpointStats* endpoint_stats_;
   std::vector<std::unique_ptr<UpstreamConnection>> idle_;
+  std::vector<std::shared_ptr<Http2Connection>> h2_;
   std::shared_ptr<const net::TlsClientContext> tls_;
   uint64_t generation_ = 0;
   net::SslSessionPtr tls_session_;

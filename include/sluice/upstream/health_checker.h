@@ -1,7 +1,9 @@
 #pragma once
 // Active HTTP health checks for one cluster, for the whole process (not per worker). Each
 // endpoint is probed every `interval`: GET `path`, healthy when the status is expected and the
-// answer comes within `timeout`. `healthy_threshold` passes in a row bring an endpoint back,
+// answer comes within `timeout`. For `protocol: http2` clusters the probe is an HTTP/2 request
+// (prior knowledge, or TLS with ALPN h2) on an Http2Connection of its own; with `grpc` it is
+// grpc.health.v1.Health/Check for `grpc_service`, healthy only on grpc-status 0 and SERVING. `healthy_threshold` passes in a row bring an endpoint back,
 // `unhealthy_threshold` failures in a row take it out. Runs on the control thread.
 //
 // Lifetime: a reload that changes `health_check` (or removes the cluster) destroys the checker
@@ -12,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "sluice/common/asio.h"
@@ -41,12 +44,18 @@ class HealthChecker {
   // Probes speak TLS with this context (the cluster's `tls`; null: plaintext), from the next
   // probe on. Their SNI and verified name: `tls.sni`, else the check's `host`, else the IP.
   void set_tls(std::shared_ptr<const net::TlsClientContext> tls) { tls_ = std::move(tls); }
+  // Probes speak HTTP/2 with these settings (none: HTTP/1.1), from the next probe on.
+  void set_http2(std::optional<config::ClusterHttp2> http2) { http2_ = std::move(http2); }
 
  private:
   struct Target;
+  struct ProbeState;
   // Static: they reach the checker only through Target::owner, checked after every wait.
   static awaitable<void> probe_loop(std::shared_ptr<Target> target);
   static awaitable<std::string> probe(Target& target);  // empty on success, else why it failed
+  // The request and response of an HTTP/2 probe, on a connected state.h2.
+  static awaitable<std::string> probe_h2(ProbeState& state, const config::HealthCheck& spec,
+                                         const std::string& host);
   static void stop(Target& target);
   void record(Target& target, const std::string& failure);
 
@@ -55,6 +64,7 @@ class HealthChecker {
   std::shared_ptr<const config::HealthCheck> spec_;  // shared with the targets
   TransitionFn on_transition_;
   std::shared_ptr<const net::TlsClientContext> tls_;
+  std::optional<config::ClusterHttp2> http2_;
   std::map<std::string, std::shared_ptr<Target>> targets_;
 };
 

@@ -28,6 +28,7 @@ class Http1Session final : public Session {
 
   std::string_view protocol() const override { return "HTTP/1.1"; }
   net::Stream& stream() override { return stream_; }
+  void cancel(error_code& ec) override { stream_.cancel(ec); }
   void queue_request_head(const http::UpstreamRequestInput& head, bool head_request) override;
   void queue_request_body(std::span<const std::span<const char>> body, bool last,
                           std::span<const http::HeaderView> trailers) override;

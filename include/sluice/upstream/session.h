@@ -1,8 +1,8 @@
 #pragma once
 // An upstream session: one protocol to one endpoint, able to carry a request and read its
 // response in protocol-neutral terms. The pool hands sessions out; the router step talks to
-// them only through this interface, so an HTTP/2 session (multiplexed, next issue) slots in
-// beside the HTTP/1 one without touching the request path.
+// them only through this interface: Http1Session (one connection, one request at a time) and
+// Http2StreamSession (one stream of a multiplexed Http2Connection).
 //
 // The I/O calls are the only ones that suspend. Parsing is split from reading so a response
 // whose head and body arrive in one read is relayed with one downstream write.
@@ -43,8 +43,16 @@ class Session {
 
   virtual ~Session() = default;
   virtual std::string_view protocol() const = 0;
-  // The transport, for deadlines (cancel) and for a tunnel after an accepted upgrade.
+  // The transport, for a tunnel after an accepted upgrade (HTTP/1 only). An HTTP/2 stream
+  // shares it with other streams: never close or cancel it through a session.
   virtual net::Stream& stream() = 0;
+  // Ends this session's pending I/O with an error (the upstream deadline calls it). HTTP/1
+  // cancels its socket; an HTTP/2 stream wakes only its own waiter, the connection goes on.
+  virtual void cancel(error_code& ec) = 0;
+  // After a failure: the backend said it did not process the request (HTTP/2 GOAWAY above
+  // the stream's id, REFUSED_STREAM), so it may go again on another connection whatever the
+  // method.
+  virtual bool unprocessed() const { return false; }
 
   // --- The request. ---
   // Queues the head; `head_request` tells the response parser the response has no body.

@@ -388,6 +388,41 @@ TEST(UpstreamRequestHead, OtherXFieldsPassUntouched) {
                 "x-forwarded-client-cert: " + kElement + "\r\n" + kForwarded + "\r\n");
 }
 
+// --- the protocol-neutral field decisions (HTTP/2 upstream uses them too) -----------------------
+
+TEST(ForwardRequestFields, PassesThenAddsWhatTheHttp1BuilderWrites) {
+  auto head = request(
+      "Host: app.example.com\r\n"
+      "Connection: keep-alive, X-Hop\r\n"
+      "X-Hop: 1\r\n"
+      "TE: trailers\r\n"
+      "Expect: 100-continue\r\n"
+      "X-Forwarded-For: 192.0.2.1\r\n"
+      "X-Forwarded-Client-Cert: Hash=11\r\n"
+      "Cookie: a=1; b=2\r\n"
+      "User-Agent: t\r\n");
+  auto in = upstream_input(head);
+  in.client_cert = ClientCertHeader::kAppend;
+  in.client_cert_element = "Hash=22";
+  in.generated_request_id = "id-1";
+  std::vector<std::string> seen;
+  ForwardScratch scratch;
+  forward_request_fields(
+      in, scratch, [&](const HeaderView& h) { seen.push_back("pass " + std::string(h.name)); },
+      [&](std::string_view n, std::string_view v) { seen.push_back(std::string(n) + "=" + std::string(v)); });
+  EXPECT_EQ(seen, (std::vector<std::string>{
+                      "pass Cookie", "pass User-Agent", "x-forwarded-client-cert=Hash=11,Hash=22",
+                      "x-forwarded-for=192.0.2.1, 10.0.0.7", "x-forwarded-proto=http",
+                      "x-forwarded-host=app.example.com", "x-request-id=id-1"}));
+  // The scratch is reused: a second call starts fresh.
+  seen.clear();
+  in.client_cert = ClientCertHeader::kRemove;
+  forward_request_fields(
+      in, scratch, [&](const HeaderView&) {},
+      [&](std::string_view n, std::string_view v) { seen.push_back(std::string(n) + "=" + std::string(v)); });
+  EXPECT_EQ(seen[0], "x-forwarded-for=192.0.2.1, 10.0.0.7");
+}
+
 // --- response head ---------------------------------------------------------------------------
 
 DownstreamResponseInput downstream_input(const ParsedHead& head) {

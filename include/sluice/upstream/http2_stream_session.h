@@ -1,0 +1,112 @@
+#pragma once
+// One request on an Http2Connection: the Session the router talks to for an HTTP/2 cluster.
+// The request goes as HEADERS (the forwarding fields decided by http::forward_request_fields,
+// like HTTP/1), DATA fed by queue_request_body()/write_request() through a data provider, and
+// trailers. The connection's reader fills this stream's response queues and wakes only this
+// stream's waiter; parse_response() hands out what arrived.
+//
+// HTTP/2 field rules (RFC 9113 §8.2): names lower-case, no connection-specific fields, `te`
+// only as `te: trailers` (sent when the client asked for trailers and on every gRPC request,
+// which gRPC servers expect). An upgrade (tunnel) offer is dropped: the request goes as a plain
+// request.
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sluice/common/asio.h"
+#include "sluice/upstream/http2_connection.h"
+#include "sluice/upstream/session.h"
+
+namespace sluice::upstream {
+
+class Http2StreamSession final : public Session {
+ public:
+  Http2StreamSession(std::shared_ptr<Http2Connection> conn);
+  ~Http2StreamSession() override;
+  Http2StreamSession(const Http2StreamSession&) = delete;
+  Http2StreamSession& operator=(const Http2StreamSession&) = delete;
+
+  std::string_view protocol() const override { return "HTTP/2"; }
+  net::Stream& stream() override { return conn_->stream(); }
+  void cancel(error_code& ec) override;
+  bool unprocessed() const override { return unprocessed_; }
+  void queue_request_head(const http::UpstreamRequestInput& head, bool head_request) override;
+  void queue_request_body(std::span<const std::span<const char>> body, bool last,
+                          std::span<const http::HeaderView> trailers) override;
+  awaitable<bool> write_request() override;
+  ResponseStep parse_response() override;
+  const ResponseHeadFacts& head_facts() const override { return facts_; }
+  std::span<const http::HeaderView> response_fields() const override { return field_views_; }
+  std::span<const std::span<const char>> body() const override { return body_spans_; }
+  std::span<const http::HeaderView> trailers() const override { return trailer_views_; }
+  void release_body() override;
+  awaitable<ReadStatus> read_response() override;
+  // HTTP/2 never delimits a body by the end of the connection.
+  bool finish_at_eof() override { return false; }
+  ByteBuffer& leftover() override { return no_leftover_; }
+  // A stream carries one request; the connection stays with the pool.
+  bool reusable() override { return false; }
+
+  int32_t id() const { return id_; }
+
+  // --- For Http2Connection's callbacks. ---
+  void on_begin_headers();
+  // False when the head or trailers go beyond their bounds: the stream is reset.
+  bool on_header(std::string_view name, std::string_view value);
+  void on_headers_end(bool end_stream);
+  void on_data(const uint8_t* data, size_t len);
+  void on_end_stream();
+  // nghttp2 closed the stream; `error_code` is the RST_STREAM/GOAWAY code (0: clean).
+  void on_close(uint32_t error_code);
+  // The connection died or went away before this stream ended.
+  void fail(bool unprocessed);
+  // The data provider: copies up to `len` request body bytes into `buf`.
+  ssize_t read_body(uint8_t* buf, size_t len, uint32_t* flags);
+
+ private:
+  awaitable<void> wait();
+  void wake();
+  // Something arrived that parse_response() has not reported.
+  bool news() const;
+
+  std::shared_ptr<Http2Connection> conn_;
+  asio::steady_timer waker_;
+  int32_t id_ = -1;
+  bool waiting_ = false;
+  bool cancelled_ = false;
+  bool failed_ = false;      // reset or cut before the response ended
+  bool unprocessed_ = false;
+  bool closed_ = false;      // nghttp2 closed the stream
+  // The request.
+  http::ForwardScratch scratch_;
+  std::string names_;        // lower-cased field names, referenced by the nv list
+  std::string path_;
+  std::vector<nghttp2_nv> nva_;
+  std::string req_body_;     // queued body bytes; req_sent_ of them went
+  size_t req_sent_ = 0;
+  bool req_last_ = false;    // the body's end is queued
+  bool req_deferred_ = false;  // the data provider waits for bytes
+  std::vector<std::pair<std::string, std::string>> req_trailers_;
+  // The response.
+  bool head_request_ = false;
+  bool in_head_ = false;      // a HEADERS block is arriving
+  size_t head_bytes_ = 0;     // of the block arriving
+  bool final_head_ = false;   // the final (non-1xx) head arrived
+  bool head_reported_ = false;
+  bool step_again_ = false;   // the step after a head runs even without news
+  bool ended_ = false;        // END_STREAM arrived
+  bool end_reported_ = false;
+  std::vector<std::pair<std::string, std::string>> fields_;
+  std::vector<std::pair<std::string, std::string>> trailer_fields_;
+  std::vector<http::HeaderView> field_views_;
+  std::vector<http::HeaderView> trailer_views_;
+  ResponseHeadFacts facts_;
+  std::deque<std::string> chunks_;  // received DATA, not yet consumed; deque: stable addresses
+  size_t reported_chunks_ = 0;      // chunks_ handed out by parse_response()
+  size_t unconsumed_ = 0;           // bytes in chunks_ not yet given back to the window
+  std::vector<std::span<const char>> body_spans_;
+  ByteBuffer no_leftover_{0};
+};
+
+}  // namespace sluice::upstream
