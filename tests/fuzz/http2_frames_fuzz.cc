@@ -87,6 +87,32 @@ void drop_pending(tcp::socket& client) {
   while (client.available(ec) > 0 && !ec) client.read_some(asio::buffer(buf), ec);
 }
 
+// A loopback pair: `client` connected to the fixture's acceptor, `accepted` its other end.
+// libFuzzer's timeout alarm interrupts blocking calls (EINTR): those are retried, and a
+// connection left in the backlog by an interrupted connect is skipped.
+void connect_pair(Fixture& f, tcp::socket& client, tcp::socket& accepted) {
+  error_code ec;
+  do {
+    client = tcp::socket(f.worker.context());
+    client.connect(f.acceptor.local_endpoint(), ec);
+  } while (ec == asio::error::interrupted);
+  if (ec) std::fprintf(stderr, "connect: %s\n", ec.message().c_str());
+  FUZZ_CHECK(!ec, "the loopback connection failed");
+  // Closed with a reset, not a FIN: thousands of inputs a second would otherwise use up the
+  // ephemeral ports in TIME_WAIT.
+  client.set_option(asio::socket_base::linger(true, 0), ec);
+  const auto mine = client.local_endpoint(ec);
+  for (;;) {
+    accepted = tcp::socket(f.worker.context());
+    f.acceptor.accept(accepted, ec);
+    if (ec == asio::error::interrupted) continue;
+    if (ec) std::fprintf(stderr, "accept: %s\n", ec.message().c_str());
+    FUZZ_CHECK(!ec, "the loopback connection was not accepted");
+    error_code peer_ec;
+    if (accepted.remote_endpoint(peer_ec) == mine && !peer_ec) return;
+  }
+}
+
 // The connection's whole life; a plain function, not a lambda: GCC 12 emits a coroutine lambda
 // in an extern "C" function twice ("symbol already defined").
 awaitable<void> serve(std::shared_ptr<proxy::Http2Connection> conn, std::string received, bool& done) {
@@ -100,14 +126,8 @@ void one_input(const uint8_t* data, size_t size) {
 
   error_code ec;
   tcp::socket client(ctx);
-  client.connect(f->acceptor.local_endpoint(), ec);
-  FUZZ_CHECK(!ec, "the loopback connection failed");
-  // Closed with a reset, not a FIN: thousands of inputs a second would otherwise use up the
-  // ephemeral ports in TIME_WAIT.
-  client.set_option(asio::socket_base::linger(true, 0), ec);
   tcp::socket accepted(ctx);
-  f->acceptor.accept(accepted, ec);
-  FUZZ_CHECK(!ec, "the loopback connection was not accepted");
+  connect_pair(*f, client, accepted);
   auto stream = std::make_shared<net::Stream>(std::move(accepted));
   const auto& view = f->worker.view();
   auto conn = std::make_shared<proxy::Http2Connection>(f->worker, "fuzz", *stream, stream, "127.0.0.1:1",
