@@ -17,8 +17,9 @@ Http2StreamSession* stream_of(nghttp2_session* session, int32_t id) {
 }
 }  // namespace
 
-Http2Connection::Http2Connection(const asio::any_io_executor& ex, const config::ClusterHttp2& settings,
-                                 stats::ClusterStats* cstats, stats::EndpointStats* estats,
+Http2Connection::Http2Connection(const asio::any_io_executor& ex,
+                                 const config::ClusterHttp2& settings, stats::ClusterStats* cstats,
+                                 stats::EndpointStats* estats,
                                  std::shared_ptr<CircuitBreaker> breaker)
     : settings_(settings),
       cluster_stats_(cstats),
@@ -71,8 +72,8 @@ bool Http2Connection::init() {
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, std::size(iv));
   // The connection window starts at 65,535 whatever SETTINGS say: raise it by WINDOW_UPDATE.
   if (settings_.initial_connection_window > NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE) {
-    nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
-                                          static_cast<int32_t>(settings_.initial_connection_window));
+    nghttp2_session_set_local_window_size(
+        session_, NGHTTP2_FLAG_NONE, 0, static_cast<int32_t>(settings_.initial_connection_window));
   }
   return true;
 }
@@ -96,7 +97,8 @@ bool Http2Connection::has_capacity() const {
   const uint32_t remote =
       nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
   const size_t limit = std::min(settings_.max_concurrent_streams, remote);
-  return streams_ < limit && nghttp2_session_get_next_stream_id(session_) < static_cast<uint32_t>(kLastStreamId);
+  return streams_ < limit &&
+         nghttp2_session_get_next_stream_id(session_) < static_cast<uint32_t>(kLastStreamId);
 }
 
 std::unique_ptr<Http2StreamSession> Http2Connection::new_stream() {
@@ -169,7 +171,8 @@ void Http2Connection::flush() {
   asio::co_spawn(stream_.get_executor(), write_loop(shared_from_this()), asio::detached);
 }
 
-awaitable<void> Http2Connection::write_loop(std::shared_ptr<Http2Connection> /*self: alive while it runs*/) {
+awaitable<void> Http2Connection::write_loop(
+    std::shared_ptr<Http2Connection> /*self: alive while it runs*/) {
   while (!closed_) {
     out_.clear();
     while (true) {
@@ -198,12 +201,13 @@ awaitable<void> Http2Connection::write_loop(std::shared_ptr<Http2Connection> /*s
   if (!closed_ && goaway_ && streams_ == 0) close("GOAWAY");
 }
 
-awaitable<void> Http2Connection::read_loop(std::shared_ptr<Http2Connection> /*self: alive while it runs*/) {
+awaitable<void> Http2Connection::read_loop(
+    std::shared_ptr<Http2Connection> /*self: alive while it runs*/) {
   std::unique_ptr<uint8_t[]> buf(new uint8_t[kReadBufferSize]);
   while (!closed_) {
     error_code ec;
-    const size_t n = co_await stream_.async_read_some(asio::buffer(buf.get(), kReadBufferSize),
-                                                      asio::redirect_error(asio::use_awaitable, ec));
+    const size_t n = co_await stream_.async_read_some(
+        asio::buffer(buf.get(), kReadBufferSize), asio::redirect_error(asio::use_awaitable, ec));
     if (closed_) break;
     if (ec) {
       close(ec == asio::error::eof ? "the backend closed the connection" : ec.message());
@@ -223,7 +227,8 @@ awaitable<void> Http2Connection::read_loop(std::shared_ptr<Http2Connection> /*se
   }
 }
 
-awaitable<void> Http2Connection::ping_loop(std::shared_ptr<Http2Connection> /*self: alive while it runs*/) {
+awaitable<void> Http2Connection::ping_loop(
+    std::shared_ptr<Http2Connection> /*self: alive while it runs*/) {
   while (!closed_) {
     ping_timer_.expires_after(settings_.ping_interval);
     error_code ec;
@@ -253,9 +258,9 @@ int Http2Connection::on_begin_headers(nghttp2_session* session, const nghttp2_fr
   return 0;
 }
 
-int Http2Connection::on_header(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name,
-                               size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
-                               void*) {
+int Http2Connection::on_header(nghttp2_session* session, const nghttp2_frame* frame,
+                               const uint8_t* name, size_t namelen, const uint8_t* value,
+                               size_t valuelen, uint8_t, void*) {
   if (frame->hd.type != NGHTTP2_HEADERS) return 0;
   if (Http2StreamSession* s = stream_of(session, frame->hd.stream_id)) {
     if (!s->on_header({reinterpret_cast<const char*>(name), namelen},
@@ -267,7 +272,8 @@ int Http2Connection::on_header(nghttp2_session* session, const nghttp2_frame* fr
   return 0;
 }
 
-int Http2Connection::on_frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
+int Http2Connection::on_frame_recv(nghttp2_session* session, const nghttp2_frame* frame,
+                                   void* user) {
   auto* self = static_cast<Http2Connection*>(user);
   switch (frame->hd.type) {
     case NGHTTP2_HEADERS:
@@ -303,8 +309,8 @@ int Http2Connection::on_frame_recv(nghttp2_session* session, const nghttp2_frame
   return 0;
 }
 
-int Http2Connection::on_data_chunk(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data,
-                                   size_t len, void*) {
+int Http2Connection::on_data_chunk(nghttp2_session* session, uint8_t, int32_t id,
+                                   const uint8_t* data, size_t len, void*) {
   if (Http2StreamSession* s = stream_of(session, id)) {
     s->on_data(data, len);
   } else {
@@ -314,7 +320,8 @@ int Http2Connection::on_data_chunk(nghttp2_session* session, uint8_t, int32_t id
   return 0;
 }
 
-int Http2Connection::on_stream_close(nghttp2_session* session, int32_t id, uint32_t error_code, void*) {
+int Http2Connection::on_stream_close(nghttp2_session* session, int32_t id, uint32_t error_code,
+                                     void*) {
   if (Http2StreamSession* s = stream_of(session, id)) {
     s->on_close(error_code);
     nghttp2_session_set_stream_user_data(session, id, nullptr);

@@ -16,8 +16,8 @@ constexpr size_t kMaxResponseFields = 1000;
 nghttp2_nv make_nv(std::string_view name, std::string_view value) {
   // Names are lower-case already; nghttp2 copies both when the request is submitted.
   return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-                    NGHTTP2_NV_FLAG_NONE};
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                    value.size(), NGHTTP2_NV_FLAG_NONE};
 }
 
 // RFC 9113 §8.2.2: fields HTTP/2 forbids besides the hop-by-hop ones forward_request_fields
@@ -31,9 +31,11 @@ bool te_asks_for_trailers(std::span<const http::HeaderView> headers) {
     while (!v.empty()) {
       const size_t comma = v.find(',');
       std::string_view token = v.substr(0, comma);
-      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t'))
+        token.remove_prefix(1);
       token = token.substr(0, token.find(';'));
-      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t'))
+        token.remove_suffix(1);
       if (http::iequals(token, "trailers")) return true;
       if (comma == std::string_view::npos) break;
       v.remove_prefix(comma + 1);
@@ -51,8 +53,8 @@ bool is_grpc(std::span<const http::HeaderView> headers) {
   return false;
 }
 
-ssize_t read_body_cb(nghttp2_session* session, int32_t id, uint8_t* buf, size_t len, uint32_t* flags,
-                     nghttp2_data_source*, void*) {
+ssize_t read_body_cb(nghttp2_session* session, int32_t id, uint8_t* buf, size_t len,
+                     uint32_t* flags, nghttp2_data_source*, void*) {
   auto* s = static_cast<Http2StreamSession*>(nghttp2_session_get_stream_user_data(session, id));
   if (!s) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // its session is gone: reset the stream
   return s->read_body(buf, len, flags);
@@ -72,7 +74,8 @@ void Http2StreamSession::cancel(error_code&) {
   wake();
 }
 
-void Http2StreamSession::queue_request_head(const http::UpstreamRequestInput& in, bool head_request) {
+void Http2StreamSession::queue_request_head(const http::UpstreamRequestInput& in,
+                                            bool head_request) {
   head_request_ = head_request;
   path_.assign(in.path);
   if (!in.query.empty()) path_.append("?").append(in.query);
@@ -90,14 +93,19 @@ void Http2StreamSession::queue_request_head(const http::UpstreamRequestInput& in
       in, scratch_,
       [this](const http::HeaderView& h) {
         const size_t at = names_.size();
-        for (char c : h.name) names_.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c);
+        for (char c : h.name)
+          names_.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c);
         std::string_view name(names_.data() + at, h.name.size());
         if (connection_specific(name)) return;
         nva_.push_back(make_nv(name, h.value));
       },
-      [this](std::string_view name, std::string_view value) { nva_.push_back(make_nv(name, value)); });
+      [this](std::string_view name, std::string_view value) {
+        // Empty only for Sluice's own requests (a health probe has no client address).
+        if (!value.empty()) nva_.push_back(make_nv(name, value));
+      });
   // The one `te` HTTP/2 allows; gRPC servers refuse a request without it.
-  if (te_asks_for_trailers(in.headers) || is_grpc(in.headers)) nva_.push_back(make_nv("te", "trailers"));
+  if (te_asks_for_trailers(in.headers) || is_grpc(in.headers))
+    nva_.push_back(make_nv("te", "trailers"));
 
   nghttp2_data_provider provider{};
   provider.read_callback = read_body_cb;
@@ -243,8 +251,10 @@ void Http2StreamSession::wake() {
 void Http2StreamSession::on_begin_headers() {
   in_head_ = !final_head_;
   head_bytes_ = 0;
-  if (in_head_) fields_.clear();
-  else trailer_fields_.clear();
+  if (in_head_)
+    fields_.clear();
+  else
+    trailer_fields_.clear();
 }
 
 bool Http2StreamSession::on_header(std::string_view name, std::string_view value) {

@@ -250,6 +250,22 @@ class UpstreamHttp2(harness.E2ETestCase):
         m = harness.Metrics(s.scrape_text())
         self.assertEqual(m.value("sluice_cluster_upstream_connections_total", cluster="h2c"), 1)
 
+    def test_stream_limit_and_connection_cap_queue_requests(self):
+        # One connection allowed, two streams on it: six slow requests take turns, none fails
+        # (a stream's end wakes a request waiting in the circuit breaker's queue).
+        s = self.start_sluice(tls_peers.config(
+            [tls_peers.listener("public", routes=route("all", "/", "h2c") + "  timeout: 20s\n")],
+            clusters=cluster("h2c", self.nginx.h2c,
+                             "  http2: { max_concurrent_streams: 2 }\n"
+                             "  circuit_breakers: { max_connections: 1 }\n"), workers=1))
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            results = list(pool.map(
+                lambda _: (lambda r: (r.status, len(r.body)))(
+                    request(s.port, "GET", "/slow/1m", timeout=30)), range(6)))
+        self.assertEqual(results, [(200, 256 * 1024)] * 6)
+        m = harness.Metrics(s.scrape_text())
+        self.assertEqual(m.value("sluice_cluster_upstream_connections_total", cluster="h2c"), 1)
+
     def test_100_concurrent_requests_share_few_connections(self):
         before = harness.Metrics(self.sluice.scrape_text())
         opened_before = before.value("sluice_cluster_upstream_connections_total", cluster="h2c")
@@ -539,6 +555,27 @@ class Http2HealthChecks(harness.E2ETestCase):
         self.assertEqual(request(s.port, "GET", "/hello").status, 200)
         probes = [x for x in nginx.access_log() if x["uri"] == "/health"]
         self.assertTrue(probes and all(x["proto"] == "HTTP/2.0" for x in probes), probes)
+
+    def test_http_probe_over_tls_needs_alpn_h2(self):
+        pki = tls_peers.make_pki(os.path.join(self.tmp, "pki"))
+        nginx = H2Nginx(self.tmp, pki)
+        self.addCleanup(nginx.stop)
+        with open(nginx.www("healthy"), "w") as f:
+            f.write("ok\n")
+        nginx.start()
+        check = (f"  tls: {{ ca: {pki.ca_cert} }}\n"
+                 "  health_check: { path: /health, interval: 200ms, timeout: 1s, "
+                 "healthy_threshold: 1, unhealthy_threshold: 1 }\n  panic_threshold: 0\n")
+        s = self.start_sluice(tls_peers.config(
+            [tls_peers.listener("public", routes=route("a", "/a/", "good") + route("b", "/", "noh2"))],
+            clusters=cluster("good", nginx.h2tls, check) + cluster("noh2", nginx.h1tls, check),
+            workers=1))
+        self.wait_state(s, f"127.0.0.1:{nginx.h1tls}", "unhealthy")
+        self.wait_state(s, f"127.0.0.1:{nginx.h2tls}", "healthy")
+        self.assertTrue(s.wait_for_log(r"unhealthy: TLS: .*no application protocol"))
+        probes = [x for x in nginx.access_log() if x["uri"] == "/health"]
+        self.assertTrue(probes and all(x["proto"] == "HTTP/2.0" and x["port"] == str(nginx.h2tls)
+                                       for x in probes), probes)
 
     def test_grpc_health_check(self):
         harness.require_program("python3", "python3")

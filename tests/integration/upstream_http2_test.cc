@@ -1,14 +1,13 @@
 // 11. HTTP/1.1 clients through Sluice to an HTTP/2 origin (`protocol: http2`), in process: an
 // nghttp2 server session on a blocking socket per connection. Large bodies stream both ways with
 // bounded memory and exact bytes; concurrent requests share one connection per worker.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <nghttp2/nghttp2.h>
 #include <poll.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
@@ -115,13 +114,16 @@ class H2Origin {
                 const uint8_t* value, size_t valuelen, uint8_t, void* user) {
           auto* conn = static_cast<Conn*>(user);
           if (std::string_view(reinterpret_cast<const char*>(name), namelen) == ":path") {
-            conn->streams[f->hd.stream_id].path.assign(reinterpret_cast<const char*>(value), valuelen);
+            conn->streams[f->hd.stream_id].path.assign(reinterpret_cast<const char*>(value),
+                                                       valuelen);
           }
           return 0;
         });
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
-        cbs, [](nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len, void* user) {
-          static_cast<Conn*>(user)->streams[id].received.update(reinterpret_cast<const char*>(data), len);
+        cbs,
+        [](nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len, void* user) {
+          static_cast<Conn*>(user)->streams[id].received.update(reinterpret_cast<const char*>(data),
+                                                                len);
           return 0;
         });
     nghttp2_session_callbacks_set_on_frame_recv_callback(
@@ -133,7 +135,8 @@ class H2Origin {
             if (s.path.rfind("/gen/", 0) == 0) {
               s.gen = std::make_unique<PatternStream>(std::stoull(s.path.substr(5)));
             } else {
-              s.reply = std::to_string(s.received.bytes()) + " " + std::to_string(s.received.value());
+              s.reply =
+                  std::to_string(s.received.bytes()) + " " + std::to_string(s.received.value());
             }
             respond(session, f->hd.stream_id, s);
           }
@@ -153,7 +156,8 @@ class H2Origin {
     nghttp2_submit_settings(c.session, NGHTTP2_FLAG_NONE, iv, 2);
     nghttp2_session_set_local_window_size(c.session, NGHTTP2_FLAG_NONE, 0, 16 << 20);
     std::vector<uint8_t> buf(64 * 1024);
-    while (!stop_ && (nghttp2_session_want_read(c.session) || nghttp2_session_want_write(c.session))) {
+    while (!stop_ &&
+           (nghttp2_session_want_read(c.session) || nghttp2_session_want_write(c.session))) {
       const uint8_t* out;
       ssize_t n;
       bool failed = false;
@@ -172,7 +176,8 @@ class H2Origin {
       pollfd p{fd, POLLIN, 0};
       if (::poll(&p, 1, 100) <= 0) continue;
       ssize_t r = ::recv(fd, buf.data(), buf.size(), 0);
-      if (r <= 0 || nghttp2_session_mem_recv(c.session, buf.data(), static_cast<size_t>(r)) < 0) break;
+      if (r <= 0 || nghttp2_session_mem_recv(c.session, buf.data(), static_cast<size_t>(r)) < 0)
+        break;
     }
     nghttp2_session_del(c.session);
     ::close(fd);
@@ -215,7 +220,8 @@ TEST(UpstreamHttp2, LargeBodiesStreamBothWaysExactlyWithBoundedMemory) {
 
   const auto t1 = std::chrono::steady_clock::now();
   HttpConnection up(proxy->port());
-  ASSERT_TRUE(up.send("POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(size) + "\r\n\r\n"));
+  ASSERT_TRUE(up.send("POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(size) +
+                      "\r\n\r\n"));
   Checksum sent;
   ASSERT_TRUE(up.send_generated(size, sent, 100000ms));
   HttpResponse u = up.read_response({.timeout = 100000ms});

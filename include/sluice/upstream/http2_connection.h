@@ -109,7 +109,7 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   net::Stream stream_;
   nghttp2_session* session_ = nullptr;
   asio::steady_timer ping_timer_;
-  std::string out_;  // what the writer is sending
+  std::string out_;                        // what the writer is sending
   std::vector<Http2StreamSession*> live_;  // the sessions of this connection, for failures
   size_t streams_ = 0;
   bool started_ = false;

@@ -75,27 +75,27 @@ class Http2StreamSession final : public Session {
   int32_t id_ = -1;
   bool waiting_ = false;
   bool cancelled_ = false;
-  bool failed_ = false;      // reset or cut before the response ended
+  bool failed_ = false;  // reset or cut before the response ended
   bool unprocessed_ = false;
-  bool closed_ = false;      // nghttp2 closed the stream
+  bool closed_ = false;  // nghttp2 closed the stream
   // The request.
   http::ForwardScratch scratch_;
-  std::string names_;        // lower-cased field names, referenced by the nv list
+  std::string names_;  // lower-cased field names, referenced by the nv list
   std::string path_;
   std::vector<nghttp2_nv> nva_;
-  std::string req_body_;     // queued body bytes; req_sent_ of them went
+  std::string req_body_;  // queued body bytes; req_sent_ of them went
   size_t req_sent_ = 0;
-  bool req_last_ = false;    // the body's end is queued
+  bool req_last_ = false;      // the body's end is queued
   bool req_deferred_ = false;  // the data provider waits for bytes
   std::vector<std::pair<std::string, std::string>> req_trailers_;
   // The response.
   bool head_request_ = false;
-  bool in_head_ = false;      // a HEADERS block is arriving
-  size_t head_bytes_ = 0;     // of the block arriving
-  bool final_head_ = false;   // the final (non-1xx) head arrived
+  bool in_head_ = false;     // a HEADERS block is arriving
+  size_t head_bytes_ = 0;    // of the block arriving
+  bool final_head_ = false;  // the final (non-1xx) head arrived
   bool head_reported_ = false;
-  bool step_again_ = false;   // the step after a head runs even without news
-  bool ended_ = false;        // END_STREAM arrived
+  bool step_again_ = false;  // the step after a head runs even without news
+  bool ended_ = false;       // END_STREAM arrived
   bool end_reported_ = false;
   std::vector<std::pair<std::string, std::string>> fields_;
   std::vector<std::pair<std::string, std::string>> trailer_fields_;
