@@ -68,6 +68,7 @@ Http2Stream::Http2Stream(Http2Connection& conn, int32_t id)
       runner_(conn.take_runner()),
       up_deadline_(conn.stream_.get_executor()),
       waker_(conn.stream_.get_executor()),
+      body_waker_(conn.stream_.get_executor()),
       start_(std::chrono::steady_clock::now()) {
   fields_.reserve(16);
 }
@@ -100,6 +101,7 @@ void Http2Stream::reuse(int32_t id) {
   out_last_ = false;
   out_deferred_ = false;
   head_submitted_ = false;
+  head_pending_ = false;
   has_body_source_ = false;
   response_ended_ = false;
   response_trailers_.clear();
@@ -109,14 +111,14 @@ void Http2Stream::reuse(int32_t id) {
 }
 
 template <typename Ready>
-awaitable<bool> Http2Stream::wait_until(Ready ready, config::Duration timeout) {
+awaitable<bool> Http2Stream::wait_until(asio::steady_timer& timer, Ready ready, config::Duration timeout) {
   const auto deadline = timeout.count() > 0 ? std::chrono::steady_clock::now() + timeout
                                             : std::chrono::steady_clock::time_point::max();
   while (!ready()) {
     if (std::chrono::steady_clock::now() >= deadline) co_return false;
-    waker_.expires_at(deadline);
+    timer.expires_at(deadline);
     error_code ec;
-    co_await waker_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
   co_return true;
 }
@@ -263,7 +265,7 @@ awaitable<Downstream::BodyStatus> Http2Stream::read_request_body(filters::BodySp
       timeout = std::min(timeout, left);
     }
     const bool ready = co_await wait_until(
-        [this] { return !body_in_.empty() || end_stream_received_ || closed_; }, timeout);
+        body_waker_, [this] { return !body_in_.empty() || end_stream_received_ || closed_; }, timeout);
     if (!ready) co_return BodyStatus::kTimeout;
   }
   if (closed_ && !end_stream_received_) co_return BodyStatus::kGone;
@@ -368,10 +370,27 @@ bool Http2Stream::queue_response_head(const ResponseFraming& framing) {
   const Exchange& ex = runner_->exchange();
   const int status = ex.response.status;
   const bool no_body = ex.facts.head_request || status == 204 || status == 304;
-  return submit_head(status, ex.response.fields.items(), !no_body, {}, {});
+  if (no_body) return submit_head(status, ex.response.fields.items(), false, {}, {});
+  // Submitted with the first body part or at the flush: a response that turns out empty (a
+  // gRPC trailers-only answer) then leaves as one HEADERS frame with END_STREAM, which gRPC
+  // clients require of a trailers-only response.
+  head_pending_ = !head_submitted_ && !closed_;
+  return true;
+}
+
+bool Http2Stream::submit_pending_head(bool body) {
+  head_pending_ = false;
+  const Exchange& ex = runner_->exchange();
+  return submit_head(ex.response.status, ex.response.fields.items(), body, {}, {});
 }
 
 void Http2Stream::queue_response_body(filters::BodySpans body, bool last) {
+  if (head_pending_) {
+    size_t bytes = 0;
+    for (const auto& s : body) bytes += s.size();
+    const bool empty = last && bytes == 0 && runner_->exchange().response_trailers.items().empty();
+    if (!submit_pending_head(!empty) || empty) return;
+  }
   if (!has_body_source_ || out_last_) return;  // a body-less response (HEAD, 204, 304)
   for (const auto& s : body) body_out_.append(s.data(), s.size());
   if (last) {
@@ -391,12 +410,13 @@ void Http2Stream::queue_response_body(filters::BodySpans body, bool last) {
 }
 
 awaitable<bool> Http2Stream::flush_response(config::Duration timeout) {
+  if (head_pending_ && !submit_pending_head(true)) co_return false;
   conn_.wake_writer();
   // Done when nghttp2 took every queued byte (the client's window allowed it): only then may
   // the exchange read more from its upstream. A client that stops reading stalls its own
   // stream here, until `timeout`.
   const bool taken = co_await wait_until(
-      [this] { return (body_out_.empty() && (!out_last_ || response_ended_)) || closed_; }, timeout);
+      waker_, [this] { return (body_out_.empty() && (!out_last_ || response_ended_)) || closed_; }, timeout);
   if (closed_ && !response_ended_) co_return false;
   co_return taken;
 }

@@ -114,8 +114,35 @@ awaitable<bool> ExchangeRunner::forward(const router::Route& route) {
       release(lease, false);
       co_return false;
     }
-    SendStatus sent = co_await send_request(lease, route);
-    switch (sent) {
+    // gRPC over HTTP/2 on both sides streams both ways at once (a bidirectional call's server
+    // answers while its client still sends, and stops reading when its answers are not read):
+    // the request body then goes up from a coroutine of its own while this one relays the
+    // response. Everything else sends its whole request first, as HTTP/1 proxies do.
+    const bool duplex = exchange_.facts.grpc && exchange_.facts.has_body && lease.multiplexed &&
+                        exchange_.facts.protocol == "HTTP/2";
+    SendStatus sent = SendStatus::kSent;
+    bool sender_done = true;
+    asio::steady_timer sender_waker(executor_);
+    if (duplex) {
+      sender_done = false;
+      asio::co_spawn(
+          executor_,
+          [this, &lease, &route, &sent, &sender_done, &sender_waker,
+           guard = down_->guard()]() -> awaitable<void> {
+            sent = co_await send_request(lease, route, /*duplex=*/true);
+            // A failed request stops the response relay too (it reads kError and ends).
+            if (sent != SendStatus::kSent) {
+              error_code ignored;
+              lease.conn->cancel(ignored);
+            }
+            sender_done = true;
+            sender_waker.cancel();
+          },
+          asio::detached);
+    } else {
+      sent = co_await send_request(lease, route, /*duplex=*/false);
+    }
+    if (!duplex) switch (sent) {
       case SendStatus::kSent:
       case SendStatus::kUpstreamFailed:
         break;
@@ -162,6 +189,41 @@ awaitable<bool> ExchangeRunner::forward(const router::Route& route) {
     record_.upstream_start = std::chrono::steady_clock::now();
     RelayStatus relayed = co_await relay_response(lease, route);
     record_.upstream_end = std::chrono::steady_clock::now();
+    if (duplex) {
+      // The sender holds the lease: wait for it. It ends with the request body, or when the
+      // client's stream or the upstream stream closes (a finished response resets the client's
+      // upload, RFC 9113 §8.1).
+      while (!sender_done) {
+        sender_waker.expires_at(std::chrono::steady_clock::time_point::max());
+        error_code ignored;
+        co_await sender_waker.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+      }
+      const bool answered = relayed == RelayStatus::kDone || relayed == RelayStatus::kFailedAfterHead ||
+                            relayed == RelayStatus::kDownstreamGone;
+      if (!answered) {
+        switch (sent) {
+          case SendStatus::kSent:
+          case SendStatus::kUpstreamFailed:
+            break;
+          case SendStatus::kDownstreamGone:
+            release(lease, false);
+            co_return false;
+          case SendStatus::kBadBody:
+            release(lease, false);
+            co_return co_await reply(400, LocalReason::kBadRequest, "malformed request body\n", true);
+          case SendStatus::kBodyTooLarge:
+            release(lease, false);
+            co_return co_await reply(413, LocalReason::kBodyTooLarge, "request body too large\n", true);
+          case SendStatus::kBodyTimeout:
+            release(lease, false);
+            co_return co_await reply(408, LocalReason::kRequestTimeout,
+                                     "request body not received in time\n", true);
+          case SendStatus::kLocalReply:
+            release(lease, false);
+            co_return co_await send_local_reply(true);
+        }
+      }
+    }
     switch (relayed) {
       case RelayStatus::kDone:
         record_.status = lease.conn->head_facts().status;
@@ -428,7 +490,8 @@ void ExchangeRunner::release(Lease& lease, bool reusable) {
 }
 
 awaitable<ExchangeRunner::SendStatus> ExchangeRunner::send_request(Lease& lease,
-                                                                   const router::Route& route) {
+                                                                   const router::Route& route,
+                                                                   bool duplex) {
   upstream::Session& session = *lease.conn;
   auto guard = down_->guard();
   const bool body_steps = route.chain_wants_body();
@@ -455,9 +518,11 @@ awaitable<ExchangeRunner::SendStatus> ExchangeRunner::send_request(Lease& lease,
     }
     // On the session, not its socket: an HTTP/2 stream's deadline must not cut the connection
     // its sibling streams share.
-    up_deadline_->arm(session, idle_timeout_, guard);
+    // Duplex: the relay owns the deadline (the route timeout cancels the session, which ends
+    // this write too).
+    if (!duplex) up_deadline_->arm(session, idle_timeout_, guard);
     const bool ok = co_await session.write_request();
-    up_deadline_->disarm();
+    if (!duplex) up_deadline_->disarm();
     if (!ok) co_return SendStatus::kUpstreamFailed;
     if (last) co_return SendStatus::kSent;
   }

@@ -235,15 +235,17 @@ awaitable<Session::ReadStatus> Http2StreamSession::read_response() {
 }
 
 awaitable<void> Http2StreamSession::wait() {
-  waiting_ = true;
-  waker_.expires_at(asio::steady_timer::time_point::max());
+  // The writer and the reader of a duplex exchange may both wait: setting the expiry while the
+  // other waits would cancel its wait (and it would cancel ours in turn), so only the first
+  // sets it; wake() ends every wait.
+  if (waiting_++ == 0) waker_.expires_at(asio::steady_timer::time_point::max());
   error_code ignored;
   co_await waker_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-  waiting_ = false;
+  --waiting_;
 }
 
 void Http2StreamSession::wake() {
-  if (waiting_) waker_.cancel();
+  if (waiting_ > 0) waker_.cancel();
 }
 
 // --- From the connection's reader. ---

@@ -136,7 +136,8 @@ class ExchangeRunner {
                                 std::string& tls_error);
   // The Maglev key of a request (hash_on), or none when the request does not carry it.
   std::optional<uint64_t> request_hash(const config::HashOn& on) const;
-  awaitable<SendStatus> send_request(Lease& lease, const router::Route& route);
+  // `duplex`: runs beside relay_response() (gRPC over HTTP/2), which then owns the deadline.
+  awaitable<SendStatus> send_request(Lease& lease, const router::Route& route, bool duplex);
   awaitable<RelayStatus> relay_response(Lease& lease, const router::Route& route);
   // The body (and, with `last`, trailer) hooks of the route's steps on one part: request side
   // in chain order, response side in reverse. A step that pauses is resumed before the part

@@ -59,13 +59,19 @@ class Http2Stream final : public Downstream, public std::enable_shared_from_this
     std::string_view body;
   };
   Refusal decode_head(const server::ListenerInfo& listener);
-  // Waits until `ready()` or `timeout` (0: none); false on timeout. Woken by wake().
+  // Waits on `timer` until `ready()` or `timeout` (0: none); false on timeout. Woken by wake().
+  // The request body and the response each wait on a timer of their own: a duplex exchange
+  // (gRPC) waits for both at once, and setting one timer's expiry cancels its other wait.
   template <typename Ready>
-  awaitable<bool> wait_until(Ready ready, config::Duration timeout);
-  void wake() { waker_.cancel(); }
+  awaitable<bool> wait_until(asio::steady_timer& timer, Ready ready, config::Duration timeout);
+  void wake() {
+    waker_.cancel();
+    body_waker_.cancel();
+  }
   // Submits HEADERS (and a data source unless `body` is false) for the exchange's response.
   bool submit_head(int status, std::span<const http::HeaderView> fields, bool body,
                    std::string_view content_type, std::string_view content_length);
+  bool submit_pending_head(bool body);
   // The data source nghttp2 pulls the response body from.
   static ssize_t read_body(nghttp2_session* session, int32_t stream_id, uint8_t* buf, size_t length,
                            uint32_t* flags, nghttp2_data_source* source, void* user_data);
@@ -87,7 +93,8 @@ class Http2Stream final : public Downstream, public std::enable_shared_from_this
   int32_t id_;
   std::unique_ptr<ExchangeRunner> runner_;  // the connection's spare, given back at the end
   Deadline up_deadline_;
-  asio::steady_timer waker_;
+  asio::steady_timer waker_;       // the response's waits (flush)
+  asio::steady_timer body_waker_;  // the request body's waits
   std::chrono::steady_clock::time_point start_;
 
   // The request head as received (copied: nghttp2's buffers live only during a callback).
@@ -118,6 +125,7 @@ class Http2Stream final : public Downstream, public std::enable_shared_from_this
   bool out_last_ = false;       // the exchange queued the last part
   bool out_deferred_ = false;   // the data source said "later": resume it when bytes come
   bool head_submitted_ = false;
+  bool head_pending_ = false;  // queued, submitted with the first body part or the flush
   bool has_body_source_ = false;  // the response has a body (a data source was submitted)
   bool response_ended_ = false;  // END_STREAM (or trailers) went to nghttp2
   std::vector<std::pair<std::string, std::string>> response_trailers_;

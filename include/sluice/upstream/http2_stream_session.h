@@ -73,7 +73,7 @@ class Http2StreamSession final : public Session {
   std::shared_ptr<Http2Connection> conn_;
   asio::steady_timer waker_;
   int32_t id_ = -1;
-  bool waiting_ = false;
+  int waiting_ = 0;  // coroutines in wait() (the writer and the reader of a duplex exchange)
   bool cancelled_ = false;
   bool failed_ = false;  // reset or cut before the response ended
   bool unprocessed_ = false;
