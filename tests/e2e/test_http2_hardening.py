@@ -224,6 +224,16 @@ class H2Client:
             self.cv.notify_all()
         if replies:
             self.send(replies)
+        if ftype == SETTINGS and not flags & ACK:
+            with self.cv:
+                self.settings_acked = True
+                self.cv.notify_all()
+
+    def wait_settings_acked(self, timeout=10):
+        """Until this client has acknowledged sluice's SETTINGS: the reader thread sends that
+        ACK, and an ACK between a HEADERS and its CONTINUATION frames is a PROTOCOL_ERROR."""
+        with self.cv:
+            self.cv.wait_for(lambda: getattr(self, "settings_acked", False) or self.closed, timeout)
 
     def wait(self, pred, what, timeout=WAIT):
         with self.cv:
@@ -431,6 +441,7 @@ class Http2HardeningTest(harness.E2ETestCase):
         before = self.violations()
         rss = self.sluice.rss_bytes()
         c = H2Client(self.port)
+        c.wait_settings_acked()
         sid = c.new_id()
         first = frame(HEADERS, END_STREAM, sid, request_block("/"))
 
