@@ -1,7 +1,7 @@
 #pragma once
 // What a downstream codec offers the exchange it produced: the request body, the response
 // written in the codec's own framing, local replies and tunnels. The HTTP/1 codec implements it
-// per connection (one exchange at a time); the HTTP/2 codec will implement it per stream.
+// per connection (one exchange at a time); the HTTP/2 codec implements it per stream.
 // The exchange runner and the router step see only this, never the wire format.
 #include <cstdint>
 #include <memory>

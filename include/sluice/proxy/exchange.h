@@ -1,6 +1,6 @@
 #pragma once
 // One request/response exchange in protocol-neutral form: what the route's steps see and change.
-// A downstream codec (HTTP/1 today, HTTP/2 next) fills the request part; the router step and the
+// A downstream codec (HTTP/1 or HTTP/2) fills the request part; the router step and the
 // upstream session fill the response part; the codec writes the response in its own framing.
 // Nothing here knows HTTP/1 text.
 #include <chrono>

@@ -3,7 +3,7 @@
 // route's filter chain, then the router step (pick cluster and endpoint, forward through an
 // upstream session, relay the response back through the chain to the codec), and records the
 // exchange once at its end (stats, access log). The HTTP/1 codec keeps one runner per
-// connection, reused per request; the HTTP/2 codec will keep one per stream.
+// connection, reused per request; the HTTP/2 codec gives one to each stream.
 #include <chrono>
 #include <memory>
 #include <optional>
