@@ -218,9 +218,15 @@ std::string to_json(const Config& c) {
         dur(l.idle_timeout), dur(l.request_body_timeout), dur(l.request_body_total_timeout), l.max_connections,
         access_log_json(l), listener_tls_json(l.tls), dur(l.tls_handshake_timeout),
         fmt::format("{{\"prior_knowledge\":{},\"max_concurrent_streams\":{},\"initial_stream_window\":{},"
-                    "\"initial_connection_window\":{},\"max_header_list_size\":{}}}",
+                    "\"initial_connection_window\":{},\"max_header_list_size\":{},\"max_control_frames\":{},"
+                    "\"control_frames_per_second\":{},\"max_empty_data_frames\":{},"
+                    "\"empty_data_frames_per_second\":{},\"max_premature_resets\":{},"
+                    "\"max_oversized_header_blocks\":{}}}",
                     l.http2.prior_knowledge, l.http2.max_concurrent_streams, l.http2.initial_stream_window,
-                    l.http2.initial_connection_window, l.http2.max_header_list_size),
+                    l.http2.initial_connection_window, l.http2.max_header_list_size, l.http2.max_control_frames,
+                    l.http2.control_frames_per_second, l.http2.max_empty_data_frames,
+                    l.http2.empty_data_frames_per_second, l.http2.max_premature_resets,
+                    l.http2.max_oversized_header_blocks),
         header_policy_json(l.header_policy), vhosts);
   }
   std::string clusters;

@@ -646,7 +646,10 @@ class Loader {
   // `listeners[].http2`: h2c prior knowledge and the HTTP/2 limits.
   void read_listener_http2(const yaml::Node& n, const std::string& path, Listener& l) {
     if (!expect_map(n, path, {"prior_knowledge", "max_concurrent_streams", "initial_stream_window",
-                              "initial_connection_window", "max_header_list_size"})) {
+                              "initial_connection_window", "max_header_list_size",
+                              "max_control_frames", "control_frames_per_second",
+                              "max_empty_data_frames", "empty_data_frames_per_second",
+                              "max_premature_resets", "max_oversized_header_blocks"})) {
       return;
     }
     ListenerHttp2& h = l.http2;
@@ -677,6 +680,14 @@ class Loader {
       std::string p = join(path, "max_header_list_size");
       size_field(v, p, h.max_header_list_size, 1024 * 1024);
       if (h.max_header_list_size < 1024) add(v.mark(), p, "must be at least 1KiB");
+    }
+    for (auto [key, field] : {std::pair{"max_control_frames", &h.max_control_frames},
+                              {"control_frames_per_second", &h.control_frames_per_second},
+                              {"max_empty_data_frames", &h.max_empty_data_frames},
+                              {"empty_data_frames_per_second", &h.empty_data_frames_per_second},
+                              {"max_premature_resets", &h.max_premature_resets},
+                              {"max_oversized_header_blocks", &h.max_oversized_header_blocks}}) {
+      if (auto v = n[key]) uint_field(v, join(path, key), *field, 1, 1'000'000);
     }
   }
 

@@ -15,23 +15,14 @@ namespace sluice::proxy {
 
 namespace {
 
-// Frames that make the server work without carrying a request: a client gets this many at
-// once and this many more per second (SETTINGS, PING, PRIORITY). A browser sends a handful per
-// connection; a flood is thousands per second (the "SETTINGS/PING flood" class of attacks).
-constexpr double kControlFrameBurst = 1000;
-constexpr double kControlFramesPerSecond = 200;
-// DATA frames without payload and without END_STREAM have no use; a few are tolerated.
-constexpr double kEmptyDataBurst = 100;
-constexpr double kEmptyDataPerSecond = 10;
-// Rapid reset (CVE-2023-44487): a client that resets at least this many streams before their
-// response, and at least half of all its streams, loses the connection (Envoy's
-// premature-reset rule has the same shape).
-constexpr uint64_t kPrematureResetMinimum = 100;
+// The abuse limits are the listener's (config::ListenerHttp2): control frames (SETTINGS, PING,
+// PRIORITY) and empty DATA frames each draw on a budget refilled over time (a browser sends a
+// handful per connection, a flood thousands per second); a client that resets
+// max_premature_resets streams before their response, and at least half of all its streams,
+// loses the connection (Envoy's premature-reset rule has the same shape).
 // A header block that decodes to this many times max_header_list_size is an HPACK bomb: the
 // connection goes (below that, the stream is answered 431).
 constexpr size_t kHeaderBombFactor = 8;
-// Header blocks over max_header_list_size a connection may send (each answered 431).
-constexpr uint64_t kMaxOversizedBlocks = 100;
 // The writer gathers up to this much from nghttp2 before one write.
 constexpr size_t kWriteGather = 64 * 1024;
 
@@ -464,9 +455,6 @@ Http2Connection::Http2Connection(server::Worker& worker, std::string listener_na
       capacity_waker_(stream.get_executor()),
       read_deadline_(stream.get_executor()),
       write_deadline_(stream.get_executor()) {
-  const auto now = std::chrono::steady_clock::now();
-  control_budget_ = {kControlFrameBurst, kControlFrameBurst, kControlFramesPerSecond, now};
-  empty_data_budget_ = {kEmptyDataBurst, kEmptyDataBurst, kEmptyDataPerSecond, now};
 }
 
 Http2Connection::~Http2Connection() {
@@ -504,6 +492,11 @@ bool Http2Connection::init(const config::Listener& spec) {
   nghttp2_session_callbacks_del(callbacks);
   if (rv != 0) return false;
   const config::ListenerHttp2& h2 = spec.http2;
+  const auto now = std::chrono::steady_clock::now();
+  control_budget_ = {double(h2.max_control_frames), double(h2.max_control_frames),
+                     double(h2.control_frames_per_second), now};
+  empty_data_budget_ = {double(h2.max_empty_data_frames), double(h2.max_empty_data_frames),
+                        double(h2.empty_data_frames_per_second), now};
   nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, h2.max_concurrent_streams},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, h2.initial_stream_window},
@@ -748,7 +741,7 @@ int Http2Connection::on_header(nghttp2_session* session, const nghttp2_frame* fr
   if (s->header_bytes_ > limit) {
     if (!s->headers_too_large_) {
       s->headers_too_large_ = true;
-      if (++c->oversized_blocks_ > kMaxOversizedBlocks) {
+      if (++c->oversized_blocks_ > c->spec_->http2.max_oversized_header_blocks) {
         c->fail(NGHTTP2_ENHANCE_YOUR_CALM, http2::Violation::kHeaderBomb);
         return NGHTTP2_ERR_CALLBACK_FAILURE;
       }
@@ -837,7 +830,8 @@ int Http2Connection::on_frame_recv(nghttp2_session* session, const nghttp2_frame
       auto* s = static_cast<Http2Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
       if (s && !s->response_ended_) {
         ++c->premature_resets_;
-        if (c->premature_resets_ >= kPrematureResetMinimum && 2 * c->premature_resets_ >= c->streams_opened_) {
+        if (c->premature_resets_ >= c->spec_->http2.max_premature_resets &&
+            2 * c->premature_resets_ >= c->streams_opened_) {
           c->fail(NGHTTP2_ENHANCE_YOUR_CALM, http2::Violation::kRapidReset);
           return NGHTTP2_ERR_CALLBACK_FAILURE;
         }

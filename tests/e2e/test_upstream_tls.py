@@ -6,6 +6,7 @@ TLS."""
 import os
 import re
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -68,13 +69,23 @@ class UpstreamTls(harness.E2ETestCase):
     def nginx_lines(self, prefix):
         return [x for x in self.nginx.access_log() if x["uri"].startswith(prefix)]
 
+    def settled_nginx_lines(self, prefix, count, timeout=5.0):
+        """The access-log lines under `prefix` once there are `count`: nginx writes a line after
+        the response left, so the client (through Sluice) may read the response first."""
+        deadline = time.time() + timeout
+        lines = self.nginx_lines(prefix)
+        while len(lines) < count and time.time() < deadline:
+            time.sleep(0.05)
+            lines = self.nginx_lines(prefix)
+        return lines
+
     def test_verified_with_the_cluster_ca(self):
         for path in ("/good/a", "/named/b"):
             with self.subTest(path=path):
                 r = self.get(path)
                 self.assertEqual((r.status, r.text), (200, f"nginx {path}\n"), r)
                 self.assertEqual(r.header("x-nginx-port"), str(self.tls_port), r)
-        lines = self.nginx_lines("/good/a") + self.nginx_lines("/named/b")
+        lines = self.settled_nginx_lines("/good/a", 1) + self.settled_nginx_lines("/named/b", 1)
         self.assertEqual(len(lines), 2, lines)
         self.assertTrue(all(x["proto"] in ("TLSv1.2", "TLSv1.3") for x in lines), lines)
 
@@ -97,7 +108,7 @@ class UpstreamTls(harness.E2ETestCase):
         self.assertEqual((r.status, r.text), (200, "nginx /mtls/who\n"), r)
         self.assertEqual(r.header("x-client-dn"), "CN=alice,O=corp", r)
         self.assertEqual(r.header("x-nginx-port"), str(self.mtls_port), r)
-        self.assertEqual([x["dn"] for x in self.nginx_lines("/mtls/who")], ["CN=alice,O=corp"])
+        self.assertEqual([x["dn"] for x in self.settled_nginx_lines("/mtls/who", 1)], ["CN=alice,O=corp"])
         # Without a client certificate nginx refuses the request (400 from nginx itself).
         r = self.get("/nocert/who")
         self.assertEqual(r.status, 400, r)
@@ -108,7 +119,7 @@ class UpstreamTls(harness.E2ETestCase):
         for i in range(n):
             r = self.get(f"{prefix}{i}")
             self.assertEqual(r.status, 200, r)
-        lines = self.nginx_lines(prefix)
+        lines = self.settled_nginx_lines(prefix, n)
         self.assertEqual(len(lines), n, lines)
         return lines
 

@@ -174,6 +174,16 @@ struct ListenerHttp2 {
   uint32_t initial_stream_window = 1024 * 1024;          // SETTINGS_INITIAL_WINDOW_SIZE
   uint32_t initial_connection_window = 4 * 1024 * 1024;  // raised by WINDOW_UPDATE on stream 0
   uint32_t max_header_list_size = 60 * 1024;             // SETTINGS_MAX_HEADER_LIST_SIZE
+  // Abuse limits (docs/OPERATIONS.md "HTTP/2 limits and attacks"): far above what a browser or
+  // a gRPC client sends, far below what a flood needs.
+  uint32_t max_control_frames = 1000;        // SETTINGS, PING, PRIORITY a client may send at once
+  uint32_t control_frames_per_second = 200;  // ... and per second after that
+  uint32_t max_empty_data_frames = 100;      // DATA without payload and without END_STREAM
+  uint32_t empty_data_frames_per_second = 10;
+  // Streams reset by the client before their response; with at least half of all streams:
+  // rapid reset (CVE-2023-44487).
+  uint32_t max_premature_resets = 100;
+  uint32_t max_oversized_header_blocks = 100;  // header blocks over max_header_list_size (431 each)
 };
 
 struct Listener {

@@ -172,10 +172,10 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   // A budget of frames that cost work but carry no request (SETTINGS, PING, PRIORITY, empty
   // DATA): refilled over time, the connection is closed when a client overdraws it.
   struct FrameBudget {
-    double tokens;
-    double capacity;
-    double per_second;
-    std::chrono::steady_clock::time_point last;
+    double tokens = 0;
+    double capacity = 0;
+    double per_second = 0;
+    std::chrono::steady_clock::time_point last{};
     bool take(std::chrono::steady_clock::time_point now);
   };
   void stream_done(Http2Stream& s);
