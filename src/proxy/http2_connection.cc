@@ -139,7 +139,6 @@ awaitable<void> Http2Stream::run() {
   up_deadline_.cancel();
   finished_ = true;
   c.give_runner(std::move(runner_));
-  if (closed_) c.recycle(std::move(self));
   if (!closed_) {
     if (!response_ended_) {
       // A response that did not end (the upstream failed mid-body, the client read too slowly)
@@ -155,6 +154,8 @@ awaitable<void> Http2Stream::run() {
   }
   c.wake_writer();
   c.stream_done(*this);
+  // Last: recycle() may drop the last reference to this stream.
+  if (closed_) c.recycle(std::move(self));
 }
 
 Http2Stream::Refusal Http2Stream::decode_head(const server::ListenerInfo& listener) {
