@@ -924,7 +924,7 @@ class E2ETestCase(unittest.TestCase):
         return p.start()
 
     @classmethod
-    def start_class_sluice(cls, config_text, name="sluice", args=("--log-level", "info")):
-        s = Sluice(cls.class_tmp(), config_text, name=name, args=args)
+    def start_class_sluice(cls, config_text, name="sluice", args=("--log-level", "info"), env=None):
+        s = Sluice(cls.class_tmp(), config_text, name=name, args=args, env=env)
         cls.addClassCleanup(s.stop)
         return s.start()
