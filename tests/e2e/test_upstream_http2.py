@@ -170,7 +170,7 @@ class UpstreamHttp2(harness.E2ETestCase):
                     cluster("h2tls", cls.nginx.h2tls, f"  tls: {{ ca: {cls.pki.ca_cert} }}\n") +
                     cluster("h1tls", cls.nginx.h1tls, f"  tls: {{ ca: {cls.pki.ca_cert} }}\n") +
                     cluster("pinged", cls.nginx.h2c,
-                            "  http2: { ping_interval: 300ms, ping_timeout: 300ms }\n"))
+                            "  http2: { ping_interval: 500ms, ping_timeout: 1s }\n"))
         routes = (route("tls", "/tls/", "h2tls") + "  prefix_rewrite: /\n" +
                   route("notls", "/h1tls/", "h1tls") + "  prefix_rewrite: /\n" +
                   route("ping", "/ping/", "pinged") + "  prefix_rewrite: /\n" +
@@ -335,15 +335,13 @@ class UpstreamHttp2(harness.E2ETestCase):
         # keepalive this request would wait for ever (the route has no timeout).
         harness._kill_group(self.nginx.proc, signal.SIGSTOP)
         try:
-            start = time.monotonic()
+            # The client's 20 s timeout is the bound (tests assert no timings): the connection is
+            # declared dead within ping_interval x 2 + ping_timeout, twice (the request is
+            # retried once on a fresh connection, which no one answers either), about 4 s.
             r = request(self.sluice.port, "GET", "/ping/hello", timeout=20)
-            elapsed = time.monotonic() - start
         finally:
             harness._kill_group(self.nginx.proc, signal.SIGCONT)
         self.assertEqual(r.status, 502, r)
-        # The connection is declared dead within ping_interval x 2 + ping_timeout, twice (the
-        # request is retried once on a fresh connection, which no one answers either).
-        self.assertLess(elapsed, 5.0, elapsed)
         self.assertEqual(request(self.sluice.port, "GET", "/ping/hello").status, 200)
 
     def test_tls_with_alpn_h2(self):
