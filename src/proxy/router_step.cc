@@ -4,6 +4,8 @@
 // be retried.
 #include <fmt/core.h>
 
+#include <optional>
+
 #include "sluice/common/log.h"
 #include "sluice/http/forwarded_client_cert.h"
 #include "sluice/net/stream.h"
@@ -122,9 +124,12 @@ awaitable<bool> ExchangeRunner::forward(const router::Route& route) {
                         exchange_.facts.protocol == "HTTP/2";
     SendStatus sent = SendStatus::kSent;
     bool sender_done = true;
-    asio::steady_timer sender_waker(executor_);
+    // Made only for a duplex exchange: a timer's construction is not free, and every other
+    // request would pay for it.
+    std::optional<asio::steady_timer> sender_waker;
     if (duplex) {
       sender_done = false;
+      sender_waker.emplace(executor_);
       asio::co_spawn(
           executor_,
           [this, &lease, &route, &sent, &sender_done, &sender_waker,
@@ -136,7 +141,7 @@ awaitable<bool> ExchangeRunner::forward(const router::Route& route) {
               lease.conn->cancel(ignored);
             }
             sender_done = true;
-            sender_waker.cancel();
+            sender_waker->cancel();
           },
           asio::detached);
     } else {
@@ -194,9 +199,9 @@ awaitable<bool> ExchangeRunner::forward(const router::Route& route) {
       // client's stream or the upstream stream closes (a finished response resets the client's
       // upload, RFC 9113 §8.1).
       while (!sender_done) {
-        sender_waker.expires_at(std::chrono::steady_clock::time_point::max());
+        sender_waker->expires_at(std::chrono::steady_clock::time_point::max());
         error_code ignored;
-        co_await sender_waker.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+        co_await sender_waker->async_wait(asio::redirect_error(asio::use_awaitable, ignored));
       }
       const bool answered = relayed == RelayStatus::kDone || relayed == RelayStatus::kFailedAfterHead ||
                             relayed == RelayStatus::kDownstreamGone;
