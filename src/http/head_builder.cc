@@ -64,8 +64,8 @@ void build_upstream_request_head(const UpstreamRequestInput& in, HeadParts& out)
   // The written fields go into the suffix (owned); the passed ones are views into the head.
   forward_request_fields(
       in, out.scratch, [&out](const HeaderView& h) { append_line(out.middle, h); },
-      [&out](std::string_view name, std::string_view value) {
-        out.suffix.append(name).append(kColonSpace).append(value).append(kCrlf);
+      [&out](const WrittenField& field, std::string_view value) {
+        out.suffix.append(field.line_start).append(value).append(kCrlf);
       });
   if (in.chunked_body) out.suffix.append("transfer-encoding: chunked\r\n"sv);
   if (!in.upgrade.empty()) out.suffix.append("connection: upgrade\r\nupgrade: "sv).append(in.upgrade).append(kCrlf);

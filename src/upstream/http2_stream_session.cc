@@ -99,9 +99,9 @@ void Http2StreamSession::queue_request_head(const http::UpstreamRequestInput& in
         if (connection_specific(name)) return;
         nva_.push_back(make_nv(name, h.value));
       },
-      [this](std::string_view name, std::string_view value) {
+      [this](const http::WrittenField& field, std::string_view value) {
         // Empty only for Sluice's own requests (a health probe has no client address).
-        if (!value.empty()) nva_.push_back(make_nv(name, value));
+        if (!value.empty()) nva_.push_back(make_nv(field.name, value));
       });
   // The one `te` HTTP/2 allows; gRPC servers refuse a request without it.
   if (te_asks_for_trailers(in.headers) || is_grpc(in.headers))

@@ -150,8 +150,24 @@ using detail::ConnectionOptions;
 using detail::connection_options;
 using detail::removed_by_connection;
 
+// A field Sluice writes itself: its lower-case name, and the same name with ": " after it, so
+// the HTTP/1 builder appends a line in three pieces rather than four (the fourth append cost 114
+// instructions per small GET, bench/instructions).
+struct WrittenField {
+  std::string_view name;
+  std::string_view line_start;  // name + ": "
+};
+
+namespace written {
+inline constexpr WrittenField kClientCert{"x-forwarded-client-cert", "x-forwarded-client-cert: "};
+inline constexpr WrittenField kForwardedFor{"x-forwarded-for", "x-forwarded-for: "};
+inline constexpr WrittenField kForwardedProto{"x-forwarded-proto", "x-forwarded-proto: "};
+inline constexpr WrittenField kForwardedHost{"x-forwarded-host", "x-forwarded-host: "};
+inline constexpr WrittenField kRequestId{"x-request-id", "x-request-id: "};
+}  // namespace written
+
 // The fields of the request sent upstream, whatever its protocol: `pass(h)` for each received
-// field that goes on unchanged, in order, then `add(name, value)` for each field Sluice writes
+// field that goes on unchanged, in order, then `add(field, value)` (a WrittenField) for each field Sluice writes
 // (x-forwarded-client-cert, x-forwarded-for, x-forwarded-proto, x-forwarded-host,
 // x-request-id), names lower-case. Dropped: Host (each protocol writes the authority its own
 // way), Expect, the hop-by-hop fields and those named by Connection, and the forwarding fields
@@ -214,14 +230,14 @@ void forward_request_fields(const UpstreamRequestInput& in, ForwardScratch& scra
   if (in.client_cert >= ClientCertHeader::kAppend) {  // kAppend, kSet
     if (!scratch.client_certs.empty()) scratch.client_certs += ',';
     scratch.client_certs.append(in.client_cert_element);
-    add("x-forwarded-client-cert"sv, std::string_view(scratch.client_certs));
+    add(written::kClientCert, std::string_view(scratch.client_certs));
   }
   if (!scratch.forwarded_for.empty()) scratch.forwarded_for += ", "sv;
   scratch.forwarded_for.append(in.client_address);
-  add("x-forwarded-for"sv, std::string_view(scratch.forwarded_for));
-  add("x-forwarded-proto"sv, in.forwarded_proto);
-  if (!in.original_host.empty()) add("x-forwarded-host"sv, in.original_host);
-  if (!in.generated_request_id.empty()) add("x-request-id"sv, in.generated_request_id);
+  add(written::kForwardedFor, std::string_view(scratch.forwarded_for));
+  add(written::kForwardedProto, in.forwarded_proto);
+  if (!in.original_host.empty()) add(written::kForwardedHost, in.original_host);
+  if (!in.generated_request_id.empty()) add(written::kRequestId, in.generated_request_id);
 }
 
 // A random version 4 UUID, lower-case hex with dashes (36 characters).

@@ -409,7 +409,10 @@ TEST(ForwardRequestFields, PassesThenAddsWhatTheHttp1BuilderWrites) {
   ForwardScratch scratch;
   forward_request_fields(
       in, scratch, [&](const HeaderView& h) { seen.push_back("pass " + std::string(h.name)); },
-      [&](std::string_view n, std::string_view v) { seen.push_back(std::string(n) + "=" + std::string(v)); });
+      [&](const WrittenField& f, std::string_view v) {
+        EXPECT_EQ(f.line_start, std::string(f.name) + ": ");
+        seen.push_back(std::string(f.name) + "=" + std::string(v));
+      });
   EXPECT_EQ(seen, (std::vector<std::string>{
                       "pass Cookie", "pass User-Agent", "x-forwarded-client-cert=Hash=11,Hash=22",
                       "x-forwarded-for=192.0.2.1, 10.0.0.7", "x-forwarded-proto=http",
@@ -419,7 +422,10 @@ TEST(ForwardRequestFields, PassesThenAddsWhatTheHttp1BuilderWrites) {
   in.client_cert = ClientCertHeader::kRemove;
   forward_request_fields(
       in, scratch, [&](const HeaderView&) {},
-      [&](std::string_view n, std::string_view v) { seen.push_back(std::string(n) + "=" + std::string(v)); });
+      [&](const WrittenField& f, std::string_view v) {
+        EXPECT_EQ(f.line_start, std::string(f.name) + ": ");
+        seen.push_back(std::string(f.name) + "=" + std::string(v));
+      });
   EXPECT_EQ(seen[0], "x-forwarded-for=192.0.2.1, 10.0.0.7");
 }
 
