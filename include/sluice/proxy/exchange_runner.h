@@ -124,10 +124,21 @@ class ExchangeRunner {
 
   // --- router_step.cc: pick → forward → relay. ---
   awaitable<bool> forward(const router::Route& route);
+  // The balancer's choice among the cluster's eligible endpoints (an index into `eligible`,
+  // 0 when there is none); counts a panic-mode pick.
+  size_t pick_endpoint(const upstream::ClusterInfo& cluster,
+                       const server::WorkerView::ClusterBinding& binding,
+                       std::optional<uint64_t> hash);
+  // A pooled connection, or a stream on a shared HTTP/2 one, of endpoint `first` when one is
+  // ready now; an empty lease otherwise (then acquire()).
+  Lease take_pooled(const upstream::ClusterInfo& cluster,
+                    const server::WorkerView::ClusterBinding& binding, size_t first);
+  // Everything else: waits under the circuit breaker, connects, tries the other endpoints after
+  // a connect failure, starting from `first`.
   awaitable<Lease> acquire(const upstream::ClusterInfo& cluster,
-                           const server::WorkerView::ClusterBinding& binding, bool fresh_only,
-                           std::optional<uint64_t> hash, config::Duration queue_timeout,
-                           std::string& error, AcquireStatus& status);
+                           const server::WorkerView::ClusterBinding& binding, size_t first,
+                           bool fresh_only, config::Duration queue_timeout, std::string& error,
+                           AcquireStatus& status);
   // Connects `stream` to the lease's endpoint (TCP, then TLS with the pool's context), within
   // the cluster's connect_timeout. On failure: `ec`, `timed_out`, and OpenSSL's words in
   // `tls_error`.
@@ -139,6 +150,13 @@ class ExchangeRunner {
   // `duplex`: runs beside relay_response() (gRPC over HTTP/2), which then owns the deadline.
   awaitable<SendStatus> send_request(Lease& lease, const router::Route& route, bool duplex);
   awaitable<RelayStatus> relay_response(Lease& lease, const router::Route& route);
+  // gRPC over HTTP/2 on both sides: send_request() in a coroutine of its own beside
+  // relay_response(); returns when both ended, with the sender's status in `sent`.
+  awaitable<RelayStatus> relay_duplex(Lease& lease, const router::Route& route, SendStatus& sent);
+  // The answer to a request that could not be sent whole (a bad, too large or late body, a
+  // body step's local reply, a client gone); releases the lease. kSent and kUpstreamFailed are
+  // not answered here.
+  awaitable<bool> answer_unsent(SendStatus sent, Lease& lease);
   // The body (and, with `last`, trailer) hooks of the route's steps on one part: request side
   // in chain order, response side in reverse. A step that pauses is resumed before the part
   // moves on. kLocalReply when a step answered (request) or aborted (response).
