@@ -6,6 +6,7 @@
 #include <boost/asio/ssl/error.hpp>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 
@@ -443,6 +444,28 @@ std::string Stream::tls_error() const {
   }
   const char* reason = ERR_reason_error_string(tls_->error);
   return reason ? reason : "TLS error";
+}
+
+bool Stream::write_now(std::vector<asio::const_buffer>& pieces) {
+  if (tls_ || pieces.empty()) return pieces.empty();
+  constexpr size_t kMaxPieces = 64;  // more go in the asynchronous write
+  iovec iov[kMaxPieces];
+  const size_t count = std::min(pieces.size(), kMaxPieces);
+  for (size_t i = 0; i < count; ++i) {
+    iov[i].iov_base = const_cast<void*>(pieces[i].data());
+    iov[i].iov_len = pieces[i].size();
+  }
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = count;
+  const ssize_t sent = ::sendmsg(socket_.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (sent <= 0) return false;  // full, or an error the asynchronous write reports
+  size_t left = static_cast<size_t>(sent);
+  size_t done = 0;
+  while (done < pieces.size() && left >= pieces[done].size()) left -= pieces[done++].size();
+  if (done < pieces.size() && left > 0) pieces[done] += left;
+  pieces.erase(pieces.begin(), pieces.begin() + static_cast<std::ptrdiff_t>(done));
+  return pieces.empty();
 }
 
 }  // namespace sluice::net

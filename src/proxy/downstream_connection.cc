@@ -574,6 +574,8 @@ void DownstreamConnection::queue_response_body(filters::BodySpans body, bool las
   st_->encoder.append(st_->out, body, chunked_down_, last, st_->runner.exchange().response_trailers.items());
 }
 
+bool DownstreamConnection::flush_now() { return stream_.write_now(st_->out); }
+
 awaitable<bool> DownstreamConnection::flush_response(config::Duration timeout) {
   if (st_->out.empty()) co_return true;
   error_code ec;

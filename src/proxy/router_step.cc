@@ -163,7 +163,13 @@ awaitable<bool> ExchangeRunner::forward(const router::Route& route) {
         co_return co_await answer_unsent(sent, lease);
       }
     } else {
-      sent = co_await send_request(lease, route, /*duplex=*/false);
+      // A request without a body is its head alone: when the socket takes it at once, no
+      // coroutine runs (send_request's frame, write_request's and the asynchronous write's
+      // operation; with the same for the response write, 26.4k -> 20.4k instructions per
+      // small GET, bench/instructions).
+      sent = !exchange_.facts.has_body && lease.conn->write_request_now()
+                 ? SendStatus::kSent
+                 : co_await send_request(lease, route, /*duplex=*/false);
       if (sent != SendStatus::kSent && sent != SendStatus::kUpstreamFailed) {
         co_return co_await answer_unsent(sent, lease);
       }
@@ -708,7 +714,7 @@ awaitable<ExchangeRunner::RelayStatus> ExchangeRunner::relay_response(Lease& lea
     // second write was ~15% of the CPU per request, bench/compare small GET).
     if (step.head && !step.complete && !interim) continue;
     if (pending) {
-      if (!co_await down_->flush_response(response_write_timeout())) {
+      if (!down_->flush_now() && !co_await down_->flush_response(response_write_timeout())) {
         up_deadline_->disarm();
         if (response_deadline_ != std::chrono::steady_clock::time_point{} &&
             std::chrono::steady_clock::now() >= response_deadline_) {

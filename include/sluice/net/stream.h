@@ -100,6 +100,13 @@ class Stream {
     return tls_write(std::move(cursor), token.ec_);
   }
 
+  // Writes what the socket takes now, without waiting, and drops the written bytes from
+  // `pieces`; true when nothing is left. Plain TCP only: a TLS stream writes nothing here.
+  // Most small heads and responses leave in this one sendmsg, which spares the asynchronous
+  // write's operation, completion and coroutine resumption (the caller falls back to
+  // async_write for the rest, or when an error waits to be reported there).
+  bool write_now(std::vector<asio::const_buffer>& pieces);
+
   // Stops sending (a TLS close_notify, then a TCP FIN); reads may continue.
   void shutdown_send();
   // Closes the connection; over TLS a close_notify goes first (best effort, never a wait), so

@@ -55,6 +55,9 @@ class Downstream {
   virtual void queue_response_body(filters::BodySpans body, bool last) = 0;
   // Writes what is queued within `timeout`; false when the client is gone or too slow.
   virtual awaitable<bool> flush_response(config::Duration timeout) = 0;
+  // Writes what the connection takes now, without waiting; true when nothing queued is left
+  // (then flush_response() is not needed). A codec that cannot write synchronously says false.
+  virtual bool flush_now() { return false; }
   // Writes the exchange's local_reply (after the response steps); `close` ends the connection.
   // Returns whether the connection stays open.
   virtual awaitable<bool> send_local_reply(bool close) = 0;

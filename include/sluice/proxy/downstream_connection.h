@@ -89,6 +89,7 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
   bool queue_response_head(const ResponseFraming& framing) override;
   void queue_response_body(filters::BodySpans body, bool last) override;
   awaitable<bool> flush_response(config::Duration timeout) override;
+  bool flush_now() override;
   awaitable<bool> send_local_reply(bool close) override;
   bool keeps_connection() const override { return keep_open_; }
   awaitable<void> tunnel(upstream::Session& session, config::Duration idle_timeout,

@@ -62,6 +62,9 @@ class Session {
                                   std::span<const http::HeaderView> trailers) = 0;
   // Sends everything queued; false when the connection failed.
   virtual awaitable<bool> write_request() = 0;
+  // Sends what the connection takes now, without waiting; true when nothing queued is left
+  // (then write_request() is not needed). A session that cannot write synchronously says false.
+  virtual bool write_request_now() { return false; }
 
   // --- The response. ---
   // Parses bytes already read. Body parts of the step are in body(), valid until the next call
