@@ -366,6 +366,27 @@ Stream::Want Stream::tls_write_step(WriteCursor& c, error_code& ec) {
   }
 }
 
+bool Stream::tls_write_now(std::vector<asio::const_buffer>& pieces) {
+  if (!tls_->established || tls_->failed) return false;
+  WriteCursor c;
+  c.pieces.assign(pieces.begin(), pieces.end());
+  error_code ec;
+  const Want want = tls_write_step(c, ec);
+  if (want == Want::kDone && !ec) {
+    pieces.clear();
+    return true;
+  }
+  // What went into records, or into the staging record OpenSSL has not taken yet, leaves
+  // `pieces`; the asynchronous write goes on from there (staging first, then the same bytes at
+  // the same address, as SSL_write wants a retry).
+  pieces.erase(pieces.begin(), pieces.begin() + static_cast<std::ptrdiff_t>(c.index));
+  if (!pieces.empty() && c.offset > 0) pieces.front() += c.offset;
+  // A staged record may still wait with every piece taken: an empty piece keeps the caller's
+  // asynchronous write going (it skips empty pieces and sends the staging first).
+  if (pieces.empty()) pieces.emplace_back();
+  return false;
+}
+
 bool Stream::tls_idle_alive() {
   if (!tls_ || tls_->failed || !tls_->established) return false;
   char byte;
@@ -447,7 +468,8 @@ std::string Stream::tls_error() const {
 }
 
 bool Stream::write_now(std::vector<asio::const_buffer>& pieces) {
-  if (tls_ || pieces.empty()) return pieces.empty();
+  if (pieces.empty()) return true;
+  if (tls_) return tls_write_now(pieces);
   constexpr size_t kMaxPieces = 64;  // more go in the asynchronous write
   iovec iov[kMaxPieces];
   const size_t count = std::min(pieces.size(), kMaxPieces);

@@ -100,11 +100,11 @@ class Stream {
     return tls_write(std::move(cursor), token.ec_);
   }
 
-  // Writes what the socket takes now, without waiting, and drops the written bytes from
-  // `pieces`; true when nothing is left. Plain TCP only: a TLS stream writes nothing here.
-  // Most small heads and responses leave in this one sendmsg, which spares the asynchronous
-  // write's operation, completion and coroutine resumption (the caller falls back to
-  // async_write for the rest, or when an error waits to be reported there).
+  // Writes what the connection takes now, without waiting, and drops the written bytes from
+  // `pieces`; true when nothing is left. Most small heads and responses leave in this one
+  // sendmsg (plain) or SSL_write (TLS), which spares the asynchronous write's operation,
+  // completion and coroutine resumption. The caller falls back to async_write for the rest, or
+  // when an error waits to be reported there.
   bool write_now(std::vector<asio::const_buffer>& pieces);
 
   // Stops sending (a TLS close_notify, then a TCP FIN); reads may continue.
@@ -170,6 +170,7 @@ class Stream {
   // One step of each operation: kDone (with `ec` set on failure) or what to wait for.
   Want tls_handshake_step(error_code& ec);
   Want tls_read_step(asio::mutable_buffer target, size_t& n, error_code& ec);
+  bool tls_write_now(std::vector<asio::const_buffer>& pieces);
   Want tls_write_step(WriteCursor& cursor, error_code& ec);
   void send_close_notify();
   // Turns OpenSSL's answer to a call that returned `ret` into a wait or an error.
