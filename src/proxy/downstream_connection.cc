@@ -110,6 +110,9 @@ void DownstreamConnection::park(config::Duration idle_left) {
   // so bytes that came meanwhile are not missed).
   idle_ = true;
   auto self = shared_from_this();
+  // The upstream deadline's lazy wait of the last request may still be pending (until that
+  // request's timeout, 15 s by default), holding a timer operation and a reference to us.
+  up_deadline_.cancel();
   down_deadline_.arm(stream_, idle_left, self);
   stream_.lowest_layer().async_read_some(
       asio::buffer(first_bytes_),
