@@ -16,6 +16,9 @@ namespace {
 constexpr auto kLingerTime = std::chrono::seconds(2);
 constexpr size_t kLingerMaxBytes = 4 * 1024 * 1024;
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+// How long a keep-alive connection waits for its next request inside its coroutine before it
+// parks (DownstreamConnection::park).
+constexpr config::Duration kParkAfter = std::chrono::milliseconds(200);
 
 const char* reason_phrase(int status) {
   switch (status) {
@@ -96,10 +99,36 @@ void DownstreamConnection::start() {
       listener_stats_->connections_active.add(1);
     }
   }
-  // The wrapper coroutine holds the connection from the spawn on, before run() starts.
-  asio::co_spawn(stream_.get_executor(),
-                 [self = shared_from_this()]() -> awaitable<void> { co_await self->run(); },
-                 asio::detached);
+  // run() holds the connection from the spawn on: its parameter is copied into its frame.
+  asio::co_spawn(stream_.get_executor(), run(shared_from_this(), 0), asio::detached);
+}
+
+void DownstreamConnection::park(config::Duration idle_left) {
+  // The coroutine ended after this call, and with it its frames (run's, the pending read's and
+  // co_spawn's, ~2 KiB): a parked connection holds only itself, this read and its deadline's
+  // wait. The read goes into first_bytes_ as the coroutine's would (one recvfrom, speculative,
+  // so bytes that came meanwhile are not missed).
+  idle_ = true;
+  auto self = shared_from_this();
+  // The upstream deadline's lazy wait of the last request may still be pending (until that
+  // request's timeout, 15 s by default), holding a timer operation and a reference to us.
+  up_deadline_.cancel();
+  down_deadline_.arm(stream_, idle_left, self);
+  stream_.lowest_layer().async_read_some(
+      asio::buffer(first_bytes_),
+      [self = std::move(self)](const error_code& ec, size_t n) mutable {
+        self->idle_ = false;
+        if (ec) {
+          // Nothing was received: a quiet close, the idle timeout, or a drain. Nothing is
+          // buffered either, so no lingering close.
+          self->stream_.close();
+          self->down_deadline_.cancel();
+          self->up_deadline_.cancel();
+          return;
+        }
+        DownstreamConnection& conn = *self;
+        asio::co_spawn(conn.stream_.get_executor(), conn.run(std::move(self), n), asio::detached);
+      });
 }
 
 void DownstreamConnection::drain() {
@@ -140,9 +169,8 @@ awaitable<bool> DownstreamConnection::handshake(const config::Listener& spec) {
   co_return true;
 }
 
-awaitable<void> DownstreamConnection::run() {
-  auto self = shared_from_this();
-  if (stream_.is_tls()) {
+awaitable<void> DownstreamConnection::run(std::shared_ptr<DownstreamConnection> self, size_t unparked) {
+  if (stream_.is_tls() && first_request_) {
     std::shared_ptr<server::WorkerView> view = worker_.view();
     const server::ListenerInfo* listener = view ? view->snapshot->find_listener(listener_name_) : nullptr;
     if (!listener || !co_await handshake(listener->spec)) {
@@ -178,15 +206,33 @@ awaitable<void> DownstreamConnection::run() {
       // timeout: silent sockets would otherwise hold connection slots for a minute (nginx: the
       // same). A keep-alive connection waits idle_timeout for its next request.
       const bool keep_alive_wait = !first_request_;
-      idle_ = true;
-      down_deadline_.arm(stream_, keep_alive_wait ? spec.idle_timeout : spec.request_headers_timeout, self);
-      error_code ec;
-      size_t n = co_await stream_.async_read_some(asio::buffer(first_bytes_),
-                                                  asio::redirect_error(asio::use_awaitable, ec));
-      idle_ = false;
-      if (ec) {
-        down_deadline_.disarm();
-        break;  // nothing was received: a quiet close, the idle timeout, or a drain
+      size_t n = unparked;
+      unparked = 0;
+      if (n == 0) {
+        // A plain keep-alive connection quiet for park_after parks (park()): it stops holding
+        // coroutine frames, at the cost of a co_spawn when its next request comes. Waiting a
+        // moment first keeps that cost off connections whose requests follow each other closely.
+        const bool may_park = keep_alive_wait && !stream_.is_tls() &&
+                              (spec.idle_timeout.count() <= 0 || spec.idle_timeout > kParkAfter);
+        idle_ = true;
+        down_deadline_.arm(stream_,
+                           !keep_alive_wait ? spec.request_headers_timeout
+                           : may_park       ? kParkAfter
+                                            : spec.idle_timeout,
+                           self);
+        error_code ec;
+        n = co_await stream_.async_read_some(asio::buffer(first_bytes_),
+                                             asio::redirect_error(asio::use_awaitable, ec));
+        idle_ = false;
+        if (ec) {
+          const bool park_now = may_park && down_deadline_.expired() && !worker_.draining();
+          down_deadline_.disarm();
+          if (park_now) {
+            park(spec.idle_timeout.count() <= 0 ? spec.idle_timeout : spec.idle_timeout - kParkAfter);
+            co_return;
+          }
+          break;  // nothing was received: a quiet close, the idle timeout, or a drain
+        }
       }
       // h2c with prior knowledge: a client that opens with the HTTP/2 preface speaks HTTP/2 on
       // this plaintext port; anything else is HTTP/1.1 as usual.

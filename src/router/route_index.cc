@@ -27,32 +27,6 @@ Scratch& scratch() {
   return s;
 }
 
-// Text every full match of `pattern` starts with: its leading plain characters, conservatively.
-// Written here because RE2 has no public call for it: PossibleMatchRange builds a DFA per
-// pattern (82% of building the index, 345 ms for 10,000 regex routes, and the DFA memory stays
-// with each shared RE2), and RE2's RequiredPrefix is not in the installed headers. Anything
-// unusual gives a shorter prefix, which is still correct (the empty prefix checks the regex
-// for every path): flags ("(?i)...") and any '|' give none, and the scan stops at the first
-// metacharacter, escape or non-ASCII byte, dropping a character a '*', '?' or '{' makes optional.
-std::string literal_prefix(std::string_view pattern) {
-  if (pattern.starts_with("(?") || pattern.find('|') != std::string_view::npos) return {};
-  if (pattern.starts_with('^')) pattern.remove_prefix(1);
-  size_t n = 0;
-  while (n < pattern.size()) {
-    const auto c = static_cast<unsigned char>(pattern[n]);
-    if (c >= 0x80 ||
-        std::string_view("\\.[](){}*+?|^$").find(static_cast<char>(c)) != std::string_view::npos) {
-      break;
-    }
-    ++n;
-  }
-  if (n > 0 && n < pattern.size() &&
-      std::string_view("*?{").find(pattern[n]) != std::string_view::npos) {
-    --n;
-  }
-  return std::string(pattern.substr(0, std::min<size_t>(n, RouteIndex::kRegexPrefixMaxLen)));
-}
-
 }  // namespace
 
 RouteIndex::RouteIndex(const std::vector<Route>& routes) {
@@ -91,9 +65,10 @@ void RouteIndex::build_trie(const std::vector<Route>& routes, bool literal_prefi
   for (uint32_t i = 0; i < routes.size(); ++i) {
     const PathMatcher& path = routes[i].path_matcher();
     if (path.kind() == PathKind::kPath) continue;
-    const std::string key = path.kind() == PathKind::kPrefix ? path.value()
-                            : literal_prefixes               ? literal_prefix(path.value())
+    std::string key = path.kind() == PathKind::kPrefix ? path.value()
+                            : literal_prefixes               ? regex_literal_prefix(path.value())
                                                              : std::string();
+    if (path.kind() == PathKind::kRegex) key.resize(std::min(key.size(), kRegexPrefixMaxLen));
     uint32_t node = 0;
     for (char c : key) {
       auto [it, added] = children[node].try_emplace(static_cast<unsigned char>(c),

@@ -235,6 +235,75 @@ TEST(Timeouts, ASilentNewConnectionIsClosedAfterTheHeaderTimeoutNotTheIdleTimeou
   EXPECT_EQ(res.data, "");
 }
 
+// A keep-alive connection quiet for longer than its park time (200 ms) leaves its coroutine and
+// waits with a plain read (DownstreamConnection::park): its next requests are still answered on
+// the same connection, pipelined ones too, and the idle timeout still closes it.
+TEST(Timeouts, AParkedKeepAliveConnectionServesItsNextRequestsAndStillTimesOut) {
+  TestUpstream upstream([](UpstreamExchange& ex) { ex.respond(200, ex.request().target); });
+  ProxyConfig c = to(upstream);
+  c.listener_options = "idle_timeout: 1500ms";
+  auto proxy = RunningProxy::start(c);
+  ASSERT_TRUE(proxy);
+  HttpConnection client(proxy->port());
+  for (int i = 0; i < 3; ++i) {
+    HttpResponse r = client.request("GET", "/round-" + std::to_string(i));
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_EQ(r.body, "/round-" + std::to_string(i));
+    std::this_thread::sleep_for(500ms);  // parked after 200 ms
+  }
+  ASSERT_TRUE(client.send(build_request("GET", "/pipelined-1") + build_request("GET", "/pipelined-2")));
+  for (const char* target : {"/pipelined-1", "/pipelined-2"}) {
+    HttpResponse r = client.read_response();
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_EQ(r.body, target);
+  }
+  EXPECT_EQ(upstream.request_count(), 5u);
+  // Then nothing more: closed at the idle timeout, without a reply.
+  HttpConnection::CloseResult res = client.read_until_close(10000ms);
+  EXPECT_EQ(res.status, IoStatus::kEof);
+  EXPECT_EQ(res.data, "");
+}
+
+// A graceful stop closes a parked keep-alive connection at once (drain cancels its read).
+TEST(Timeouts, AGracefulStopClosesAParkedConnection) {
+  TestUpstream upstream(TestUpstream::ok_handler());
+  ProxyConfig c = to(upstream);
+  c.listener_options = "idle_timeout: 60s";
+  auto proxy = RunningProxy::start(c);
+  ASSERT_TRUE(proxy);
+  HttpConnection client(proxy->port());
+  HttpResponse r = client.request("GET", "/");
+  ASSERT_TRUE(r.ok()) << r.error;
+  std::this_thread::sleep_for(500ms);
+  std::thread stopper([&] { proxy->stop(20000ms); });
+  HttpConnection::CloseResult res = client.read_until_close(10000ms);
+  stopper.join();
+  EXPECT_EQ(res.status, IoStatus::kEof);
+  EXPECT_EQ(res.data, "");
+}
+
+// A request that starts arriving just as its connection parks (its first bytes, then the rest
+// after the park time) is read whole.
+TEST(Timeouts, ARequestSplitAcrossTheParkTimeIsReadWhole) {
+  TestUpstream upstream([](UpstreamExchange& ex) { ex.respond(200, ex.request().target); });
+  ProxyConfig c = to(upstream);
+  c.listener_options = "idle_timeout: 60s";
+  auto proxy = RunningProxy::start(c);
+  ASSERT_TRUE(proxy);
+  HttpConnection client(proxy->port());
+  HttpResponse first = client.request("GET", "/first");
+  ASSERT_TRUE(first.ok()) << first.error;
+  std::this_thread::sleep_for(400ms);
+  const std::string request = build_request("GET", "/second");
+  ASSERT_TRUE(client.send(request.substr(0, 5)));
+  std::this_thread::sleep_for(400ms);
+  ASSERT_TRUE(client.send(request.substr(5)));
+  HttpResponse second = client.read_response();
+  ASSERT_TRUE(second.ok()) << second.error;
+  EXPECT_EQ(second.status, 200);
+  EXPECT_EQ(second.body, "/second");
+}
+
 }  // namespace
 }  // namespace sluice::testing
 

@@ -46,7 +46,14 @@ class DownstreamConnection : public std::enable_shared_from_this<DownstreamConne
     kBadVersion,      // 505: a well-formed HTTP version other than 1.0 and 1.1
   };
 
-  awaitable<void> run();
+  // The connection's coroutine: the TLS handshake, then requests one at a time. `self` keeps
+  // the connection alive. `unparked`: the bytes of the next request park() read into
+  // first_bytes_ (0: none yet).
+  awaitable<void> run(std::shared_ptr<DownstreamConnection> self, size_t unparked);
+  // Waits for the next request of an idle keep-alive connection with a plain completion handler
+  // instead of the coroutine, which has ended: run() starts again when bytes arrive.
+  // `idle_left`: the rest of the idle timeout.
+  void park(config::Duration idle_left);
   // The TLS handshake of a TLS listener's connection, bounded by tls_handshake_timeout and
   // counted in the listener's TLS stats. False: the connection is to be closed.
   awaitable<bool> handshake(const config::Listener& spec);

@@ -11,6 +11,10 @@
 
 namespace sluice::router {
 
+// The text every full match of the RE2 `pattern` starts with (conservatively: possibly shorter,
+// possibly empty). Pattern syntax is read as RE2's default, case-sensitive options.
+std::string regex_literal_prefix(std::string_view pattern);
+
 class PathMatcher {
  public:
   explicit PathMatcher(const config::Route& route);
@@ -21,7 +25,10 @@ class PathMatcher {
  private:
   config::Route::PathKind kind_;
   std::string value_;
-  std::shared_ptr<const re2::RE2> regex_;  // full match against the path, without the query
+  // A regex path: the path (without the query) starts with regex_prefix_ and the rest fully
+  // matches regex_ (the pattern without that prefix; the whole pattern when it is empty).
+  std::string regex_prefix_;
+  std::shared_ptr<const re2::RE2> regex_;
 };
 
 class HeaderMatcher {

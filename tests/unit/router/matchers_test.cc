@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "sluice/config/limits.h"
 #include "sluice/net/stream.h"
 
 namespace sluice::router {
@@ -111,6 +112,43 @@ TEST(PathMatcher, RegexWithAnchorsAndEmbeddedNul) {
   // The path is a view, not a C string: bytes after a NUL still count.
   using namespace std::string_view_literals;
   EXPECT_FALSE(m.matches("/assets/app.css\0.png"sv));
+}
+
+// A regex path is matched as its literal prefix and the rest of the pattern on the rest of the
+// path: it must agree with RE2's full match of the whole pattern on every path, including
+// quantifiers right after the prefix and assertions about the text before the rest.
+TEST(PathMatcher, SplitRegexAgreesWithTheWholePattern) {
+  const char* const patterns[] = {
+      "/svc/1/[a-z]+/[0-9]+", "/ab+c",    "/ab*c",     "/ab?c",      "/ab{2}c",    "/ab+?",
+      "^/x/.*",               "/x$",      "/a\\bb",    "/a\\Bb",     "/a\\b",      "/a[^/]+",
+      "/a\\[^b",              "/a(?i)B",  "/api/v1",   "/a.b",       "/a\\.b",     "/x(/y)?",
+      "/\xc3\xa9+",           "/a\\d+",   "/a^b",      "/a(^b|c)",   "/a(?m)^b",   "/a\\Ab",
+      "/a[b^]c",              "/a(?:b)+", "/a|/b",     "(?i)/A",     "/a\\z",      "/a$b",
+  };
+  const char* const paths[] = {
+      "/svc/1/item/42", "/svc/1/item/", "/svc/1/Item/4", "/abc", "/abbc", "/ac", "/abbbc", "/ab",
+      "/abb", "/x/", "/x/y", "/x", "/ab", "/a b", "/a", "/a/", "/axy", "/a[b", "/a^b", "/aB",
+      "/ab", "/api/v1", "/api/v12", "/a.b", "/aXb", "/x/y", "/\xc3\xa9\xc3\xa9", "/a123", "/ac",
+      "/b", "/A", "/a", "/abc", "/a^c", "",
+  };
+  for (const char* pattern : patterns) {
+    re2::RE2 whole(pattern, config::regex_options());
+    ASSERT_TRUE(whole.ok()) << pattern;
+    auto m = path_matcher(PathKind::kRegex, pattern);
+    for (const char* path : paths) {
+      EXPECT_EQ(m.matches(path), re2::RE2::FullMatch(path, whole)) << pattern << " on " << path;
+    }
+  }
+}
+
+TEST(PathMatcher, RegexLiteralPrefix) {
+  EXPECT_EQ(regex_literal_prefix("/svc/1/[a-z]+"), "/svc/1/");
+  EXPECT_EQ(regex_literal_prefix("^/api/v1"), "/api/v1");
+  EXPECT_EQ(regex_literal_prefix("/ab*c"), "/a");    // b is optional
+  EXPECT_EQ(regex_literal_prefix("/ab+c"), "/ab");   // b is required
+  EXPECT_EQ(regex_literal_prefix("/a|/b"), "");      // alternatives: none
+  EXPECT_EQ(regex_literal_prefix("(?i)/a"), "");     // flags: none
+  EXPECT_EQ(regex_literal_prefix("/a\\.b"), "/a");   // stops at an escape
 }
 
 // --- headers ---------------------------------------------------------------------------------
