@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "sluice/common/log.h"
+#include "sluice/http2/allocator.h"
 #include "sluice/http/head_builder.h"
 
 namespace sluice::proxy {
@@ -487,7 +488,7 @@ bool Http2Connection::init(const config::Listener& spec) {
   // Response heads are encoded without a dynamic table, as nginx does: HPACK's table search was
   // ~100 memcmp calls per response (callgrind, h2load small GETs) for a few saved bytes.
   nghttp2_option_set_max_deflate_dynamic_table_size(option, 0);
-  const int rv = nghttp2_session_server_new2(&session_, callbacks, this, option);
+  const int rv = nghttp2_session_server_new3(&session_, callbacks, this, option, http2::thread_allocator());
   nghttp2_option_del(option);
   nghttp2_session_callbacks_del(callbacks);
   if (rv != 0) return false;
