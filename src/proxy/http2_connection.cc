@@ -61,9 +61,7 @@ Http2Stream::Http2Stream(Http2Connection& conn, int32_t id)
       up_deadline_(conn.stream_.get_executor()),
       waker_(conn.stream_.get_executor()),
       body_waker_(conn.stream_.get_executor()),
-      start_(std::chrono::steady_clock::now()) {
-  fields_.reserve(16);
-}
+      start_(std::chrono::steady_clock::now()) {}
 
 Http2Stream::~Http2Stream() = default;
 
@@ -342,7 +340,8 @@ ssize_t Http2Stream::read_body(nghttp2_session* session, int32_t stream_id, uint
       if (!s->response_trailers_.empty()) {
         // Trailers end the stream instead of the last DATA frame.
         *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        std::vector<nghttp2_nv> nva;
+        std::vector<nghttp2_nv>& nva = s->conn_.nva_;  // scratch: nghttp2 copies the fields
+        nva.clear();
         for (const auto& [name, value] : s->response_trailers_) nva.push_back(make_nv(name, value));
         nghttp2_submit_trailer(session, stream_id, nva.data(), nva.size());
       }
@@ -389,10 +388,14 @@ void Http2Stream::queue_response_body(filters::BodySpans body, bool last) {
     out_last_ = true;
     // The trailers may be views into the upstream's buffer: keep copies for the data source.
     for (const auto& t : runner_->exchange().response_trailers.items()) {
-      std::string name(t.name);
-      for (auto& ch : name) ch = static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-      if (is_connection_specific(name)) continue;
-      response_trailers_.emplace_back(std::move(name), std::string(t.value));
+      auto& [name, value] = response_trailers_.add();
+      name.assign(t.name);
+      for (auto& ch : name) ch = kLowerCase[static_cast<unsigned char>(ch)];
+      if (is_connection_specific(name)) {
+        response_trailers_.pop();
+        continue;
+      }
+      value.assign(t.value);
     }
   }
   if (out_deferred_ && !closed_) {
@@ -778,7 +781,7 @@ int Http2Connection::on_header(nghttp2_session* session, const nghttp2_frame* fr
   std::string_view n(reinterpret_cast<const char*>(name), namelen);
   std::string_view v(reinterpret_cast<const char*>(value), valuelen);
   if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
-    if (!n.empty() && n.front() != ':') s->trailers_.emplace_back(n, v);
+    if (!n.empty() && n.front() != ':') s->trailers_.add(n, v);
     return 0;
   }
   if (!n.empty() && n.front() == ':') {
@@ -797,7 +800,7 @@ int Http2Connection::on_header(nghttp2_session* session, const nghttp2_frame* fr
       s->has_declared_length_ = true;
     }
   }
-  s->fields_.emplace_back(n, v);
+  s->fields_.add(n, v);
   return 0;
 }
 
