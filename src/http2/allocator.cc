@@ -81,8 +81,8 @@ void* allocate(size_t size, void*) {
 
 void release(void* payload, void*) {
   if (payload == nullptr) return;
-  const uint32_t c = class_field(payload);
 #ifndef SLUICE_H2_ALLOCATOR_PASSTHROUGH
+  const uint32_t c = class_field(payload);
   if (c != kLarge && !cache.closed && cache.bytes[c] + class_size(c) <= kMaxCachedBytes) {
     auto* b = static_cast<FreeBlock*>(payload);
     b->next = cache.head[c];
