@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "sluice/common/log.h"
+#include "sluice/http2/allocator.h"
 #include "sluice/upstream/http2_stream_session.h"
 
 namespace sluice::upstream {
@@ -57,7 +58,7 @@ bool Http2Connection::init() {
   }
   // Window updates only for bytes relayed downstream (release_body).
   nghttp2_option_set_no_auto_window_update(opt, 1);
-  const int rv = nghttp2_session_client_new2(&session_, cbs, this, opt);
+  const int rv = nghttp2_session_client_new3(&session_, cbs, this, opt, http2::thread_allocator());
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
   if (rv != 0) {

@@ -77,6 +77,10 @@ void Http2StreamSession::cancel(error_code&) {
 void Http2StreamSession::queue_request_head(const http::UpstreamRequestInput& in,
                                             bool head_request) {
   head_request_ = head_request;
+  Http2Connection::RequestScratch& scratch = conn_->request_scratch();
+  std::string& names_ = scratch.names;
+  std::string& path_ = scratch.path;
+  std::vector<nghttp2_nv>& nva_ = scratch.nva;
   path_.assign(in.path);
   if (!in.query.empty()) path_.append("?").append(in.query);
   // Lower-cased names are copied once into names_, sized up front so the views stay put.
@@ -90,8 +94,8 @@ void Http2StreamSession::queue_request_head(const http::UpstreamRequestInput& in
   nva_.push_back(make_nv(":authority", in.host));
   nva_.push_back(make_nv(":path", path_));
   http::forward_request_fields(
-      in, scratch_,
-      [this](const http::HeaderView& h) {
+      in, scratch.forward,
+      [&names_, &nva_](const http::HeaderView& h) {
         const size_t at = names_.size();
         for (char c : h.name)
           names_.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c);
@@ -99,7 +103,7 @@ void Http2StreamSession::queue_request_head(const http::UpstreamRequestInput& in
         if (connection_specific(name)) return;
         nva_.push_back(make_nv(name, h.value));
       },
-      [this](const http::WrittenField& field, std::string_view value) {
+      [&nva_](const http::WrittenField& field, std::string_view value) {
         // Empty only for Sluice's own requests (a health probe has no client address).
         if (!value.empty()) nva_.push_back(make_nv(field.name, value));
       });

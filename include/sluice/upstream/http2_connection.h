@@ -24,6 +24,7 @@
 
 #include "sluice/common/asio.h"
 #include "sluice/config/config.h"
+#include "sluice/http/head_builder.h"
 #include "sluice/net/stream.h"
 #include "sluice/stats/metrics.h"
 #include "sluice/upstream/circuit_breaker.h"
@@ -83,6 +84,16 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   // its unconsumed bytes back to the connection window, and end the connection if retired and
   // now empty.
   void stream_done(Http2StreamSession* stream, size_t unconsumed, bool open);
+  // What a stream builds its request HEADERS in. nghttp2 copies the fields when the request is
+  // submitted, so one set per connection serves every stream: a stream of its own allocated
+  // and grew these for each request (callgrind, bench/instructions --grpc).
+  struct RequestScratch {
+    http::ForwardScratch forward;
+    std::string names;  // lower-cased field names, referenced by nva
+    std::string path;
+    std::vector<nghttp2_nv> nva;
+  };
+  RequestScratch& request_scratch() { return request_scratch_; }
 
  private:
   bool init();  // the nghttp2 session and our SETTINGS (no I/O)
@@ -110,6 +121,7 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   nghttp2_session* session_ = nullptr;
   asio::steady_timer ping_timer_;
   std::string out_;                        // what the writer is sending
+  RequestScratch request_scratch_;
   std::vector<Http2StreamSession*> live_;  // the sessions of this connection, for failures
   size_t streams_ = 0;
   bool started_ = false;

@@ -78,11 +78,7 @@ class Http2StreamSession final : public Session {
   bool failed_ = false;  // reset or cut before the response ended
   bool unprocessed_ = false;
   bool closed_ = false;  // nghttp2 closed the stream
-  // The request.
-  http::ForwardScratch scratch_;
-  std::string names_;  // lower-cased field names, referenced by the nv list
-  std::string path_;
-  std::vector<nghttp2_nv> nva_;
+  // The request (its HEADERS are built in the connection's RequestScratch).
   std::string req_body_;  // queued body bytes; req_sent_ of them went
   size_t req_sent_ = 0;
   bool req_last_ = false;      // the body's end is queued
