@@ -123,8 +123,13 @@ int on_ticket_key(SSL*, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_C
       OSSL_PARAM_construct_end(),
   };
   if (EVP_MAC_CTX_set_params(mac, params) != 1) return -1;
-  const int ok = encrypt ? EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes.data(), iv)
-                         : EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes.data(), iv);
+  // Fetched once: EVP_aes_256_cbc() is a legacy handle that OpenSSL 3 looks up in its provider
+  // store on every init (an implicit fetch per ticket). The MAC's digest has no such handle, it
+  // is named in the parameters above.
+  static EVP_CIPHER* const fetched = EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr);
+  const EVP_CIPHER* aes = fetched ? fetched : EVP_aes_256_cbc();
+  const int ok = encrypt ? EVP_EncryptInit_ex(cipher, aes, nullptr, key.aes.data(), iv)
+                         : EVP_DecryptInit_ex(cipher, aes, nullptr, key.aes.data(), iv);
   if (ok != 1) return -1;
   return is_current ? 1 : 2;  // 2: valid, but issue a ticket under the current key
 }
