@@ -106,7 +106,7 @@ class TicketKeys {
   std::chrono::steady_clock::time_point rotated_at_;
 };
 
-int on_ticket_key(SSL*, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_CTX* cipher,
+int on_ticket_key(SSL* ssl, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_CTX* cipher,
                   EVP_MAC_CTX* mac, int encrypt) {
   TicketKeys::Key key;
   bool is_current = true;
@@ -131,7 +131,12 @@ int on_ticket_key(SSL*, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_C
   const int ok = encrypt ? EVP_EncryptInit_ex(cipher, aes, nullptr, key.aes.data(), iv)
                          : EVP_DecryptInit_ex(cipher, aes, nullptr, key.aes.data(), iv);
   if (ok != 1) return -1;
-  return is_current ? 1 : 2;  // 2: valid, but issue a ticket under the current key
+  // 2: valid, and issue a new ticket. Under TLS 1.2 only when the key is no longer the current
+  // one (a TLS 1.2 ticket may be used again). A TLS 1.3 client uses each ticket once (RFC 8446
+  // C.4), so a resumption that sent none (OpenSSL's answer to 1) left it nothing for its next
+  // connection: a full handshake every other time. nginx and HAProxy renew in TLS 1.3 too.
+  if (SSL_version(ssl) == TLS1_3_VERSION) return 2;
+  return is_current ? 1 : 2;
 }
 
 std::string lower(std::string s) {

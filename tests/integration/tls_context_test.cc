@@ -278,6 +278,46 @@ TEST_F(TlsContextTest, SessionTicketsResumeAcrossContextsOfTheSameListener) {
   EXPECT_EQ(SSL_session_reused(c2.get()), 1);
 }
 
+TEST_F(TlsContextTest, Tls13ResumptionIssuesANewTicketSoSingleUseTicketsChain) {
+  // A TLS 1.3 client uses each ticket once (RFC 8446 C.4): every resumption must leave it a new
+  // one, or its next connection is a full handshake (nginx and HAProxy send one too).
+  auto serve = TlsServerContext::create(two_certificates(), "listeners[0].tls");
+  ASSERT_TRUE(serve.ok());
+  SslCtxPtr cctx = client_ctx(pki_->path("ca_cert"), TLS1_3_VERSION);
+  SSL_CTX_set_session_cache_mode(cctx.get(),
+                                 SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  static int tickets = 0;
+  SSL_CTX_sess_set_new_cb(cctx.get(), [](SSL*, SSL_SESSION*) {
+    ++tickets;
+    return 0;  // not kept here: the connection's session is the newest
+  });
+  // One connection (resuming `session` if given); returns its newest session.
+  auto connect = [&](SSL_SESSION* session, bool& resumed, int& received) {
+    SslPtr client(SSL_new(cctx.get()));
+    if (session) SSL_set_session(client.get(), session);
+    SslPtr server = (*serve)->new_ssl();
+    EXPECT_TRUE(handshake(client.get(), server.get()));
+    tickets = 0;
+    char byte = 'x';
+    EXPECT_EQ(SSL_write(server.get(), &byte, 1), 1);
+    EXPECT_EQ(SSL_read(client.get(), &byte, 1), 1);  // the tickets come before the byte
+    received = tickets;
+    resumed = SSL_session_reused(client.get()) == 1;
+    // A copy: freeing an SSL without a close_notify marks its own session not resumable.
+    return SslSessionPtr(SSL_SESSION_dup(SSL_get0_session(client.get())));
+  };
+  bool resumed = false;
+  int received = 0;
+  SslSessionPtr session = connect(nullptr, resumed, received);
+  EXPECT_FALSE(resumed);
+  EXPECT_EQ(received, 2);  // OpenSSL's default after a full handshake
+  for (int i = 0; i < 3; ++i) {
+    session = connect(session.get(), resumed, received);
+    EXPECT_TRUE(resumed) << i;
+    EXPECT_EQ(received, 1) << i;
+  }
+}
+
 TEST_F(TlsContextTest, ClientContextVerifiesTheNameAndTheCa) {
   auto serve = TlsServerContext::create(two_certificates(), "listeners[0].tls");
   ASSERT_TRUE(serve.ok());
