@@ -69,6 +69,43 @@ class LoadError(Exception):
     pass
 
 
+# s_time writes "GET <path> HTTP/1.0\r\n\r\n" and has no option for headers. Without a Host,
+# Sluice and nginx forward an empty Host to the HTTP/1.1 backend, which answers 400 and closes
+# its connection, so each of their handshakes also paid a new upstream TCP connection that
+# HAProxy (which forwards HTTP/1.0 as is) did not: the handshake rows compared connection churn
+# (strace: a socket/connect/close per handshake for those two, none for HAProxy). The path
+# therefore carries a Host line; the request line's tail lands in a header of its own
+# ("X-Bench: s_time HTTP/1.0"), and `check_s_time_request` makes sure it is answered 200.
+S_TIME_HEADERS = "\r\nHost: bench.local\r\nX-Bench: s_time"
+
+
+def s_time_request(path):
+    """The bytes `openssl s_time -www` sends for `path` with S_TIME_HEADERS appended."""
+    return f"GET {path} HTTP/1.0{S_TIME_HEADERS} HTTP/1.0\r\n\r\n".encode()
+
+
+def check_s_time_request(port, path):
+    """None if the request s_time will send is answered 200 over TLS, else why not. Like
+    s_time, it does not verify the certificate (negotiated() does, after each start)."""
+    ctx = ssl._create_unverified_context()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                s.sendall(s_time_request(path))
+                data = b""
+                while b"\r\n" not in data:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+    except (OSError, ssl.SSLError) as e:
+        return f"the s_time request failed: {e}"
+    status = data.split(b"\r\n", 1)[0].decode("latin-1")
+    if not re.match(r"HTTP/1\.[01] 200", status):
+        return f"the s_time request was answered {status!r}, not 200"
+    return None
+
+
 def run_s_time(port, path, clients, duration_s, resume, cpus=None, nice=0):
     """New TLS connections, each with one GET path over HTTP/1.0 read to the close: `clients`
     parallel `openssl s_time` processes, each a sequential loop (s_time blocks, so it takes
@@ -79,11 +116,18 @@ def run_s_time(port, path, clients, duration_s, resume, cpus=None, nice=0):
 
     Not wrk with 'Connection: close': wrk keeps its SSL objects across reconnects (SSL_clear),
     so after the first connection it resumes the TLS 1.3 ticket the server sent (seen in nginx's
-    $ssl_session_reused: 156 of 157)."""
+    $ssl_session_reused: 156 of 157).
+
+    One request first, outside s_time, checks that the proxy answers s_time's request with a
+    200 (one connection among thousands in the CPU it measures)."""
+    err = check_s_time_request(port, path)
+    if err:
+        raise LoadError(err)
     argv = ((["nice", "-n", str(nice)] if nice else []) +
             (["taskset", "-c", cpus] if cpus else []) +
             ["openssl", "s_time", "-connect", f"127.0.0.1:{port}",
-             "-reuse" if resume else "-new", "-time", str(duration_s), "-www", path])
+             "-reuse" if resume else "-new", "-time", str(duration_s),
+             "-www", path + S_TIME_HEADERS])
     t0 = time.monotonic()
     procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               stdin=subprocess.DEVNULL, start_new_session=True)
@@ -119,7 +163,7 @@ def run_s_time(port, path, clients, duration_s, resume, cpus=None, nice=0):
         errors["resumed"] = resumed
     return {
         "tool": "openssl s_time",
-        "command": f"{clients} × " + " ".join(argv),
+        "command": f"{clients} × " + " ".join(argv).replace("\r\n", "\\r\\n"),
         "requests": total,
         "resumed": resumed,
         "full_handshakes": not_resumed,

@@ -401,10 +401,16 @@ bool Stream::tls_idle_alive() {
   return false;
 }
 
-SslSessionPtr Stream::tls_session() const {
+SslSessionPtr Stream::tls_session() {
   if (!tls_ || !tls_->established || tls_->failed) return nullptr;
   SSL_SESSION* current = SSL_get0_session(tls_->ssl.get());
   if (!current || SSL_SESSION_is_resumable(current) != 1) return nullptr;
+  // The pool asks after every request; the session changes only when a ticket arrives (OpenSSL
+  // replaces the SSL's session object then), so the copy below is made once per ticket instead
+  // of once per request.
+  if (current == tls_->session_copied.get()) return nullptr;
+  SSL_SESSION_up_ref(current);
+  tls_->session_copied.reset(current);
   // A copy, not a reference: when this SSL is freed without a close_notify exchange (a pooled
   // connection closed when idle, a backend that closes after its response), OpenSSL marks the
   // SSL's own session object not resumable (ssl_clear_bad_session), and a session kept by

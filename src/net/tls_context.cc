@@ -106,7 +106,7 @@ class TicketKeys {
   std::chrono::steady_clock::time_point rotated_at_;
 };
 
-int on_ticket_key(SSL*, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_CTX* cipher,
+int on_ticket_key(SSL* ssl, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_CTX* cipher,
                   EVP_MAC_CTX* mac, int encrypt) {
   TicketKeys::Key key;
   bool is_current = true;
@@ -123,10 +123,20 @@ int on_ticket_key(SSL*, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_C
       OSSL_PARAM_construct_end(),
   };
   if (EVP_MAC_CTX_set_params(mac, params) != 1) return -1;
-  const int ok = encrypt ? EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes.data(), iv)
-                         : EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes.data(), iv);
+  // Fetched once: EVP_aes_256_cbc() is a legacy handle that OpenSSL 3 looks up in its provider
+  // store on every init (an implicit fetch per ticket). The MAC's digest has no such handle, it
+  // is named in the parameters above.
+  static EVP_CIPHER* const fetched = EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr);
+  const EVP_CIPHER* aes = fetched ? fetched : EVP_aes_256_cbc();
+  const int ok = encrypt ? EVP_EncryptInit_ex(cipher, aes, nullptr, key.aes.data(), iv)
+                         : EVP_DecryptInit_ex(cipher, aes, nullptr, key.aes.data(), iv);
   if (ok != 1) return -1;
-  return is_current ? 1 : 2;  // 2: valid, but issue a ticket under the current key
+  // 2: valid, and issue a new ticket. Under TLS 1.2 only when the key is no longer the current
+  // one (a TLS 1.2 ticket may be used again). A TLS 1.3 client uses each ticket once (RFC 8446
+  // C.4), so a resumption that sent none (OpenSSL's answer to 1) left it nothing for its next
+  // connection: a full handshake every other time. nginx and HAProxy renew in TLS 1.3 too.
+  if (SSL_version(ssl) == TLS1_3_VERSION) return 2;
+  return is_current ? 1 : 2;
 }
 
 std::string lower(std::string s) {

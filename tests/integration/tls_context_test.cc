@@ -1,6 +1,7 @@
 // net::TlsServerContext and TlsClientContext with the test PKI, handshaking in memory (two SSL
 // objects joined by BIO pairs, no sockets): what SNI selects, what ALPN agrees, which versions
-// and suites the policy offers, and what a bad certificate file is told.
+// and suites the policy offers, and what a bad certificate file is told. The last test runs two
+// net::Streams over a loopback socket pair: which session a pooled client connection hands out.
 #include <gtest/gtest.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -9,6 +10,7 @@
 #include <fstream>
 #include <set>
 
+#include "sluice/net/stream.h"
 #include "sluice/net/tls_context.h"
 #include "sluice/net/tls_policy.h"
 #include "support/test_pki.h"
@@ -276,6 +278,46 @@ TEST_F(TlsContextTest, SessionTicketsResumeAcrossContextsOfTheSameListener) {
   EXPECT_EQ(SSL_session_reused(c2.get()), 1);
 }
 
+TEST_F(TlsContextTest, Tls13ResumptionIssuesANewTicketSoSingleUseTicketsChain) {
+  // A TLS 1.3 client uses each ticket once (RFC 8446 C.4): every resumption must leave it a new
+  // one, or its next connection is a full handshake (nginx and HAProxy send one too).
+  auto serve = TlsServerContext::create(two_certificates(), "listeners[0].tls");
+  ASSERT_TRUE(serve.ok());
+  SslCtxPtr cctx = client_ctx(pki_->path("ca_cert"), TLS1_3_VERSION);
+  SSL_CTX_set_session_cache_mode(cctx.get(),
+                                 SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  static int tickets = 0;
+  SSL_CTX_sess_set_new_cb(cctx.get(), [](SSL*, SSL_SESSION*) {
+    ++tickets;
+    return 0;  // not kept here: the connection's session is the newest
+  });
+  // One connection (resuming `session` if given); returns its newest session.
+  auto connect = [&](SSL_SESSION* session, bool& resumed, int& received) {
+    SslPtr client(SSL_new(cctx.get()));
+    if (session) SSL_set_session(client.get(), session);
+    SslPtr server = (*serve)->new_ssl();
+    EXPECT_TRUE(handshake(client.get(), server.get()));
+    tickets = 0;
+    char byte = 'x';
+    EXPECT_EQ(SSL_write(server.get(), &byte, 1), 1);
+    EXPECT_EQ(SSL_read(client.get(), &byte, 1), 1);  // the tickets come before the byte
+    received = tickets;
+    resumed = SSL_session_reused(client.get()) == 1;
+    // A copy: freeing an SSL without a close_notify marks its own session not resumable.
+    return SslSessionPtr(SSL_SESSION_dup(SSL_get0_session(client.get())));
+  };
+  bool resumed = false;
+  int received = 0;
+  SslSessionPtr session = connect(nullptr, resumed, received);
+  EXPECT_FALSE(resumed);
+  EXPECT_EQ(received, 2);  // OpenSSL's default after a full handshake
+  for (int i = 0; i < 3; ++i) {
+    session = connect(session.get(), resumed, received);
+    EXPECT_TRUE(resumed) << i;
+    EXPECT_EQ(received, 1) << i;
+  }
+}
+
 TEST_F(TlsContextTest, ClientContextVerifiesTheNameAndTheCa) {
   auto serve = TlsServerContext::create(two_certificates(), "listeners[0].tls");
   ASSERT_TRUE(serve.ok());
@@ -299,6 +341,86 @@ TEST_F(TlsContextTest, ClientContextVerifiesTheNameAndTheCa) {
   spec.verify = false;
   spec.ca.clear();
   EXPECT_TRUE(attempt(spec, "10.0.0.1"));
+}
+
+TEST_F(TlsContextTest, ClientStreamHandsOutItsSessionOncePerTicket) {
+  // The upstream pool asks a connection for its session after every request; a copy is made
+  // only when a ticket changed the session (bench: SSL_SESSION_dup per request before).
+  auto serve = TlsServerContext::create(two_certificates(), "listeners[0].tls");
+  config::ClusterTls spec;
+  spec.ca = pki_->path("ca_cert");
+  auto connect = TlsClientContext::create(spec, "clusters[0].tls");
+  ASSERT_TRUE(serve.ok() && connect.ok());
+  asio::io_context io;
+  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  tcp::socket client_socket(io);
+  client_socket.connect(acceptor.local_endpoint());
+  SslPtr server_ssl = (*serve)->new_ssl();
+  SSL* server_raw = server_ssl.get();
+  Stream server(acceptor.accept(), std::move(server_ssl), *serve);
+  Stream client(std::move(client_socket), (*connect)->new_ssl("api.example.test", nullptr),
+                *connect);
+
+  // The server writes one byte and the client reads it (the TLS 1.3 tickets come first).
+  auto exchange = [&](bool handshake) {
+    error_code server_ec, client_ec;
+    char byte = 'x';
+    char got = 0;
+    asio::co_spawn(
+        io,
+        [&]() -> awaitable<void> {
+          if (handshake)
+            co_await server.async_handshake(asio::redirect_error(asio::use_awaitable, server_ec));
+          if (!server_ec)
+            co_await server.async_write(asio::buffer(&byte, 1),
+                                        asio::redirect_error(asio::use_awaitable, server_ec));
+        },
+        asio::detached);
+    asio::co_spawn(
+        io,
+        [&]() -> awaitable<void> {
+          if (handshake)
+            co_await client.async_handshake(asio::redirect_error(asio::use_awaitable, client_ec));
+          if (!client_ec)
+            co_await client.async_read_some(asio::buffer(&got, 1),
+                                            asio::redirect_error(asio::use_awaitable, client_ec));
+        },
+        asio::detached);
+    io.restart();
+    io.run();
+    EXPECT_FALSE(server_ec) << server_ec.message();
+    EXPECT_FALSE(client_ec) << client_ec.message();
+    EXPECT_EQ(got, 'x');
+  };
+
+  exchange(true);
+  SslSessionPtr first = client.tls_session();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(SSL_SESSION_is_resumable(first.get()), 1);
+  EXPECT_FALSE(client.tls_session());  // nothing new since
+  exchange(false);
+  EXPECT_FALSE(client.tls_session());  // data alone changes nothing
+
+  ASSERT_EQ(SSL_new_session_ticket(server_raw), 1);  // a new ticket leaves with the next write
+  exchange(false);
+  SslSessionPtr second = client.tls_session();
+  ASSERT_TRUE(second);
+  const unsigned char* ticket1 = nullptr;
+  const unsigned char* ticket2 = nullptr;
+  size_t len1 = 0, len2 = 0;
+  SSL_SESSION_get0_ticket(first.get(), &ticket1, &len1);
+  SSL_SESSION_get0_ticket(second.get(), &ticket2, &len2);
+  ASSERT_TRUE(len1 > 0 && len2 > 0);
+  EXPECT_NE(std::string(reinterpret_cast<const char*>(ticket1), len1),
+            std::string(reinterpret_cast<const char*>(ticket2), len2));  // the newer ticket
+  EXPECT_EQ(SSL_SESSION_is_resumable(second.get()), 1);
+  EXPECT_FALSE(client.tls_session());
+
+  // The copy handed out resumes a new connection.
+  SslPtr again = (*connect)->new_ssl("api.example.test", second.get());
+  SslPtr s2 = (*serve)->new_ssl();
+  ASSERT_TRUE(handshake(again.get(), s2.get()));
+  EXPECT_EQ(SSL_session_reused(again.get()), 1);
 }
 
 }  // namespace

@@ -132,9 +132,10 @@ class Stream {
   // Reads what the peer sent since (TLS 1.3 session tickets, a close_notify) without blocking;
   // false when it closed, failed or sent application data nobody asked for.
   bool tls_idle_alive();
-  // TLS client only: the session to resume on the next connection to the same endpoint, or
-  // null when this one cannot be resumed.
-  SslSessionPtr tls_session() const;
+  // TLS client only: a copy of the session to resume on the next connection to the same
+  // endpoint, or null when this one cannot be resumed or has not changed since the last call
+  // returned it (the caller keeps that copy: a pooled connection is asked after every request).
+  SslSessionPtr tls_session();
 
  private:
   enum class Want { kDone, kRead, kWrite };
@@ -155,6 +156,9 @@ class Stream {
     bool failed = false;         // a fatal error: no close_notify may follow
     std::string staging;         // small pieces of a gather write, sent as one record
     size_t staging_sent = 0;
+    // The SSL's session that tls_session() last copied, referenced (not copied) so that its
+    // address cannot be reused by a newer session while it is compared.
+    SslSessionPtr session_copied;
   };
 
   // The TLS operations: coroutines compiled once in stream.cc, so the plain branches above stay
