@@ -88,6 +88,9 @@ awaitable<bool> ExchangeRunner::forward(const router::Route& route) {
     head.path = path;
     head.query = request.query;
     head.host = action.host_rewrite ? std::string_view(*action.host_rewrite) : request.authority;
+    // An HTTP/1.0 request may come without Host: the backend gets the endpoint's address, as
+    // nginx sends its proxy_host (an empty Host is refused by HTTP/1.1 servers, RFC 9112 §3.2).
+    if (head.host.empty()) head.host = lease.endpoint->key;
     head.original_host = request.authority;
     head.client_address = exchange_.client_address;
     head.forwarded_proto = request.scheme;

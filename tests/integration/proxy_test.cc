@@ -228,6 +228,22 @@ TEST(Streaming, CloseDelimitedResponseReachesHttp10ClientByteExact) {
   EXPECT_EQ(r.body_checksum, checksum_of(body));
 }
 
+TEST(Streaming, Http10RequestWithoutHostReachesTheBackendWithTheEndpointAsHost) {
+  TestUpstream upstream(TestUpstream::ok_handler());
+  auto proxy = RunningProxy::start(to(upstream));
+  ASSERT_TRUE(proxy);
+
+  HttpConnection client(proxy->port());
+  ASSERT_TRUE(client.send("GET /no-host HTTP/1.0\r\n\r\n"));
+  HttpResponse r = client.read_response();
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.status, 200);
+  auto requests = upstream.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].header("host"), fmt::format("127.0.0.1:{}", upstream.port()));
+  EXPECT_EQ(requests[0].header("x-forwarded-host"), std::nullopt);  // no authority to report
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. Pipelining
 
