@@ -433,6 +433,22 @@ class Loader {
     out = static_cast<T>(*v);
   }
 
+  // The HTTP/2 flow-control windows of a listener's or a cluster's `http2` map. RFC 9113 §6.5.2:
+  // between 64 KiB - 1 (the protocol's initial value; smaller would only slow the peer down) and
+  // 2^31 - 1.
+  void window_fields(const yaml::Node& n, const std::string& path, uint32_t& stream_window,
+                     uint32_t& connection_window) {
+    constexpr uint64_t kMaxWindow = (uint64_t{1} << 31) - 1;
+    for (auto [key, out] : {std::pair<const char*, uint32_t*>{"initial_stream_window", &stream_window},
+                            {"initial_connection_window", &connection_window}}) {
+      auto v = n[key];
+      if (!v) continue;
+      std::string p = join(path, key);
+      size_field(v, p, *out, kMaxWindow);
+      if (*out < 65535) add(v.mark(), p, "must be at least 65535 (64KiB - 1)");
+    }
+  }
+
   void address_field(const yaml::Node& n, const std::string& path, Address& out) {
     std::string s;
     if (!scalar(n, path, s, "an address (IP:port)")) return;
@@ -663,19 +679,7 @@ class Loader {
     if (auto v = n["max_concurrent_streams"]) {
       uint_field(v, join(path, "max_concurrent_streams"), h.max_concurrent_streams, 1, 10000);
     }
-    // RFC 9113 §6.5.2: windows between 64 KiB - 1 (the protocol's initial value; smaller would
-    // only slow clients down) and 2^31 - 1.
-    constexpr uint64_t kMaxWindow = (uint64_t{1} << 31) - 1;
-    if (auto v = n["initial_stream_window"]) {
-      std::string p = join(path, "initial_stream_window");
-      size_field(v, p, h.initial_stream_window, kMaxWindow);
-      if (h.initial_stream_window < 65535) add(v.mark(), p, "must be at least 65535 (64KiB - 1)");
-    }
-    if (auto v = n["initial_connection_window"]) {
-      std::string p = join(path, "initial_connection_window");
-      size_field(v, p, h.initial_connection_window, kMaxWindow);
-      if (h.initial_connection_window < 65535) add(v.mark(), p, "must be at least 65535 (64KiB - 1)");
-    }
+    window_fields(n, path, h.initial_stream_window, h.initial_connection_window);
     if (auto v = n["max_header_list_size"]) {
       std::string p = join(path, "max_header_list_size");
       size_field(v, p, h.max_header_list_size, 1024 * 1024);
@@ -1504,17 +1508,7 @@ class Loader {
       duration_field(v, join(path, "ping_timeout"), h.ping_timeout);
       if (h.ping_timeout.count() == 0) add(v.mark(), join(path, "ping_timeout"), "must be greater than 0");
     }
-    constexpr uint64_t kMaxWindow = (uint64_t{1} << 31) - 1;
-    if (auto v = n["initial_stream_window"]) {
-      std::string p = join(path, "initial_stream_window");
-      size_field(v, p, h.initial_stream_window, kMaxWindow);
-      if (h.initial_stream_window < 65535) add(v.mark(), p, "must be at least 65535 (64KiB - 1)");
-    }
-    if (auto v = n["initial_connection_window"]) {
-      std::string p = join(path, "initial_connection_window");
-      size_field(v, p, h.initial_connection_window, kMaxWindow);
-      if (h.initial_connection_window < 65535) add(v.mark(), p, "must be at least 65535 (64KiB - 1)");
-    }
+    window_fields(n, path, h.initial_stream_window, h.initial_connection_window);
   }
 
   std::optional<HealthCheck> read_health_check(const yaml::Node& n, const std::string& path) {

@@ -120,6 +120,14 @@ TEST(Http2Config, ClusterProtocolAndHttp2) {
                "only used with 'protocol: http2'");
   expect_error(load_cluster("    protocol: http2\n    http2: { ping_timeout: 0 }\n"), 9, 28,
                "clusters[0].http2.ping_timeout", "must be greater than 0");
+  // The windows are checked as a listener's are (the same loader function).
+  EXPECT_EQ(only_cluster(load_cluster("    protocol: http2\n    http2: { initial_connection_window: 8MiB }\n"))
+                .http2.initial_connection_window,
+            8u * 1024 * 1024);
+  expect_error(load_cluster("    protocol: http2\n    http2: { initial_connection_window: 1KiB }\n"), 9, 41,
+               "clusters[0].http2.initial_connection_window", "must be at least 65535 (64KiB - 1)");
+  expect_error(load_cluster("    protocol: http2\n    http2: { initial_stream_window: 4GiB }\n"), 9, 37,
+               "clusters[0].http2.initial_stream_window", "4GiB is larger than the maximum 2147483647");
 }
 
 TEST(Http2Config, GrpcKeys) {
