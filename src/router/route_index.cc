@@ -66,8 +66,8 @@ void RouteIndex::build_trie(const std::vector<Route>& routes, bool literal_prefi
     const PathMatcher& path = routes[i].path_matcher();
     if (path.kind() == PathKind::kPath) continue;
     std::string key = path.kind() == PathKind::kPrefix ? path.value()
-                            : literal_prefixes               ? regex_literal_prefix(path.value())
-                                                             : std::string();
+                      : literal_prefixes               ? regex_literal_prefix(path.value())
+                                                       : std::string();
     if (path.kind() == PathKind::kRegex) key.resize(std::min(key.size(), kRegexPrefixMaxLen));
     uint32_t node = 0;
     for (char c : key) {
