@@ -473,7 +473,7 @@ std::string Stream::tls_error() const {
   return reason ? reason : "TLS error";
 }
 
-bool Stream::write_now(std::vector<asio::const_buffer>& pieces) {
+bool Stream::write_now(std::vector<asio::const_buffer>& pieces, bool more_follows) {
   if (pieces.empty()) return true;
   if (tls_) return tls_write_now(pieces);
   constexpr size_t kMaxPieces = 64;  // more go in the asynchronous write
@@ -486,7 +486,8 @@ bool Stream::write_now(std::vector<asio::const_buffer>& pieces) {
   msghdr msg{};
   msg.msg_iov = iov;
   msg.msg_iovlen = count;
-  const ssize_t sent = ::sendmsg(socket_.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  const int flags = MSG_DONTWAIT | MSG_NOSIGNAL | (more_follows ? MSG_MORE : 0);
+  const ssize_t sent = ::sendmsg(socket_.native_handle(), &msg, flags);
   if (sent <= 0) return false;  // full, or an error the asynchronous write reports
   size_t left = static_cast<size_t>(sent);
   size_t done = 0;

@@ -170,7 +170,7 @@ awaitable<bool> ExchangeRunner::forward(const router::Route& route) {
       // coroutine runs (send_request's frame, write_request's and the asynchronous write's
       // operation; with the same for the response write, 26.4k -> 20.4k instructions per
       // small GET, bench/instructions).
-      sent = !exchange_.facts.has_body && lease.conn->write_request_now()
+      sent = !exchange_.facts.has_body && lease.conn->write_request_now(/*more_follows=*/false)
                  ? SendStatus::kSent
                  : co_await send_request(lease, route, /*duplex=*/false);
       if (sent != SendStatus::kSent && sent != SendStatus::kUpstreamFailed) {
@@ -568,9 +568,19 @@ awaitable<ExchangeRunner::SendStatus> ExchangeRunner::send_request(Lease& lease,
     // its sibling streams share.
     // Duplex: the relay owns the deadline (the route timeout cancels the session, which ends
     // this write too).
-    if (!duplex) up_deadline_->arm(session, idle_timeout_, guard);
-    const bool ok = co_await session.write_request();
-    if (!duplex) up_deadline_->disarm();
+    // A part is tried synchronously first; only what the socket does not take now waits.
+    // While a sized body has bytes to come, its parts leave with MSG_MORE so the kernel sends
+    // full segments (HAProxy does the same): the next part is certain to follow, so nothing is
+    // held longer than the client takes to send it, and the last part always flushes.
+    bool ok = false;
+    if (!duplex) {
+      ok = session.write_request_now(/*more_follows=*/!last && exchange_.facts.body_length_known);
+    }
+    if (!ok) {
+      if (!duplex) up_deadline_->arm(session, idle_timeout_, guard);
+      ok = co_await session.write_request();
+      if (!duplex) up_deadline_->disarm();
+    }
     if (!ok) co_return SendStatus::kUpstreamFailed;
     if (last) co_return SendStatus::kSent;
   }

@@ -104,8 +104,10 @@ class Stream {
   // `pieces`; true when nothing is left. Most small heads and responses leave in this one
   // sendmsg (plain) or SSL_write (TLS), which spares the asynchronous write's operation,
   // completion and coroutine resumption. The caller falls back to async_write for the rest, or
-  // when an error waits to be reported there.
-  bool write_now(std::vector<asio::const_buffer>& pieces);
+  // when an error waits to be reported there. `more_follows` (plain TCP only) sends with
+  // MSG_MORE: the kernel may hold a last partial segment until the next write, so the caller
+  // sets it only when that next write is certain to come (the rest of a sized body).
+  bool write_now(std::vector<asio::const_buffer>& pieces, bool more_follows = false);
 
   // Stops sending (a TLS close_notify, then a TCP FIN); reads may continue.
   void shutdown_send();

@@ -33,7 +33,9 @@ class Http1Session final : public Session {
   void queue_request_body(std::span<const std::span<const char>> body, bool last,
                           std::span<const http::HeaderView> trailers) override;
   awaitable<bool> write_request() override;
-  bool write_request_now() override { return stream_.write_now(out_); }
+  bool write_request_now(bool more_follows) override {
+    return stream_.write_now(out_, more_follows);
+  }
   ResponseStep parse_response() override;
   const ResponseHeadFacts& head_facts() const override { return facts_; }
   std::span<const http::HeaderView> response_fields() const override { return fields_; }

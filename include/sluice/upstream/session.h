@@ -64,7 +64,12 @@ class Session {
   virtual awaitable<bool> write_request() = 0;
   // Sends what the connection takes now, without waiting; true when nothing queued is left
   // (then write_request() is not needed). A session that cannot write synchronously says false.
-  virtual bool write_request_now() { return false; }
+  // `more_follows`: more of this request's body is certain to be queued next (see
+  // net::Stream::write_now), so the connection may hold a partial segment for it.
+  virtual bool write_request_now(bool more_follows) {
+    (void)more_follows;
+    return false;
+  }
 
   // --- The response. ---
   // Parses bytes already read. Body parts of the step are in body(), valid until the next call
