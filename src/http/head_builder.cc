@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "sluice/common/fast_random.h"
+#include "sluice/http/status.h"
 
 namespace sluice::http {
 namespace {
@@ -74,7 +75,8 @@ void build_upstream_request_head(const UpstreamRequestInput& in, HeadParts& out)
 
 void build_downstream_response_head(const DownstreamResponseInput& in, HeadParts& out) {
   out.clear();
-  append_status_line(out.prefix, in.status, in.reason);
+  // An HTTP/2 backend sends no reason phrase: the standard one stands in, as nginx writes it.
+  append_status_line(out.prefix, in.status, in.reason.empty() ? standard_reason(in.status) : in.reason);
   const detail::ConnectionOptions connection = detail::connection_options(in.headers);
   bool has_request_id = false;
   for (const auto& h : in.headers) {

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "sluice/common/log.h"
+#include "sluice/http/status.h"
 #include "sluice/http2/protocol.h"
 #include "sluice/proxy/http2_connection.h"
 
@@ -19,36 +20,6 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 // How long a keep-alive connection waits for its next request inside its coroutine before it
 // parks (DownstreamConnection::park).
 constexpr config::Duration kParkAfter = std::chrono::milliseconds(200);
-
-const char* reason_phrase(int status) {
-  switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 405: return "Method Not Allowed";
-    case 429: return "Too Many Requests";
-    case 501: return "Not Implemented";
-    case 505: return "HTTP Version Not Supported";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 431: return "Request Header Fields Too Large";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Error";
-  }
-}
 
 bool starts_with_ci(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && http::iequals(s.substr(0, prefix.size()), prefix);
@@ -638,7 +609,7 @@ awaitable<bool> DownstreamConnection::send_local_reply(bool close) {
   if (worker_.draining() || !request_keep_alive_ || body_unread_ || listener_removed()) close = true;
   std::string& msg = st_->local_head;
   msg.clear();
-  fmt::format_to(std::back_inserter(msg), "HTTP/1.1 {} {}\r\n", reply.status, reason_phrase(reply.status));
+  fmt::format_to(std::back_inserter(msg), "HTTP/1.1 {} {}\r\n", reply.status, http::standard_reason(reply.status));
   bool has_type = false;
   for (const auto& f : ex.response.fields.items()) {
     if (http::iequals(f.name, "content-length") || http::iequals(f.name, "transfer-encoding") ||

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sluice/http/parser.h"
+#include "sluice/http/status.h"
 
 namespace sluice::http {
 namespace {
@@ -460,6 +461,31 @@ TEST(DownstreamResponseHead, NoRequestIdWhenNoneGiven) {
   auto head = response("Content-Length: 0\r\n");
   EXPECT_EQ(build_downstream(downstream_input(head)),
             "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+}
+
+// An HTTP/2 backend's response has no reason phrase: the standard one is written; one the
+// backend sent stays as it was, and a code RFC 9110 does not name gets an empty phrase.
+TEST(DownstreamResponseHead, MissingReasonPhraseGetsTheStandardOne) {
+  auto head = response("Content-Length: 0\r\n");
+  auto in = downstream_input(head);
+  in.reason = "";
+  in.status = 404;
+  EXPECT_EQ(build_downstream(in), "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+  in.reason = "Nothing Here";
+  EXPECT_EQ(build_downstream(in), "HTTP/1.1 404 Nothing Here\r\nContent-Length: 0\r\n\r\n");
+  in.reason = "";
+  in.status = 299;
+  EXPECT_EQ(build_downstream(in), "HTTP/1.1 299 \r\nContent-Length: 0\r\n\r\n");
+}
+
+TEST(StandardReason, NamesTheCodesOfRfc9110) {
+  EXPECT_EQ(standard_reason(200), "OK");
+  EXPECT_EQ(standard_reason(413), "Content Too Large");
+  EXPECT_EQ(standard_reason(422), "Unprocessable Content");
+  EXPECT_EQ(standard_reason(429), "Too Many Requests");
+  EXPECT_EQ(standard_reason(504), "Gateway Timeout");
+  EXPECT_EQ(standard_reason(418), "");
+  EXPECT_EQ(standard_reason(0), "");
 }
 
 TEST(DownstreamResponseHead, HopByHopRemovedAndChunkedReframed) {
