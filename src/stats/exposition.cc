@@ -451,14 +451,23 @@ std::string render_json(const MergedStats& m, const ServerValues& s) {
       fmt::format_to(std::back_inserter(local), "{}\"{}\":{}", i ? "," : "",
                      to_string(static_cast<LocalReason>(i)), v.local_replies[i]);
     }
+    // As in the Prometheus exposition, a route's gRPC counts appear with its first gRPC exchange.
+    std::string grpc;
+    if (v.grpc_seen) {
+      grpc = ",\"grpc\":{";
+      for (size_t i = 0; i < kGrpcCodeCount; ++i) {
+        fmt::format_to(std::back_inserter(grpc), "{}\"{}\":{}", i ? "," : "", http::kGrpcCodeNames[i], v.grpc[i]);
+      }
+      grpc += '}';
+    }
     fmt::format_to(o,
                    "{}{{\"listener\":\"{}\",\"vhost\":\"{}\",\"route\":\"{}\",\"requests\":{},"
                    "\"requests_active\":{},\"received_bytes\":{},\"sent_bytes\":{},"
                    "\"duration_seconds\":{{\"count\":{},\"sum\":{:.6f}}},"
-                   "\"upstream_duration_seconds\":{{\"count\":{},\"sum\":{:.6f}}},\"local_replies\":{{{}}}}}",
+                   "\"upstream_duration_seconds\":{{\"count\":{},\"sum\":{:.6f}}},\"local_replies\":{{{}}}{}}}",
                    first ? "" : ",", escape_json(k.listener), escape_json(k.vhost), escape_json(k.route),
                    classes(v.requests), v.active, v.received_bytes, v.sent_bytes, v.duration.count,
-                   v.duration.sum, v.upstream_duration.count, v.upstream_duration.sum, local);
+                   v.duration.sum, v.upstream_duration.count, v.upstream_duration.sum, local, grpc);
     first = false;
   }
   out += "],\"clusters\":[";

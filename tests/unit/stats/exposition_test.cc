@@ -132,6 +132,17 @@ TEST(Exposition, GrpcResponsesByCodeOnRoutesThatSawGrpc) {
   const std::string plain = render_text(m, ServerValues{});
   EXPECT_EQ(lines_with(plain, "route.l.v.rpc.grpc.UNAVAILABLE: 4").size(), 1u) << plain;
   EXPECT_EQ(lines_with(plain, ".grpc.DATA_LOSS").size(), 0u) << plain;
+  // JSON: the gRPC route carries all 17 codes in order, the plain route none.
+  const std::string json = render_json(m, ServerValues{});
+  const size_t rpc = json.find("\"route\":\"rpc\"");
+  const size_t web = json.find("\"route\":\"web\"");
+  ASSERT_NE(rpc, std::string::npos) << json;
+  ASSERT_NE(web, std::string::npos) << json;
+  const size_t codes = json.find("\"grpc\":{\"OK\":3,\"CANCELLED\":0,", rpc);
+  ASSERT_NE(codes, std::string::npos) << json;
+  EXPECT_NE(json.find("\"UNAVAILABLE\":4,\"DATA_LOSS\":0,\"UNAUTHENTICATED\":0}}", codes),
+            std::string::npos) << json;
+  EXPECT_EQ(json.find("\"grpc\"", codes + 1), std::string::npos) << json;
 }
 
 TEST(Exposition, LabelValuesAreEscaped) {
