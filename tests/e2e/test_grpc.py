@@ -143,6 +143,13 @@ class GrpcThroughSluice(harness.E2ETestCase):
             "sluice_route_grpc_responses_total", 0, route="echo", grpc_code="UNAVAILABLE") >= 1)
         self.assertGreaterEqual(m.value("sluice_route_grpc_responses_total", listener="public",
                                         vhost="app", route="echo", grpc_code="OK"), 1)
+        # The JSON view has the same counts, by code name.
+        routes = self.sluice.admin_json("/stats?format=json")["routes"]
+        echo = [r for r in routes if r["listener"] == "public" and r["route"] == "echo"]
+        self.assertEqual(len(echo), 1, routes)
+        self.assertGreaterEqual(echo[0]["grpc"]["OK"], 1)
+        self.assertGreaterEqual(echo[0]["grpc"]["UNAVAILABLE"], 1)
+        self.assertEqual(len(echo[0]["grpc"]), 17)
         deadline = time.time() + 10
         statuses = set()
         while time.time() < deadline and not {0, 14} <= statuses:
