@@ -213,7 +213,10 @@ awaitable<bool> Http2StreamSession::write_request() {
   conn_->flush();
   // One part at a time, like HTTP/1's write: the next is read from downstream only when this
   // one left (the backend's window and a slow backend bound what Sluice holds).
-  while (req_sent_ < req_body_.size() && !failed_ && !cancelled_ && !closed_) co_await wait();
+  while (req_sent_ < req_body_.size() && !failed_ && !cancelled_ && !closed_) {
+    co_await start_wait();
+    --waiting_;
+  }
   co_return !cancelled_ && (!failed_ || ended_);
 }
 
@@ -267,19 +270,18 @@ void Http2StreamSession::release_body() {
 awaitable<Session::ReadStatus> Http2StreamSession::read_response() {
   while (!news()) {
     if (cancelled_ || failed_) co_return ReadStatus::kError;
-    co_await wait();
+    co_await start_wait();
+    --waiting_;
   }
   co_return ReadStatus::kOk;
 }
 
-awaitable<void> Http2StreamSession::wait() {
+awaitable<void> Http2StreamSession::start_wait() {
   // The writer and the reader of a duplex exchange may both wait: setting the expiry while the
   // other waits would cancel its wait (and it would cancel ours in turn), so only the first
   // sets it; wake() ends every wait.
   if (waiting_++ == 0) waker_.expires_at(asio::steady_timer::time_point::max());
-  error_code ignored;
-  co_await waker_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-  --waiting_;
+  return waker_.async_wait(asio::redirect_error(asio::use_awaitable, wait_ec_));
 }
 
 void Http2StreamSession::wake() {
