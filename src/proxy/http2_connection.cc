@@ -100,17 +100,18 @@ void Http2Stream::reuse(int32_t id) {
   closed_ = false;
 }
 
-template <typename Ready>
-awaitable<bool> Http2Stream::wait_until(asio::steady_timer& timer, Ready ready, config::Duration timeout) {
+template <typename Ready, typename Finish>
+awaitable<bool> Http2Stream::wait_until(asio::steady_timer& timer, Ready ready, config::Duration timeout,
+                                        Finish finish) {
   const auto deadline = timeout.count() > 0 ? std::chrono::steady_clock::now() + timeout
                                             : std::chrono::steady_clock::time_point::max();
   while (!ready()) {
-    if (std::chrono::steady_clock::now() >= deadline) co_return false;
+    if (std::chrono::steady_clock::now() >= deadline) co_return finish(false);
     timer.expires_at(deadline);
     error_code ec;
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
-  co_return true;
+  co_return finish(true);
 }
 
 awaitable<void> Http2Stream::run(std::shared_ptr<Http2Stream> self) {
@@ -255,7 +256,8 @@ awaitable<Downstream::BodyStatus> Http2Stream::read_request_body(filters::BodySp
       timeout = std::min(timeout, left);
     }
     const bool ready = co_await wait_until(
-        body_waker_, [this] { return !body_in_.empty() || end_stream_received_ || closed_; }, timeout);
+        body_waker_, [this] { return !body_in_.empty() || end_stream_received_ || closed_; }, timeout,
+        [](bool ready) { return ready; });
     if (!ready) co_return BodyStatus::kTimeout;
   }
   if (closed_ && !end_stream_received_) co_return BodyStatus::kGone;
@@ -404,16 +406,21 @@ void Http2Stream::queue_response_body(filters::BodySpans body, bool last) {
   }
 }
 
+namespace {
+awaitable<bool> answer(bool value) { co_return value; }
+}  // namespace
+
 awaitable<bool> Http2Stream::flush_response(config::Duration timeout) {
-  if (head_pending_ && !submit_pending_head(true)) co_return false;
+  // Not a coroutine itself: the wait is the only frame a flush makes (one frame fewer per
+  // stream, callgrind, bench/instructions --h2c / --grpc).
+  if (head_pending_ && !submit_pending_head(true)) return answer(false);
   conn_.wake_writer();
   // Done when nghttp2 took every queued byte (the client's window allowed it): only then may
   // the exchange read more from its upstream. A client that stops reading stalls its own
-  // stream here, until `timeout`.
-  const bool taken = co_await wait_until(
-      waker_, [this] { return (body_out_.empty() && (!out_last_ || response_ended_)) || closed_; }, timeout);
-  if (closed_ && !response_ended_) co_return false;
-  co_return taken;
+  // stream here, until `timeout`. A stream closed before its response ended failed.
+  return wait_until(
+      waker_, [this] { return (body_out_.empty() && (!out_last_ || response_ended_)) || closed_; },
+      timeout, [this](bool taken) { return taken && !(closed_ && !response_ended_); });
 }
 
 awaitable<bool> Http2Stream::send_local_reply(bool) {

@@ -65,8 +65,11 @@ class Http2Stream final : public Downstream, public std::enable_shared_from_this
   // Waits on `timer` until `ready()` or `timeout` (0: none); false on timeout. Woken by wake().
   // The request body and the response each wait on a timer of their own: a duplex exchange
   // (gRPC) waits for both at once, and setting one timer's expiry cancels its other wait.
-  template <typename Ready>
-  awaitable<bool> wait_until(asio::steady_timer& timer, Ready ready, config::Duration timeout);
+  // Whether ready() came true before `timeout`, passed through finish(), which the caller may
+  // use to decide its answer inside this one coroutine frame.
+  template <typename Ready, typename Finish>
+  awaitable<bool> wait_until(asio::steady_timer& timer, Ready ready, config::Duration timeout,
+                             Finish finish);
   void wake() {
     waker_.cancel();
     body_waker_.cancel();
