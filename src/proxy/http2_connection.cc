@@ -101,8 +101,8 @@ void Http2Stream::reuse(int32_t id) {
 }
 
 template <typename Ready, typename Finish>
-awaitable<bool> Http2Stream::wait_until(asio::steady_timer& timer, Ready ready, config::Duration timeout,
-                                        Finish finish) {
+awaitable<bool> Http2Stream::wait_until(asio::steady_timer& timer, Ready ready,
+                                        config::Duration timeout, Finish finish) {
   const auto deadline = timeout.count() > 0 ? std::chrono::steady_clock::now() + timeout
                                             : std::chrono::steady_clock::time_point::max();
   while (!ready()) {
@@ -256,8 +256,8 @@ awaitable<Downstream::BodyStatus> Http2Stream::read_request_body(filters::BodySp
       timeout = std::min(timeout, left);
     }
     const bool ready = co_await wait_until(
-        body_waker_, [this] { return !body_in_.empty() || end_stream_received_ || closed_; }, timeout,
-        [](bool ready) { return ready; });
+        body_waker_, [this] { return !body_in_.empty() || end_stream_received_ || closed_; },
+        timeout, [](bool ready) { return ready; });
     if (!ready) co_return BodyStatus::kTimeout;
   }
   if (closed_ && !end_stream_received_) co_return BodyStatus::kGone;
