@@ -32,10 +32,11 @@ bool is_idempotent(std::string_view method) {
          method == "PUT" || method == "DELETE";
 }
 
-nghttp2_nv make_nv(std::string_view name, std::string_view value) {
+nghttp2_nv make_nv(std::string_view name, std::string_view value,
+                   uint8_t flags = NGHTTP2_NV_FLAG_NONE) {
   return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
           reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-          NGHTTP2_NV_FLAG_NONE};
+          flags};
 }
 
 // RFC 9113 §8.2.2: fields specific to a connection never appear in HTTP/2 (nghttp2 refuses
@@ -311,7 +312,11 @@ bool Http2Stream::submit_head(int status, std::span<const http::HeaderView> fiel
   if (!content_type.empty() && !has_type) nva_.push_back(make_nv("content-type", content_type));
   if (!content_length.empty()) nva_.push_back(make_nv("content-length", content_length));
   const std::string& request_id = runner_->exchange().request_id;
-  if (!has_request_id && !request_id.empty()) nva_.push_back(make_nv("x-request-id", request_id));
+  // A value no later response repeats: sent as a never-indexed literal, so it does not enter
+  // the HPACK table and push out the fields that do repeat (callgrind, bench/instructions).
+  if (!has_request_id && !request_id.empty()) {
+    nva_.push_back(make_nv("x-request-id", request_id, NGHTTP2_NV_FLAG_NO_INDEX));
+  }
   nghttp2_data_provider source{};
   source.source.ptr = this;
   source.read_callback = &Http2Stream::read_body;

@@ -17,11 +17,12 @@ constexpr size_t kMaxResponseFields = 1000;
 constexpr size_t kSpareBodyBytes = 64 * 1024;
 constexpr size_t kSpareHeadBytes = 16 * 1024;
 
-nghttp2_nv make_nv(std::string_view name, std::string_view value) {
+nghttp2_nv make_nv(std::string_view name, std::string_view value,
+                   uint8_t flags = NGHTTP2_NV_FLAG_NONE) {
   // Names are lower-case already; nghttp2 copies both when the request is submitted.
   return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
                     reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
-                    value.size(), NGHTTP2_NV_FLAG_NONE};
+                    value.size(), flags};
 }
 
 // RFC 9113 §8.2.2: fields HTTP/2 forbids besides the hop-by-hop ones forward_request_fields
@@ -135,7 +136,13 @@ void Http2StreamSession::queue_request_head(const http::UpstreamRequestInput& in
       },
       [&nva_](const http::WrittenField& field, std::string_view value) {
         // Empty only for Sluice's own requests (a health probe has no client address).
-        if (!value.empty()) nva_.push_back(make_nv(field.name, value));
+        if (value.empty()) return;
+        // A generated request id never repeats: a never-indexed literal keeps it out of the
+        // HPACK table, where it would push out the fields that do repeat (callgrind,
+        // bench/instructions --grpc).
+        const bool unique = field.name == http::written::kRequestId.name;
+        nva_.push_back(make_nv(field.name, value,
+                               unique ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE));
       });
   // The one `te` HTTP/2 allows; gRPC servers refuse a request without it.
   if (te_asks_for_trailers(in.headers) || is_grpc(in.headers))
