@@ -141,8 +141,8 @@ void Http2StreamSession::queue_request_head(const http::UpstreamRequestInput& in
         // HPACK table, where it would push out the fields that do repeat (callgrind,
         // bench/instructions --grpc).
         const bool unique = field.name == http::written::kRequestId.name;
-        nva_.push_back(make_nv(field.name, value,
-                               unique ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE));
+        nva_.push_back(
+            make_nv(field.name, value, unique ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE));
       });
   // The one `te` HTTP/2 allows; gRPC servers refuse a request without it.
   if (te_asks_for_trailers(in.headers) || is_grpc(in.headers))
