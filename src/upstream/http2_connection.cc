@@ -165,6 +165,19 @@ void Http2Connection::stream_done(Http2StreamSession* stream, size_t unconsumed,
   if (breaker_) breaker_->returned();  // a request waiting for a stream slot may go
 }
 
+std::unique_ptr<Http2StreamBuffers> Http2Connection::take_buffers() {
+  if (spare_buffers_.empty()) return std::make_unique<Http2StreamBuffers>(stream_.get_executor());
+  std::unique_ptr<Http2StreamBuffers> buf = std::move(spare_buffers_.back());
+  spare_buffers_.pop_back();
+  return buf;
+}
+
+void Http2Connection::give_back(std::unique_ptr<Http2StreamBuffers> buf) {
+  if (!buf || closed_ || retired_ || spare_buffers_.size() >= settings_.max_concurrent_streams)
+    return;
+  if (buf->clear_for_reuse()) spare_buffers_.push_back(std::move(buf));
+}
+
 void Http2Connection::flush() {
   if (!started_ || writing_ || closed_) return;
   if (!nghttp2_session_want_write(session_)) return;

@@ -12,12 +12,17 @@ namespace {
 // stream is reset and the request fails as an invalid response.
 constexpr size_t kMaxResponseHeadBytes = 96 * 1024;
 constexpr size_t kMaxResponseFields = 1000;
+// What a spare Http2StreamBuffers may keep: more is freed with the stream that needed it, so
+// spares stay small whatever one request carried.
+constexpr size_t kSpareBodyBytes = 64 * 1024;
+constexpr size_t kSpareHeadBytes = 16 * 1024;
 
-nghttp2_nv make_nv(std::string_view name, std::string_view value) {
+nghttp2_nv make_nv(std::string_view name, std::string_view value,
+                   uint8_t flags = NGHTTP2_NV_FLAG_NONE) {
   // Names are lower-case already; nghttp2 copies both when the request is submitted.
   return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
                     reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
-                    value.size(), NGHTTP2_NV_FLAG_NONE};
+                    value.size(), flags};
 }
 
 // RFC 9113 §8.2.2: fields HTTP/2 forbids besides the hop-by-hop ones forward_request_fields
@@ -62,11 +67,37 @@ ssize_t read_body_cb(nghttp2_session* session, int32_t id, uint8_t* buf, size_t 
 
 }  // namespace
 
+bool Http2StreamBuffers::clear_for_reuse() {
+  if (large_head || req_body.capacity() > kSpareBodyBytes) return false;
+  req_body.clear();
+  req_trailers.clear();
+  fields.clear();
+  trailer_fields.clear();
+  field_views.clear();
+  trailer_views.clear();
+  chunks.clear();
+  body_spans.clear();
+  return true;
+}
+
 Http2StreamSession::Http2StreamSession(std::shared_ptr<Http2Connection> conn)
-    : conn_(std::move(conn)), waker_(conn_->stream().get_executor()) {}
+    : conn_(std::move(conn)),
+      buf_(conn_->take_buffers()),
+      waker_(buf_->waker),
+      req_body_(buf_->req_body),
+      req_trailers_(buf_->req_trailers),
+      fields_(buf_->fields),
+      trailer_fields_(buf_->trailer_fields),
+      field_views_(buf_->field_views),
+      trailer_views_(buf_->trailer_views),
+      chunks_(buf_->chunks),
+      body_spans_(buf_->body_spans) {}
 
 Http2StreamSession::~Http2StreamSession() {
   conn_->stream_done(this, unconsumed_, id_ > 0 && !closed_ && !failed_);
+  // No wait is pending (its coroutine would hold this session), so the waker has no handler
+  // queued either; a set with one would be freed (the timer's destructor cancels it).
+  if (waiting_ == 0) conn_->give_back(std::move(buf_));
 }
 
 void Http2StreamSession::cancel(error_code&) {
@@ -105,7 +136,13 @@ void Http2StreamSession::queue_request_head(const http::UpstreamRequestInput& in
       },
       [&nva_](const http::WrittenField& field, std::string_view value) {
         // Empty only for Sluice's own requests (a health probe has no client address).
-        if (!value.empty()) nva_.push_back(make_nv(field.name, value));
+        if (value.empty()) return;
+        // A generated request id never repeats: a never-indexed literal keeps it out of the
+        // HPACK table, where it would push out the fields that do repeat (callgrind,
+        // bench/instructions --grpc).
+        const bool unique = field.name == http::written::kRequestId.name;
+        nva_.push_back(
+            make_nv(field.name, value, unique ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE));
       });
   // The one `te` HTTP/2 allows; gRPC servers refuse a request without it.
   if (te_asks_for_trailers(in.headers) || is_grpc(in.headers))
@@ -134,10 +171,14 @@ void Http2StreamSession::queue_request_body(std::span<const std::span<const char
   if (last) {
     req_last_ = true;
     for (const auto& t : trailers) {
-      std::string name(t.name);
+      auto& [name, value] = req_trailers_.add();
+      name.assign(t.name);
       for (char& c : name) c = c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
-      if (http::is_hop_by_hop(name) || connection_specific(name)) continue;
-      req_trailers_.emplace_back(std::move(name), std::string(t.value));
+      if (http::is_hop_by_hop(name) || connection_specific(name)) {
+        req_trailers_.pop();
+        continue;
+      }
+      value.assign(t.value);
     }
   }
 }
@@ -179,7 +220,10 @@ awaitable<bool> Http2StreamSession::write_request() {
   conn_->flush();
   // One part at a time, like HTTP/1's write: the next is read from downstream only when this
   // one left (the backend's window and a slow backend bound what Sluice holds).
-  while (req_sent_ < req_body_.size() && !failed_ && !cancelled_ && !closed_) co_await wait();
+  while (req_sent_ < req_body_.size() && !failed_ && !cancelled_ && !closed_) {
+    co_await start_wait();
+    --waiting_;
+  }
   co_return !cancelled_ && (!failed_ || ended_);
 }
 
@@ -233,19 +277,18 @@ void Http2StreamSession::release_body() {
 awaitable<Session::ReadStatus> Http2StreamSession::read_response() {
   while (!news()) {
     if (cancelled_ || failed_) co_return ReadStatus::kError;
-    co_await wait();
+    co_await start_wait();
+    --waiting_;
   }
   co_return ReadStatus::kOk;
 }
 
-awaitable<void> Http2StreamSession::wait() {
+awaitable<void> Http2StreamSession::start_wait() {
   // The writer and the reader of a duplex exchange may both wait: setting the expiry while the
   // other waits would cancel its wait (and it would cancel ours in turn), so only the first
   // sets it; wake() ends every wait.
   if (waiting_++ == 0) waker_.expires_at(asio::steady_timer::time_point::max());
-  error_code ignored;
-  co_await waker_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-  --waiting_;
+  return waker_.async_wait(asio::redirect_error(asio::use_awaitable, wait_ec_));
 }
 
 void Http2StreamSession::wake() {
@@ -265,12 +308,13 @@ void Http2StreamSession::on_begin_headers() {
 
 bool Http2StreamSession::on_header(std::string_view name, std::string_view value) {
   head_bytes_ += name.size() + value.size() + 32;  // RFC 9113 §6.5.2's per-field overhead
+  if (head_bytes_ > kSpareHeadBytes) buf_->large_head = true;
   if (head_bytes_ > kMaxResponseHeadBytes ||
       (in_head_ ? fields_.size() : trailer_fields_.size()) >= kMaxResponseFields) {
     return false;
   }
   if (!in_head_) {
-    trailer_fields_.emplace_back(name, value);
+    trailer_fields_.add(name, value);
     return true;
   }
   if (name == ":status") {
@@ -282,7 +326,7 @@ bool Http2StreamSession::on_header(std::string_view name, std::string_view value
   }
   if (!name.empty() && name.front() == ':') return true;  // nghttp2 validated the pseudo-fields
   if (name == "content-length") facts_.length_known = true;
-  fields_.emplace_back(name, value);
+  fields_.add(name, value);
   return true;
 }
 

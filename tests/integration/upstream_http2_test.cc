@@ -56,6 +56,9 @@ class H2Origin {
   }
   uint16_t port() const { return port_; }
   int connections() const { return connections_; }
+  // x-request-id fields received as never-indexed HPACK literals, and as any other kind.
+  int request_ids_never_indexed() const { return request_ids_never_indexed_; }
+  int request_ids_other() const { return request_ids_other_; }
 
  private:
   struct Stream {
@@ -67,6 +70,7 @@ class H2Origin {
   };
   struct Conn {
     int fd;
+    H2Origin* origin = nullptr;
     nghttp2_session* session = nullptr;
     std::map<int32_t, Stream> streams;
   };
@@ -106,13 +110,17 @@ class H2Origin {
   }
 
   void serve(int fd) {
-    Conn c{fd};
+    Conn c{fd, this};
     nghttp2_session_callbacks* cbs;
     nghttp2_session_callbacks_new(&cbs);
     nghttp2_session_callbacks_set_on_header_callback(
         cbs, [](nghttp2_session*, const nghttp2_frame* f, const uint8_t* name, size_t namelen,
-                const uint8_t* value, size_t valuelen, uint8_t, void* user) {
+                const uint8_t* value, size_t valuelen, uint8_t flags, void* user) {
           auto* conn = static_cast<Conn*>(user);
+          if (std::string_view(reinterpret_cast<const char*>(name), namelen) == "x-request-id") {
+            ++((flags & NGHTTP2_NV_FLAG_NO_INDEX) ? conn->origin->request_ids_never_indexed_
+                                                  : conn->origin->request_ids_other_);
+          }
           if (std::string_view(reinterpret_cast<const char*>(name), namelen) == ":path") {
             conn->streams[f->hd.stream_id].path.assign(reinterpret_cast<const char*>(value),
                                                        valuelen);
@@ -187,6 +195,8 @@ class H2Origin {
   uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
   std::atomic<int> connections_{0};
+  std::atomic<int> request_ids_never_indexed_{0};
+  std::atomic<int> request_ids_other_{0};
   std::thread accept_thread_;
   std::mutex mu_;
   std::vector<std::thread> conn_threads_;
@@ -259,6 +269,24 @@ TEST(UpstreamHttp2, ConcurrentRequestsShareOneConnection) {
   }
   for (auto& t : clients) t.join();
   EXPECT_EQ(good, 40);
+  EXPECT_EQ(origin.connections(), 1);
+}
+
+// The request id Sluice generates is new on every request: it goes as a never-indexed HPACK
+// literal, so it does not fill the connection's HPACK table. Requests one after another also
+// run on recycled stream buffers: each still gets its own response.
+TEST(UpstreamHttp2, GeneratedRequestIdIsNeverIndexed) {
+  H2Origin origin;
+  auto proxy = RunningProxy::start(h2_config(origin.port()));
+  ASSERT_TRUE(proxy);
+  for (int i = 0; i < 5; ++i) {
+    HttpResponse r = http_get(proxy->port(), "/gen/" + std::to_string(100 + i));
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, pattern_bytes(100 + i));
+  }
+  EXPECT_EQ(origin.request_ids_never_indexed(), 5);
+  EXPECT_EQ(origin.request_ids_other(), 0);
   EXPECT_EQ(origin.connections(), 1);
 }
 

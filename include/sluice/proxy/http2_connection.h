@@ -27,6 +27,7 @@
 #include "sluice/common/deadline.h"
 #include "sluice/config/config.h"
 #include "sluice/http2/protocol.h"
+#include "sluice/http2/received_fields.h"
 #include "sluice/net/stream.h"
 #include "sluice/proxy/downstream.h"
 #include "sluice/proxy/exchange_runner.h"
@@ -36,38 +37,7 @@
 namespace sluice::proxy {
 
 class Http2Connection;
-
-// Received header (or trailer) fields, copied out of nghttp2's buffers. clear() keeps every
-// string and its capacity, so a reused stream copies the next request's fields without
-// allocating (a vector of string pairs frees them all on clear(): one malloc and free per
-// field longer than 15 bytes, callgrind, bench/instructions --h2c).
-class ReceivedFields {
- public:
-  using Field = std::pair<std::string, std::string>;
-  void clear() { count_ = 0; }
-  // An empty field to fill in place; pop() takes the last one back.
-  Field& add() {
-    if (count_ == items_.size()) items_.emplace_back();
-    Field& f = items_[count_++];
-    f.first.clear();
-    f.second.clear();
-    return f;
-  }
-  void pop() { --count_; }
-  void add(std::string_view name, std::string_view value) {
-    Field& f = add();
-    f.first.assign(name);
-    f.second.assign(value);
-  }
-  size_t size() const { return count_; }
-  bool empty() const { return count_ == 0; }
-  const Field* begin() const { return items_.data(); }
-  const Field* end() const { return items_.data() + count_; }
-
- private:
-  std::vector<Field> items_;
-  size_t count_ = 0;
-};
+using http2::ReceivedFields;
 
 // One request stream: the Downstream of its exchange.
 class Http2Stream final : public Downstream, public std::enable_shared_from_this<Http2Stream> {
@@ -95,8 +65,11 @@ class Http2Stream final : public Downstream, public std::enable_shared_from_this
   // Waits on `timer` until `ready()` or `timeout` (0: none); false on timeout. Woken by wake().
   // The request body and the response each wait on a timer of their own: a duplex exchange
   // (gRPC) waits for both at once, and setting one timer's expiry cancels its other wait.
-  template <typename Ready>
-  awaitable<bool> wait_until(asio::steady_timer& timer, Ready ready, config::Duration timeout);
+  // Whether ready() came true before `timeout`, passed through finish(), which the caller may
+  // use to decide its answer inside this one coroutine frame.
+  template <typename Ready, typename Finish>
+  awaitable<bool> wait_until(asio::steady_timer& timer, Ready ready, config::Duration timeout,
+                             Finish finish);
   void wake() {
     waker_.cancel();
     body_waker_.cancel();

@@ -32,6 +32,7 @@
 namespace sluice::upstream {
 
 class Http2StreamSession;
+struct Http2StreamBuffers;
 
 class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
  public:
@@ -84,6 +85,11 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   // its unconsumed bytes back to the connection window, and end the connection if retired and
   // now empty.
   void stream_done(Http2StreamSession* stream, size_t unconsumed, bool open);
+  // A stream's buffers: a spare one (emptied by the stream that had it) or a new one.
+  std::unique_ptr<Http2StreamBuffers> take_buffers();
+  // Keeps `buf` for the next stream while the connection is open and holds fewer spares than
+  // its stream limit (never more than ever ran at once); frees it otherwise.
+  void give_back(std::unique_ptr<Http2StreamBuffers> buf);
   // What a stream builds its request HEADERS in. nghttp2 copies the fields when the request is
   // submitted, so one set per connection serves every stream: a stream of its own allocated
   // and grew these for each request (callgrind, bench/instructions --grpc).
@@ -120,9 +126,10 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   net::Stream stream_;
   nghttp2_session* session_ = nullptr;
   asio::steady_timer ping_timer_;
-  std::string out_;                        // what the writer is sending
+  std::string out_;  // what the writer is sending
   RequestScratch request_scratch_;
   std::vector<Http2StreamSession*> live_;  // the sessions of this connection, for failures
+  std::vector<std::unique_ptr<Http2StreamBuffers>> spare_buffers_;  // of ended streams
   size_t streams_ = 0;
   bool started_ = false;
   bool writing_ = false;
