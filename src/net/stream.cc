@@ -159,9 +159,10 @@ Stream::Stream(tcp::socket socket, SslPtr ssl, std::shared_ptr<const void> owner
     : socket_(std::move(socket)), tls_(std::make_unique<TlsState>()) {
   tls_->ssl = std::move(ssl);
   tls_->owner = std::move(owner);
-  error_code ignored;
-  // OpenSSL reads and writes the socket itself and must never block the worker.
-  socket_.non_blocking(true, ignored);
+  // OpenSSL reads and writes the socket itself through socket_bio(), whose send and recv pass
+  // MSG_DONTWAIT, so they never block the worker whatever the descriptor's O_NONBLOCK says; the
+  // socket needs no ioctl(FIONBIO) here (accepted sockets are non-blocking from accept4, and
+  // Asio makes connected ones so itself).
   if (tls_->ssl) {
     if (BIO* bio = socket_bio(socket_.native_handle())) SSL_set_bio(tls_->ssl.get(), bio, bio);
   }
@@ -170,19 +171,6 @@ Stream::Stream(tcp::socket socket, SslPtr ssl, std::shared_ptr<const void> owner
 Stream::~Stream() = default;
 Stream::Stream(Stream&&) noexcept = default;
 Stream& Stream::operator=(Stream&&) noexcept = default;
-
-PeerInfo Stream::peer() const {
-  PeerInfo info;
-  error_code ec;
-  auto remote = socket_.remote_endpoint(ec);
-  if (ec) {
-    info.address = "unknown";
-    return info;
-  }
-  info.address = remote.address().to_string();
-  info.port = remote.port();
-  return info;
-}
 
 void Stream::send_close_notify() {
   // One attempt, never a wait: the close_notify tells the peer the data ended here (so it can

@@ -73,13 +73,13 @@ bool is_idempotent(llhttp_method_t method) {
 }  // namespace
 
 DownstreamConnection::DownstreamConnection(server::Worker& worker, std::string listener_name,
-                                           net::Stream stream)
+                                           net::Stream stream, std::string client_address)
     : worker_(worker),
       listener_name_(std::move(listener_name)),
       stream_(std::move(stream)),
+      client_address_(std::move(client_address)),
       down_deadline_(stream_.get_executor()),
       up_deadline_(stream_.get_executor()) {
-  client_address_ = stream_.peer().address;
   error_code ec;
   stream_.lowest_layer().set_option(tcp::no_delay(true), ec);
 }

@@ -25,9 +25,10 @@
 
 namespace sluice::net {
 
-// What the codec and the logs may know about the far end of a stream.
+// What the codec and the logs may know about the far end of an accepted connection (from
+// accept4, net/accept.h).
 struct PeerInfo {
-  std::string address;  // IP without port; "unknown" when the socket could not tell
+  std::string address;  // IP without port
   uint16_t port = 0;
 };
 
@@ -124,7 +125,6 @@ class Stream {
   }
   void cancel(error_code& ec) { socket_.cancel(ec); }  // the form Deadline calls
   bool is_open() const { return socket_.is_open(); }
-  PeerInfo peer() const;
   asio::any_io_executor get_executor() { return socket_.get_executor(); }
   // The TCP socket underneath, for socket options and liveness checks; never for HTTP bytes.
   tcp::socket& lowest_layer() { return socket_; }
