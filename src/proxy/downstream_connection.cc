@@ -220,6 +220,9 @@ awaitable<void> DownstreamConnection::run(std::shared_ptr<DownstreamConnection> 
                            : may_park       ? kParkAfter
                                             : spec.idle_timeout,
                            self);
+        // The client sends its next request after it has the response: over TLS no recv is
+        // spent finding the socket empty (net::Stream::expect_quiet_peer).
+        if (keep_alive_wait) stream_.expect_quiet_peer();
         error_code ec;
         n = co_await stream_.async_read_some(asio::buffer(first_bytes_),
                                              asio::redirect_error(asio::use_awaitable, ec));

@@ -47,6 +47,12 @@ struct TlsInfo {
   std::string peer_cert_sha256;  // lower-case hex of the DER certificate (XFCC "Hash")
 };
 
+// What a TLS Stream's socket BIO (stream.cc) knows: the descriptor, and whether its last read
+// left the socket empty (a recv shorter than asked, or EAGAIN).
+struct SocketBio {
+  int fd = -1;
+  bool drained = false;
+};
 
 class Stream {
  public:
@@ -88,6 +94,15 @@ class Stream {
       }
     }
     return tls_read_some(target, token.ec_);
+  }
+
+  // Says that the next read is for bytes the peer sends only after it got what was written
+  // (the next HTTP/1 request after a response). Over TLS, when the last read drained the socket
+  // and OpenSSL holds nothing, that read then waits for readiness before calling SSL_read,
+  // instead of a recv that would fail with EAGAIN (one per keep-alive request otherwise). Only
+  // for such reads: where bytes may well be waiting (HTTP/2, a body), trying first is cheaper.
+  void expect_quiet_peer() {
+    if (tls_) tls_->quiet_peer = true;
   }
 
   // Writes every byte of `buffers` (a gather list) or fails.
@@ -147,6 +162,8 @@ class Stream {
     size_t written = 0;
   };
   struct TlsState {
+    SocketBio bio;  // the BIO's data (stream.cc), here so its address is stable
+    bool quiet_peer = false;  // expect_quiet_peer() was called for the next read
     SslPtr ssl;
     std::shared_ptr<const void> owner;
     TlsInfo info;
