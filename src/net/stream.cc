@@ -68,7 +68,8 @@ void read_peer_identity(X509* cert, TlsInfo& info) {
 
 // OpenSSL's own socket BIO writes with write(2) and reads with read(2): the VFS path (a file
 // position lock per call) and SIGPIPE when the peer has gone. This one uses send/recv with
-// MSG_NOSIGNAL | MSG_DONTWAIT, as HAProxy's does, and keeps the file descriptor in the BIO's data.
+// MSG_NOSIGNAL | MSG_DONTWAIT, as HAProxy's does, and keeps the file descriptor (and whether the
+// last read drained the socket) in the BIO's data, a SocketBio of the Stream.
 int bio_write(BIO* b, const char* data, size_t size, size_t* written) {
   BIO_clear_retry_flags(b);
   const int fd = static_cast<SocketBio*>(BIO_get_data(b))->fd;

@@ -9,10 +9,10 @@
 
 namespace sluice::net {
 
-// Takes one pending connection from `acceptor` without waiting (making the listener
-// non-blocking first if Asio has not): an open socket on the
-// acceptor's executor (registered with its reactor, marked non-blocking, so Asio makes neither
-// the ioctl nor the EPOLL_CTL_DEL at its close) and the peer's address in `peer`. On failure
+// Takes one pending connection from `acceptor` without waiting (the listener is made
+// non-blocking first if Asio has not made it so): an open socket on the acceptor's executor
+// (registered with its reactor, marked non-blocking, so Asio makes neither the ioctl nor the
+// EPOLL_CTL_DEL at its close) and the peer's address in `peer`. On failure
 // the socket is closed and `ec` says why: asio::error::would_block when no connection is
 // pending; ECONNABORTED or EPROTO for a connection that went away while queued (take the next);
 // EMFILE, ENFILE, ENOBUFS or ENOMEM when the process or the system is out of something.
