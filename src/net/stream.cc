@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <utility>
 
 namespace sluice::net {
 
@@ -67,10 +68,11 @@ void read_peer_identity(X509* cert, TlsInfo& info) {
 
 // OpenSSL's own socket BIO writes with write(2) and reads with read(2): the VFS path (a file
 // position lock per call) and SIGPIPE when the peer has gone. This one uses send/recv with
-// MSG_NOSIGNAL | MSG_DONTWAIT, as HAProxy's does, and keeps the file descriptor in the BIO's data.
+// MSG_NOSIGNAL | MSG_DONTWAIT, as HAProxy's does, and keeps the file descriptor (and whether the
+// last read drained the socket) in the BIO's data, a SocketBio of the Stream.
 int bio_write(BIO* b, const char* data, size_t size, size_t* written) {
   BIO_clear_retry_flags(b);
-  const int fd = static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(b)));
+  const int fd = static_cast<SocketBio*>(BIO_get_data(b))->fd;
   const ssize_t n = ::send(fd, data, size, MSG_NOSIGNAL | MSG_DONTWAIT);
   if (n >= 0) {
     *written = static_cast<size_t>(n);
@@ -82,15 +84,19 @@ int bio_write(BIO* b, const char* data, size_t size, size_t* written) {
 
 int bio_read(BIO* b, char* data, size_t size, size_t* read) {
   BIO_clear_retry_flags(b);
-  const int fd = static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(b)));
-  const ssize_t n = ::recv(fd, data, size, MSG_DONTWAIT);
+  auto* socket = static_cast<SocketBio*>(BIO_get_data(b));
+  const ssize_t n = ::recv(socket->fd, data, size, MSG_DONTWAIT);
   if (n > 0) {
     *read = static_cast<size_t>(n);
+    // A stream socket's recv returns less than asked only when its receive queue is empty.
+    socket->drained = static_cast<size_t>(n) < size;
     return 1;
   }
+  socket->drained = false;
   if (n == 0) {
     BIO_set_flags(b, BIO_FLAGS_IN_EOF);  // OpenSSL asks BIO_eof() to tell a close from an error
   } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+    socket->drained = errno != EINTR;
     BIO_set_retry_read(b);
   }
   return 0;
@@ -103,7 +109,7 @@ long bio_ctrl(BIO* b, int cmd, long, void* ptr) {
     case BIO_CTRL_EOF:
       return BIO_test_flags(b, BIO_FLAGS_IN_EOF) != 0;
     case BIO_C_GET_FD: {
-      const int fd = static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(b)));
+      const int fd = static_cast<SocketBio*>(BIO_get_data(b))->fd;
       if (ptr) *static_cast<int*>(ptr) = fd;
       return fd;
     }
@@ -117,8 +123,9 @@ int bio_create(BIO* b) {
   return 1;
 }
 
-// A BIO over `fd` (not owned: the Stream's socket closes it); null if OpenSSL is out of memory.
-BIO* socket_bio(int fd) {
+// A BIO over `socket->fd` (not owned: the Stream's socket closes it), which records in `socket`
+// whether its last read drained the socket; null if OpenSSL is out of memory.
+BIO* socket_bio(SocketBio* socket) {
   static BIO_METHOD* const method = [] {
     BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
                                  "sluice socket");
@@ -132,7 +139,7 @@ BIO* socket_bio(int fd) {
   }();
   if (!method) return nullptr;
   BIO* bio = BIO_new(method);
-  if (bio) BIO_set_data(bio, reinterpret_cast<void*>(static_cast<intptr_t>(fd)));
+  if (bio) BIO_set_data(bio, socket);
   return bio;
 }
 
@@ -159,30 +166,19 @@ Stream::Stream(tcp::socket socket, SslPtr ssl, std::shared_ptr<const void> owner
     : socket_(std::move(socket)), tls_(std::make_unique<TlsState>()) {
   tls_->ssl = std::move(ssl);
   tls_->owner = std::move(owner);
-  error_code ignored;
-  // OpenSSL reads and writes the socket itself and must never block the worker.
-  socket_.non_blocking(true, ignored);
+  // OpenSSL reads and writes the socket itself through socket_bio(), whose send and recv pass
+  // MSG_DONTWAIT, so they never block the worker whatever the descriptor's O_NONBLOCK says; the
+  // socket needs no ioctl(FIONBIO) here (accepted sockets are non-blocking from accept4, and
+  // Asio makes connected ones so itself).
   if (tls_->ssl) {
-    if (BIO* bio = socket_bio(socket_.native_handle())) SSL_set_bio(tls_->ssl.get(), bio, bio);
+    tls_->bio.fd = socket_.native_handle();
+    if (BIO* bio = socket_bio(&tls_->bio)) SSL_set_bio(tls_->ssl.get(), bio, bio);
   }
 }
 
 Stream::~Stream() = default;
 Stream::Stream(Stream&&) noexcept = default;
 Stream& Stream::operator=(Stream&&) noexcept = default;
-
-PeerInfo Stream::peer() const {
-  PeerInfo info;
-  error_code ec;
-  auto remote = socket_.remote_endpoint(ec);
-  if (ec) {
-    info.address = "unknown";
-    return info;
-  }
-  info.address = remote.address().to_string();
-  info.port = remote.port();
-  return info;
-}
 
 void Stream::send_close_notify() {
   // One attempt, never a wait: the close_notify tells the peer the data ended here (so it can
@@ -256,6 +252,15 @@ awaitable<void> Stream::tls_handshake(error_code& ec) {
 awaitable<size_t> Stream::tls_read_some(asio::mutable_buffer target, error_code& ec) {
   ec = {};
   if (target.size() == 0) co_return 0;
+  // See expect_quiet_peer(): the last read drained the socket and OpenSSL holds nothing
+  // (read-ahead: it takes all the socket has), so SSL_read would only find the socket empty.
+  // The wait re-polls the descriptor (Asio re-arms it with EPOLL_CTL_MOD), so bytes that came
+  // since the drain complete it at once.
+  const bool wait_first = std::exchange(tls_->quiet_peer, false);
+  if (wait_first && tls_->bio.drained && SSL_has_pending(tls_->ssl.get()) == 0 &&
+      !co_await tls_wait(Want::kRead, ec)) {
+    co_return 0;
+  }
   while (true) {
     size_t n = 0;
     const Want want = tls_read_step(target, n, ec);

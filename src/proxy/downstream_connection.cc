@@ -44,13 +44,13 @@ bool is_idempotent(llhttp_method_t method) {
 }  // namespace
 
 DownstreamConnection::DownstreamConnection(server::Worker& worker, std::string listener_name,
-                                           net::Stream stream)
+                                           net::Stream stream, std::string client_address)
     : worker_(worker),
       listener_name_(std::move(listener_name)),
       stream_(std::move(stream)),
+      client_address_(std::move(client_address)),
       down_deadline_(stream_.get_executor()),
       up_deadline_(stream_.get_executor()) {
-  client_address_ = stream_.peer().address;
   error_code ec;
   stream_.lowest_layer().set_option(tcp::no_delay(true), ec);
 }
@@ -191,6 +191,9 @@ awaitable<void> DownstreamConnection::run(std::shared_ptr<DownstreamConnection> 
                            : may_park       ? kParkAfter
                                             : spec.idle_timeout,
                            self);
+        // The client sends its next request after it has the response: over TLS no recv is
+        // spent finding the socket empty (net::Stream::expect_quiet_peer).
+        if (keep_alive_wait) stream_.expect_quiet_peer();
         error_code ec;
         n = co_await stream_.async_read_some(asio::buffer(first_bytes_),
                                              asio::redirect_error(asio::use_awaitable, ec));

@@ -8,6 +8,7 @@
 
 #include "sluice/common/accept_backoff.h"
 #include "sluice/common/log.h"
+#include "sluice/net/accept.h"
 #include "sluice/proxy/downstream_connection.h"
 #include "sluice/proxy/http1_state.h"
 
@@ -239,10 +240,25 @@ void Worker::close_acceptor(std::string listener_name) {
 awaitable<void> Worker::accept_loop(std::string listener_name, tcp::acceptor& acceptor) {
   AcceptBackoff backoff(fmt::format("listener '{}'", listener_name));
   while (acceptor.is_open()) {
+    // One connection per readiness of the listener, as nginx takes them (multi_accept off). The
+    // wait re-arms the edge-triggered descriptor (Asio's EPOLL_CTL_MOD), so a connection still
+    // in the backlog wakes it again at once, after the worker's other ready sockets had their
+    // turn: a busy listener cannot hold the loop, and no accept4 is spent learning that the
+    // backlog is empty (a loop until EAGAIN pays one per wake-up, and the one-client
+    // measurements of bench/results/2026-12-02-accept4.md had one connection per wake-up).
     error_code ec;
-    tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    co_await acceptor.async_wait(tcp::acceptor::wait_read,
+                                 asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
+      co_await backoff.after_failure(ec);
+      continue;
+    }
+    net::PeerInfo peer;
+    tcp::socket socket = net::accept_now(acceptor, peer, ec);
+    if (ec) {
+      // Nothing pending (another wake-up took it) or a connection that went away while queued.
+      if (ec == asio::error::would_block || net::accept_error_is_transient(ec)) continue;
       co_await backoff.after_failure(ec);  // EMFILE and friends
       continue;
     }
@@ -256,7 +272,8 @@ awaitable<void> Worker::accept_loop(std::string listener_name, tcp::acceptor& ac
       continue;
     }
     auto conn = std::make_shared<proxy::DownstreamConnection>(
-        *this, listener_name, downstream_stream(std::move(socket), listener_name));
+        *this, listener_name, downstream_stream(std::move(socket), listener_name),
+        std::move(peer.address));
     conn->start();
   }
 }

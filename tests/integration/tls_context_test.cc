@@ -423,5 +423,80 @@ TEST_F(TlsContextTest, ClientStreamHandsOutItsSessionOncePerTicket) {
   EXPECT_EQ(SSL_session_reused(again.get()), 1);
 }
 
+TEST_F(TlsContextTest, QuietPeerReadStillGetsBytesThatCameOrWaitInOpenSsl) {
+  // Stream::expect_quiet_peer() makes a read after a draining one wait for readiness before
+  // SSL_read. Bytes that arrived since, bytes OpenSSL already holds, and bytes that come later
+  // must all still be read.
+  auto serve = TlsServerContext::create(two_certificates(), "listeners[0].tls");
+  config::ClusterTls spec;
+  spec.ca = pki_->path("ca_cert");
+  auto connect = TlsClientContext::create(spec, "clusters[0].tls");
+  ASSERT_TRUE(serve.ok() && connect.ok());
+  asio::io_context io;
+  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  tcp::socket client_socket(io);
+  client_socket.connect(acceptor.local_endpoint());
+  Stream server(acceptor.accept(), (*serve)->new_ssl(), *serve);
+  Stream client(std::move(client_socket), (*connect)->new_ssl("api.example.test", nullptr),
+                *connect);
+  error_code server_ec, client_ec;
+  asio::co_spawn(io, [&]() -> awaitable<void> {
+    co_await server.async_handshake(asio::redirect_error(asio::use_awaitable, server_ec));
+  }, asio::detached);
+  asio::co_spawn(io, [&]() -> awaitable<void> {
+    co_await client.async_handshake(asio::redirect_error(asio::use_awaitable, client_ec));
+  }, asio::detached);
+  io.run_for(std::chrono::seconds(5));
+  ASSERT_FALSE(server_ec || client_ec) << server_ec.message() << client_ec.message();
+
+  auto send = [&](std::string text) {
+    io.restart();
+    asio::co_spawn(io, [&, text]() -> awaitable<void> {
+      co_await client.async_write(asio::buffer(text), asio::redirect_error(asio::use_awaitable, client_ec));
+    }, asio::detached);
+    io.run_for(std::chrono::seconds(5));
+    ASSERT_FALSE(client_ec) << client_ec.message();
+  };
+  // Reads into `size` bytes, with the quiet-peer hint or without; "" if nothing came in 5 s.
+  auto read = [&](size_t size, bool quiet) {
+    std::string got(size, '\0');
+    size_t n = 0;
+    io.restart();
+    if (quiet) server.expect_quiet_peer();
+    asio::co_spawn(io, [&]() -> awaitable<void> {
+      n = co_await server.async_read_some(asio::buffer(got), asio::redirect_error(asio::use_awaitable, server_ec));
+    }, asio::detached);
+    io.run_for(std::chrono::seconds(5));
+    EXPECT_FALSE(server_ec) << server_ec.message();
+    got.resize(server_ec ? 0 : n);
+    return got;
+  };
+
+  send("one");
+  std::string first;
+  while (first.size() < 3 && !server_ec) first += read(64, false);  // tickets are read first
+  EXPECT_EQ(first, "one");  // a short read: the socket is drained
+  send("two");              // arrives after the drain, before the read
+  EXPECT_EQ(read(64, true), "two");
+  send("abc");
+  EXPECT_EQ(read(1, false), "a");  // the record's rest stays in OpenSSL
+  EXPECT_EQ(read(64, true), "bc");
+  // Nothing there when the read starts: it waits, and the bytes sent then complete it.
+  std::string later(64, '\0');
+  size_t n = 0;
+  io.restart();
+  server.expect_quiet_peer();
+  asio::co_spawn(io, [&]() -> awaitable<void> {
+    n = co_await server.async_read_some(asio::buffer(later), asio::redirect_error(asio::use_awaitable, server_ec));
+  }, asio::detached);
+  io.poll();
+  asio::co_spawn(io, [&]() -> awaitable<void> {
+    co_await client.async_write(asio::buffer(std::string_view("four")), asio::redirect_error(asio::use_awaitable, client_ec));
+  }, asio::detached);
+  io.run_for(std::chrono::seconds(5));
+  ASSERT_FALSE(server_ec || client_ec) << server_ec.message() << client_ec.message();
+  EXPECT_EQ(later.substr(0, n), "four");
+}
+
 }  // namespace
 }  // namespace sluice::net

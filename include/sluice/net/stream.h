@@ -25,9 +25,10 @@
 
 namespace sluice::net {
 
-// What the codec and the logs may know about the far end of a stream.
+// What the codec and the logs may know about the far end of an accepted connection (from
+// accept4, net/accept.h).
 struct PeerInfo {
-  std::string address;  // IP without port; "unknown" when the socket could not tell
+  std::string address;  // IP without port
   uint16_t port = 0;
 };
 
@@ -46,6 +47,12 @@ struct TlsInfo {
   std::string peer_cert_sha256;  // lower-case hex of the DER certificate (XFCC "Hash")
 };
 
+// What a TLS Stream's socket BIO (stream.cc) knows: the descriptor, and whether its last read
+// left the socket empty (a recv shorter than asked, or EAGAIN).
+struct SocketBio {
+  int fd = -1;
+  bool drained = false;
+};
 
 class Stream {
  public:
@@ -89,6 +96,15 @@ class Stream {
     return tls_read_some(target, token.ec_);
   }
 
+  // Says that the next read is for bytes the peer sends only after it got what was written
+  // (the next HTTP/1 request after a response). Over TLS, when the last read drained the socket
+  // and OpenSSL holds nothing, that read then waits for readiness before calling SSL_read,
+  // instead of a recv that would fail with EAGAIN (one per keep-alive request otherwise). Only
+  // for such reads: where bytes may well be waiting (HTTP/2, a body), trying first is cheaper.
+  void expect_quiet_peer() {
+    if (tls_) tls_->quiet_peer = true;
+  }
+
   // Writes every byte of `buffers` (a gather list) or fails.
   template <typename Buffers, typename Token>
   auto async_write(const Buffers& buffers, Token&& token) {
@@ -126,7 +142,6 @@ class Stream {
   }
   void cancel(error_code& ec) { socket_.cancel(ec); }  // the form Deadline calls
   bool is_open() const { return socket_.is_open(); }
-  PeerInfo peer() const;
   asio::any_io_executor get_executor() { return socket_.get_executor(); }
   // The TCP socket underneath, for socket options and liveness checks; never for HTTP bytes.
   tcp::socket& lowest_layer() { return socket_; }
@@ -149,6 +164,8 @@ class Stream {
     size_t written = 0;
   };
   struct TlsState {
+    SocketBio bio;  // the BIO's data (stream.cc), here so its address is stable
+    bool quiet_peer = false;  // expect_quiet_peer() was called for the next read
     SslPtr ssl;
     std::shared_ptr<const void> owner;
     TlsInfo info;

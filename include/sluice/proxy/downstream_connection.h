@@ -28,7 +28,10 @@ namespace sluice::proxy {
 class DownstreamConnection : public std::enable_shared_from_this<DownstreamConnection>,
                              private Downstream {
  public:
-  DownstreamConnection(server::Worker& worker, std::string listener_name, net::Stream stream);
+  // `client_address`: the peer's IP as accept returned it (net::accept_now), for the access
+  // log, x-forwarded-for and the messages.
+  DownstreamConnection(server::Worker& worker, std::string listener_name, net::Stream stream,
+                       std::string client_address);
   ~DownstreamConnection() override;
   void start();
   // Worker thread: closes the connection now if it is idle, otherwise after the current response.
