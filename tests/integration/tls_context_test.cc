@@ -8,6 +8,7 @@
 #include <openssl/x509v3.h>
 
 #include <fstream>
+#include <memory>
 #include <set>
 
 #include "sluice/net/stream.h"
@@ -95,6 +96,35 @@ class TlsContextTest : public ::testing::Test {
     auto api = pki_->cert_and_key("api_ecdsa");
     spec.certificates = {{app.cert, app.key}, {api.cert, api.key}};
     return spec;
+  }
+
+  // A server Stream (two_certificates()) and a client Stream (verifying against the test CA,
+  // SNI api.example.test) over a loopback connection on `io`, before their handshakes.
+  // `server_ssl` is what the server Stream uses, for tests that look into it.
+  struct StreamPair {
+    std::shared_ptr<const TlsServerContext> serve;
+    std::shared_ptr<const TlsClientContext> connect;
+    std::unique_ptr<Stream> server;
+    std::unique_ptr<Stream> client;
+    SSL* server_ssl = nullptr;
+  };
+  static StreamPair stream_pair(asio::io_context& io) {
+    auto serve = TlsServerContext::create(two_certificates(), "listeners[0].tls");
+    config::ClusterTls spec;
+    spec.ca = pki_->path("ca_cert");
+    auto connect = TlsClientContext::create(spec, "clusters[0].tls");
+    EXPECT_TRUE(serve.ok() && connect.ok());
+    if (!serve.ok() || !connect.ok()) return {};
+    tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    tcp::socket client_socket(io);
+    client_socket.connect(acceptor.local_endpoint());
+    StreamPair pair{*serve, *connect};
+    SslPtr server_ssl = (*serve)->new_ssl();
+    pair.server_ssl = server_ssl.get();
+    pair.server = std::make_unique<Stream>(acceptor.accept(), std::move(server_ssl), *serve);
+    pair.client = std::make_unique<Stream>(
+        std::move(client_socket), (*connect)->new_ssl("api.example.test", nullptr), *connect);
+    return pair;
   }
 
   // Handshakes a client asking for `sni` (empty: none) and returns the served certificate's serial.
@@ -346,20 +376,12 @@ TEST_F(TlsContextTest, ClientContextVerifiesTheNameAndTheCa) {
 TEST_F(TlsContextTest, ClientStreamHandsOutItsSessionOncePerTicket) {
   // The upstream pool asks a connection for its session after every request; a copy is made
   // only when a ticket changed the session (bench: SSL_SESSION_dup per request before).
-  auto serve = TlsServerContext::create(two_certificates(), "listeners[0].tls");
-  config::ClusterTls spec;
-  spec.ca = pki_->path("ca_cert");
-  auto connect = TlsClientContext::create(spec, "clusters[0].tls");
-  ASSERT_TRUE(serve.ok() && connect.ok());
   asio::io_context io;
-  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
-  tcp::socket client_socket(io);
-  client_socket.connect(acceptor.local_endpoint());
-  SslPtr server_ssl = (*serve)->new_ssl();
-  SSL* server_raw = server_ssl.get();
-  Stream server(acceptor.accept(), std::move(server_ssl), *serve);
-  Stream client(std::move(client_socket), (*connect)->new_ssl("api.example.test", nullptr),
-                *connect);
+  StreamPair pair = stream_pair(io);
+  ASSERT_TRUE(pair.server && pair.client);
+  SSL* server_raw = pair.server_ssl;
+  Stream& server = *pair.server;
+  Stream& client = *pair.client;
 
   // The server writes one byte and the client reads it (the TLS 1.3 tickets come first).
   auto exchange = [&](bool handshake) {
@@ -417,8 +439,8 @@ TEST_F(TlsContextTest, ClientStreamHandsOutItsSessionOncePerTicket) {
   EXPECT_FALSE(client.tls_session());
 
   // The copy handed out resumes a new connection.
-  SslPtr again = (*connect)->new_ssl("api.example.test", second.get());
-  SslPtr s2 = (*serve)->new_ssl();
+  SslPtr again = pair.connect->new_ssl("api.example.test", second.get());
+  SslPtr s2 = pair.serve->new_ssl();
   ASSERT_TRUE(handshake(again.get(), s2.get()));
   EXPECT_EQ(SSL_session_reused(again.get()), 1);
 }
@@ -427,18 +449,11 @@ TEST_F(TlsContextTest, QuietPeerReadStillGetsBytesThatCameOrWaitInOpenSsl) {
   // Stream::expect_quiet_peer() makes a read after a draining one wait for readiness before
   // SSL_read. Bytes that arrived since, bytes OpenSSL already holds, and bytes that come later
   // must all still be read.
-  auto serve = TlsServerContext::create(two_certificates(), "listeners[0].tls");
-  config::ClusterTls spec;
-  spec.ca = pki_->path("ca_cert");
-  auto connect = TlsClientContext::create(spec, "clusters[0].tls");
-  ASSERT_TRUE(serve.ok() && connect.ok());
   asio::io_context io;
-  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
-  tcp::socket client_socket(io);
-  client_socket.connect(acceptor.local_endpoint());
-  Stream server(acceptor.accept(), (*serve)->new_ssl(), *serve);
-  Stream client(std::move(client_socket), (*connect)->new_ssl("api.example.test", nullptr),
-                *connect);
+  StreamPair pair = stream_pair(io);
+  ASSERT_TRUE(pair.server && pair.client);
+  Stream& server = *pair.server;
+  Stream& client = *pair.client;
   error_code server_ec, client_ec;
   asio::co_spawn(io, [&]() -> awaitable<void> {
     co_await server.async_handshake(asio::redirect_error(asio::use_awaitable, server_ec));
