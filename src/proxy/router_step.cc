@@ -55,7 +55,9 @@ awaitable<bool> ExchangeRunner::forward(const router::Route& route) {
     // is taken without a coroutine: its frame and suspension cost ~200 instructions per small
     // GET (bench/instructions). A retry goes to a freshly opened connection, never to another
     // pooled one.
-    Lease lease = attempt == 0 ? take_pooled(cluster, binding, first) : Lease{};
+    Lease lease = attempt == 0 && !cluster.eligible.empty()
+                      ? take_open(cluster, binding, cluster.eligible[first], /*fresh_only=*/false)
+                      : Lease{};
     if (!lease) {
       lease = co_await acquire(cluster, binding, first, /*fresh_only=*/attempt > 0, queue_timeout,
                                connect_error, acquired);
@@ -299,20 +301,19 @@ size_t ExchangeRunner::pick_endpoint(const upstream::ClusterInfo& cluster,
   });
 }
 
-ExchangeRunner::Lease ExchangeRunner::take_pooled(const upstream::ClusterInfo& cluster,
-                                                  const server::WorkerView::ClusterBinding& binding,
-                                                  size_t first) {
-  const size_t n = cluster.eligible.size();
-  if (n == 0) return Lease{};
-  const size_t index = cluster.eligible[first % n];
+ExchangeRunner::Lease ExchangeRunner::take_open(const upstream::ClusterInfo& cluster,
+                                                const server::WorkerView::ClusterBinding& binding,
+                                                size_t index, bool fresh_only) {
   const auto& pool = binding.pools[index];
   Lease lease;
   if (cluster.spec.protocol == config::Cluster::Protocol::kHttp2) {
+    // A retry may take a stream too: a connection that failed or got a GOAWAY has no room.
     upstream::Http2Connection* shared = pool->h2_with_capacity();
     if (!shared) return lease;
     lease.conn = shared->new_stream();
     lease.multiplexed = true;
   } else {
+    if (fresh_only) return lease;
     lease.conn = pool->take(upstream::Clock::now(), cluster.spec.idle_timeout);
     if (!lease.conn) return lease;
   }
@@ -342,23 +343,12 @@ awaitable<ExchangeRunner::Lease> ExchangeRunner::acquire(
   const auto queue_deadline = std::chrono::steady_clock::now() + queue_timeout;
   for (size_t tries = 0; tries < n; ++tries) {
     size_t index = cluster.eligible[(first + tries) % n];
-    Lease lease;
-    lease.pool = binding.pools[index];
-    lease.endpoint = &cluster.endpoints[index];
-    lease.max_idle = cluster.spec.max_idle_connections;
-    const bool http2 = cluster.spec.protocol == config::Cluster::Protocol::kHttp2;
-    std::unique_ptr<upstream::UpstreamConnection> pooled;
-    upstream::Http2Connection* shared = nullptr;
     while (true) {
-      if (http2) {
-        // A stream on a connection with room; a retry may use one too (a connection that failed
-        // or got a GOAWAY has no room).
-        shared = lease.pool->h2_with_capacity();
-        if (shared) break;
-      } else {
-        pooled = fresh_only ? nullptr : lease.pool->take(upstream::Clock::now(), cluster.spec.idle_timeout);
+      if (Lease open = take_open(cluster, binding, index, fresh_only)) {
+        status = AcquireStatus::kOk;
+        co_return open;
       }
-      if (pooled || breaker.can_open()) break;
+      if (breaker.can_open()) break;
       // At the connection cap: wait in the bounded queue for a connection to come back or close.
       auto left = std::chrono::duration_cast<config::Duration>(queue_deadline -
                                                                std::chrono::steady_clock::now());
@@ -371,23 +361,12 @@ awaitable<ExchangeRunner::Lease> ExchangeRunner::acquire(
                   : "no connection became free in time (circuit_breakers.max_connections)";
       co_return Lease{};
     }
-    if (pooled) {
-      lease.conn = std::move(pooled);
-      lease.reused = true;
-      lease.pool->cluster_stats()->connection_reuse.add();
-      start_endpoint_request(lease);
-      status = AcquireStatus::kOk;
-      co_return lease;
-    }
-    if (shared) {
-      lease.conn = shared->new_stream();
-      lease.multiplexed = true;
-      lease.reused = true;
-      lease.pool->cluster_stats()->connection_reuse.add();
-      start_endpoint_request(lease);
-      status = AcquireStatus::kOk;
-      co_return lease;
-    }
+    // Nothing open to take: a new connection.
+    Lease lease;
+    lease.pool = binding.pools[index];
+    lease.endpoint = &cluster.endpoints[index];
+    lease.max_idle = cluster.spec.max_idle_connections;
+    const bool http2 = cluster.spec.protocol == config::Cluster::Protocol::kHttp2;
     error_code ec;
     bool timed_out = false;
     std::string tls_error;

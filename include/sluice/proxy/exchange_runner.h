@@ -129,10 +129,11 @@ class ExchangeRunner {
   size_t pick_endpoint(const upstream::ClusterInfo& cluster,
                        const server::WorkerView::ClusterBinding& binding,
                        std::optional<uint64_t> hash);
-  // A pooled connection, or a stream on a shared HTTP/2 one, of endpoint `first` when one is
-  // ready now; an empty lease otherwise (then acquire()).
-  Lease take_pooled(const upstream::ClusterInfo& cluster,
-                    const server::WorkerView::ClusterBinding& binding, size_t first);
+  // A connection of endpoint `index` (into cluster.endpoints) that is open already: a pooled
+  // one (none when `fresh_only`), or a stream on a shared HTTP/2 one; an empty lease otherwise.
+  Lease take_open(const upstream::ClusterInfo& cluster,
+                  const server::WorkerView::ClusterBinding& binding, size_t index,
+                  bool fresh_only);
   // Everything else: waits under the circuit breaker, connects, tries the other endpoints after
   // a connect failure, starting from `first`.
   awaitable<Lease> acquire(const upstream::ClusterInfo& cluster,
