@@ -180,7 +180,7 @@ awaitable<void> DownstreamConnection::run(std::shared_ptr<DownstreamConnection> 
       size_t n = unparked;
       unparked = 0;
       if (n == 0) {
-        // A plain keep-alive connection quiet for park_after parks (park()): it stops holding
+        // A plain keep-alive connection quiet for kParkAfter parks (park()): it stops holding
         // coroutine frames, at the cost of a co_spawn when its next request comes. Waiting a
         // moment first keeps that cost off connections whose requests follow each other closely.
         const bool may_park = keep_alive_wait && !stream_.is_tls() &&

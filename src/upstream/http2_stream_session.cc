@@ -109,49 +109,51 @@ void Http2StreamSession::queue_request_head(const http::UpstreamRequestInput& in
                                             bool head_request) {
   head_request_ = head_request;
   Http2Connection::RequestScratch& scratch = conn_->request_scratch();
-  std::string& names_ = scratch.names;
-  std::string& path_ = scratch.path;
-  std::vector<nghttp2_nv>& nva_ = scratch.nva;
-  path_.assign(in.path);
-  if (!in.query.empty()) path_.append("?").append(in.query);
-  // Lower-cased names are copied once into names_, sized up front so the views stay put.
+  // The connection's scratch: streams submit their heads one at a time, and nghttp2 copies
+  // the fields it is given.
+  std::string& names = scratch.names;
+  std::string& path = scratch.path;
+  std::vector<nghttp2_nv>& nva = scratch.nva;
+  path.assign(in.path);
+  if (!in.query.empty()) path.append("?").append(in.query);
+  // Lower-cased names are copied once into names, sized up front so the views stay put.
   size_t name_bytes = 0;
   for (const auto& h : in.headers) name_bytes += h.name.size();
-  names_.clear();
-  names_.reserve(name_bytes);
-  nva_.clear();
-  nva_.push_back(make_nv(":method", in.method));
-  nva_.push_back(make_nv(":scheme", conn_->scheme()));
-  nva_.push_back(make_nv(":authority", in.host));
-  nva_.push_back(make_nv(":path", path_));
+  names.clear();
+  names.reserve(name_bytes);
+  nva.clear();
+  nva.push_back(make_nv(":method", in.method));
+  nva.push_back(make_nv(":scheme", conn_->scheme()));
+  nva.push_back(make_nv(":authority", in.host));
+  nva.push_back(make_nv(":path", path));
   http::forward_request_fields(
       in, scratch.forward,
-      [&names_, &nva_](const http::HeaderView& h) {
-        const size_t at = names_.size();
+      [&names, &nva](const http::HeaderView& h) {
+        const size_t at = names.size();
         for (char c : h.name)
-          names_.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c);
-        std::string_view name(names_.data() + at, h.name.size());
+          names.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c);
+        std::string_view name(names.data() + at, h.name.size());
         if (connection_specific(name)) return;
-        nva_.push_back(make_nv(name, h.value));
+        nva.push_back(make_nv(name, h.value));
       },
-      [&nva_](const http::WrittenField& field, std::string_view value) {
+      [&nva](const http::WrittenField& field, std::string_view value) {
         // Empty only for Sluice's own requests (a health probe has no client address).
         if (value.empty()) return;
         // A generated request id never repeats: a never-indexed literal keeps it out of the
         // HPACK table, where it would push out the fields that do repeat (callgrind,
         // bench/instructions --grpc).
         const bool unique = field.name == http::written::kRequestId.name;
-        nva_.push_back(
+        nva.push_back(
             make_nv(field.name, value, unique ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE));
       });
   // The one `te` HTTP/2 allows; gRPC servers refuse a request without it.
   if (te_asks_for_trailers(in.headers) || is_grpc(in.headers))
-    nva_.push_back(make_nv("te", "trailers"));
+    nva.push_back(make_nv("te", "trailers"));
 
   nghttp2_data_provider provider{};
   provider.read_callback = read_body_cb;
   nghttp2_session* session = conn_->session();
-  const int32_t id = nghttp2_submit_request(session, nullptr, nva_.data(), nva_.size(),
+  const int32_t id = nghttp2_submit_request(session, nullptr, nva.data(), nva.size(),
                                             in.has_body ? &provider : nullptr, this);
   if (id < 0) {
     failed_ = true;
