@@ -312,8 +312,9 @@ bool Http2Stream::submit_head(int status, std::span<const http::HeaderView> fiel
   if (!content_type.empty() && !has_type) nva_.push_back(make_nv("content-type", content_type));
   if (!content_length.empty()) nva_.push_back(make_nv("content-length", content_length));
   const std::string& request_id = runner_->exchange().request_id;
-  // A value no later response repeats: sent as a never-indexed literal, so it does not enter
-  // the HPACK table and push out the fields that do repeat (callgrind, bench/instructions).
+  // A value no later response repeats: a never-indexed literal, as upstream. The response
+  // encoder keeps no dynamic table (init), so here the flag changes no table of Sluice's; it
+  // asks intermediaries not to index the value either (RFC 7541 §6.2.3).
   if (!has_request_id && !request_id.empty()) {
     nva_.push_back(make_nv("x-request-id", request_id, NGHTTP2_NV_FLAG_NO_INDEX));
   }
