@@ -46,8 +46,10 @@ class GrpcPeerH2c(harness.E2ETestCase):
         self.assertEqual(initial["x-request-tag"], "abc")
         self.assertEqual(initial["x-blob-bin"], b"\x00\xffbin")
         self.assertNotIn("other", initial)
-        # The deadline the call arrived with (grpc-timeout), a little under the 20 s sent.
-        self.assertTrue(10_000 < int(initial["sluice-deadline-ms"]) <= 20_000, initial)
+        # The deadline the call arrived with (grpc-timeout), about the 20 s sent: gRPC rounds
+        # the header's value up to its unit, so it may be a little more (20,099 ms seen in CI),
+        # the bound test_grpc.py uses for the same header.
+        self.assertTrue(10_000 < int(initial["sluice-deadline-ms"]) <= 21_000, initial)
         self.assertEqual(trailing["trailer-x-request-tag"], "abc")
         self.assertEqual(trailing["trailer-x-blob-bin"], b"\x00\xffbin")
 
