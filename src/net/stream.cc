@@ -236,8 +236,11 @@ Stream::Want Stream::tls_outcome(int ret, error_code& ec) {
 }
 
 awaitable<bool> Stream::tls_wait(Want want, error_code& ec) {
-  co_await socket_.async_wait(want == Want::kRead ? tcp::socket::wait_read : tcp::socket::wait_write,
-                              asio::redirect_error(asio::use_awaitable, ec));
+  if (want == Want::kRead) {
+    co_await async_wait_readable(socket_, asio::redirect_error(asio::use_awaitable, ec));
+  } else {
+    co_await socket_.async_wait(tcp::socket::wait_write, asio::redirect_error(asio::use_awaitable, ec));
+  }
   co_return !ec;
 }
 
@@ -249,15 +252,14 @@ awaitable<void> Stream::tls_handshake(error_code& ec) {
   }
 }
 
-awaitable<size_t> Stream::tls_read_some(asio::mutable_buffer target, error_code& ec) {
+awaitable<size_t> Stream::tls_read_some(asio::mutable_buffer target, bool next_message, error_code& ec) {
   ec = {};
   if (target.size() == 0) co_return 0;
-  // See expect_quiet_peer(): the last read drained the socket and OpenSSL holds nothing
-  // (read-ahead: it takes all the socket has), so SSL_read would only find the socket empty.
-  // The wait re-polls the descriptor (Asio re-arms it with EPOLL_CTL_MOD), so bytes that came
-  // since the drain complete it at once.
-  const bool wait_first = std::exchange(tls_->quiet_peer, false);
-  if (wait_first && tls_->bio.drained && SSL_has_pending(tls_->ssl.get()) == 0 &&
+  // The first read of the peer's next message, after the last recv drained the socket and with
+  // nothing in OpenSSL (read-ahead: it takes all the socket has): SSL_read would only find the
+  // socket empty, so wait first. The wait completes at once, without a system call, when bytes
+  // came since (async_wait_readable).
+  if (next_message && tls_->bio.drained && SSL_has_pending(tls_->ssl.get()) == 0 &&
       !co_await tls_wait(Want::kRead, ec)) {
     co_return 0;
   }

@@ -77,16 +77,17 @@ void DownstreamConnection::start() {
 void DownstreamConnection::park(config::Duration idle_left) {
   // The coroutine ended after this call, and with it its frames (run's, the pending read's and
   // co_spawn's, ~2 KiB): a parked connection holds only itself, this read and its deadline's
-  // wait. The read goes into first_bytes_ as the coroutine's would (one recvfrom, speculative,
-  // so bytes that came meanwhile are not missed).
+  // wait. The read goes into first_bytes_ as the coroutine's would, and like it tries a recv
+  // first only if the socket became readable since its last read drained it (net/reactor_ops.h),
+  // so bytes that came meanwhile are not missed.
   idle_ = true;
   auto self = shared_from_this();
   // The upstream deadline's lazy wait of the last request may still be pending (until that
   // request's timeout, 15 s by default), holding a timer operation and a reference to us.
   up_deadline_.cancel();
   down_deadline_.arm(stream_, idle_left, self);
-  stream_.lowest_layer().async_read_some(
-      asio::buffer(first_bytes_),
+  net::async_receive_after_drain(
+      stream_.lowest_layer(), asio::buffer(first_bytes_),
       [self = std::move(self)](const error_code& ec, size_t n) mutable {
         self->idle_ = false;
         if (ec) {
@@ -191,11 +192,9 @@ awaitable<void> DownstreamConnection::run(std::shared_ptr<DownstreamConnection> 
                            : may_park       ? kParkAfter
                                             : spec.idle_timeout,
                            self);
-        // The client sends its next request after it has the response: over TLS no recv is
-        // spent finding the socket empty (net::Stream::expect_quiet_peer).
-        if (keep_alive_wait) stream_.expect_quiet_peer();
         error_code ec;
-        n = co_await stream_.async_read_some(asio::buffer(first_bytes_),
+        // The client's next request: no recv is spent finding the socket empty.
+        n = co_await stream_.async_read_next_message(asio::buffer(first_bytes_),
                                              asio::redirect_error(asio::use_awaitable, ec));
         idle_ = false;
         if (ec) {

@@ -44,6 +44,7 @@ void Http1Session::queue_request_head(const http::UpstreamRequestInput& head, bo
   in_.compact();
   parse_pos_ = in_.begin();
   step_again_ = false;
+  response_started_ = in_.size() > 0;
 }
 
 void Http1Session::queue_request_body(std::span<const std::span<const char>> body, bool last,
@@ -118,11 +119,17 @@ awaitable<Session::ReadStatus> Http1Session::read_response() {
     in_.grow(std::min(kMaxResponseHeadBytes, in_.capacity() * 2));
   }
   error_code ec;
-  size_t n = co_await stream_.async_read_some(asio::buffer(in_.write_ptr(), in_.writable()),
-                                              asio::redirect_error(asio::use_awaitable, ec));
+  const asio::mutable_buffer space(in_.write_ptr(), in_.writable());
+  // The response's first bytes come only after the backend got the request: that read waits
+  // without a recv first when the last one drained the socket. Later reads try at once, so a
+  // body delimited by the close, or a head cut short by it, ends without a wait.
+  const size_t n = response_started_
+                       ? co_await stream_.async_read_some(space, asio::redirect_error(asio::use_awaitable, ec))
+                       : co_await stream_.async_read_next_message(space, asio::redirect_error(asio::use_awaitable, ec));
   if (ec == asio::error::eof) co_return ReadStatus::kEof;
   if (ec) co_return ReadStatus::kError;
   in_.commit(n);
+  response_started_ = true;
   co_return ReadStatus::kOk;
 }
 

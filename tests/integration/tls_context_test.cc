@@ -445,10 +445,10 @@ TEST_F(TlsContextTest, ClientStreamHandsOutItsSessionOncePerTicket) {
   EXPECT_EQ(SSL_session_reused(again.get()), 1);
 }
 
-TEST_F(TlsContextTest, QuietPeerReadStillGetsBytesThatCameOrWaitInOpenSsl) {
-  // Stream::expect_quiet_peer() makes a read after a draining one wait for readiness before
-  // SSL_read. Bytes that arrived since, bytes OpenSSL already holds, and bytes that come later
-  // must all still be read.
+TEST_F(TlsContextTest, ReadAfterADrainStillGetsBytesThatCameOrWaitInOpenSsl) {
+  // Stream::async_read_next_message() after a read that drained the socket waits for
+  // readiness before SSL_read. Bytes that arrived since, bytes OpenSSL already holds, and bytes
+  // that come later must all still be read.
   asio::io_context io;
   StreamPair pair = stream_pair(io);
   ASSERT_TRUE(pair.server && pair.client);
@@ -472,14 +472,15 @@ TEST_F(TlsContextTest, QuietPeerReadStillGetsBytesThatCameOrWaitInOpenSsl) {
     io.run_for(std::chrono::seconds(5));
     ASSERT_FALSE(client_ec) << client_ec.message();
   };
-  // Reads into `size` bytes, with the quiet-peer hint or without; "" if nothing came in 5 s.
-  auto read = [&](size_t size, bool quiet) {
+  // Reads into `size` bytes, as the first read of a message or not; "" if nothing came in 5 s.
+  auto read = [&](size_t size, bool next_message) {
     std::string got(size, '\0');
     size_t n = 0;
     io.restart();
-    if (quiet) server.expect_quiet_peer();
     asio::co_spawn(io, [&]() -> awaitable<void> {
-      n = co_await server.async_read_some(asio::buffer(got), asio::redirect_error(asio::use_awaitable, server_ec));
+      auto token = asio::redirect_error(asio::use_awaitable, server_ec);
+      n = next_message ? co_await server.async_read_next_message(asio::buffer(got), token)
+                       : co_await server.async_read_some(asio::buffer(got), token);
     }, asio::detached);
     io.run_for(std::chrono::seconds(5));
     EXPECT_FALSE(server_ec) << server_ec.message();
@@ -500,9 +501,8 @@ TEST_F(TlsContextTest, QuietPeerReadStillGetsBytesThatCameOrWaitInOpenSsl) {
   std::string later(64, '\0');
   size_t n = 0;
   io.restart();
-  server.expect_quiet_peer();
   asio::co_spawn(io, [&]() -> awaitable<void> {
-    n = co_await server.async_read_some(asio::buffer(later), asio::redirect_error(asio::use_awaitable, server_ec));
+    n = co_await server.async_read_next_message(asio::buffer(later), asio::redirect_error(asio::use_awaitable, server_ec));
   }, asio::detached);
   io.poll();
   asio::co_spawn(io, [&]() -> awaitable<void> {

@@ -9,9 +9,13 @@
 // type-erased operation.
 //
 // TLS runs OpenSSL directly on the non-blocking socket (through a send/recv BIO of ours,
-// stream.cc) and waits for readiness with the socket's async_wait when OpenSSL asks for it, the
-// way HAProxy drives it: no memory BIO pair, so no extra copy of every byte and no extra buffer
-// per connection (which is what Asio's ssl::stream would add).
+// stream.cc) and waits for readiness (async_wait_readable, or async_wait to write) when OpenSSL
+// asks for it, the way HAProxy drives it: no memory BIO pair, so no extra copy of every byte and
+// no extra buffer per connection (which is what Asio's ssl::stream would add).
+//
+// Reads, plain or TLS, remember when they drained the socket, so that the first read of the
+// peer's next message waits for readiness instead of first calling a recv that fails with EAGAIN
+// (async_read_next_message, net/reactor_ops.h).
 #include <openssl/ssl.h>
 
 #include <boost/container/small_vector.hpp>
@@ -20,6 +24,7 @@
 #include <vector>
 
 #include "sluice/common/asio.h"
+#include "sluice/net/reactor_ops.h"
 #include "sluice/net/tls_context.h"
 #include "sluice/net/tls_policy.h"
 
@@ -83,26 +88,24 @@ class Stream {
     return tls_handshake(token.ec_);
   }
 
+  // Reads what the peer has sent, at least one byte. Tries a recv (SSL_read) at once, so bytes
+  // or an end of stream that are already there are read without a wait.
   template <typename Buffers, typename Token>
   auto async_read_some(const Buffers& buffers, Token&& token) {
-    if (!tls_) [[likely]] return socket_.async_read_some(buffers, std::forward<Token>(token));
-    asio::mutable_buffer target;
-    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers); ++it) {
-      if (asio::mutable_buffer b(*it); b.size() > 0) {
-        target = b;
-        break;
-      }
-    }
-    return tls_read_some(target, token.ec_);
+    if (!tls_) [[likely]] return async_receive_some(socket_, buffers, std::forward<Token>(token));
+    return tls_read_some(first_nonempty(buffers), /*next_message=*/false, token.ec_);
   }
 
-  // Says that the next read is for bytes the peer sends only after it got what was written
-  // (the next HTTP/1 request after a response). Over TLS, when the last read drained the socket
-  // and OpenSSL holds nothing, that read then waits for readiness before calling SSL_read,
-  // instead of a recv that would fail with EAGAIN (one per keep-alive request otherwise). Only
-  // for such reads: where bytes may well be waiting (HTTP/2, a body), trying first is cheaper.
-  void expect_quiet_peer() {
-    if (tls_) tls_->quiet_peer = true;
+  // The first read of the peer's next message, which it sends only after it got ours: the next
+  // HTTP/1 request after a response, the response after a request. When the last read drained
+  // the socket (and over TLS OpenSSL holds nothing), it waits for readiness instead of first
+  // trying a recv that would fail with EAGAIN, unless a readiness event came since
+  // (net/reactor_ops.h). A FIN that came together with the last bytes read is then seen only at
+  // the next event: a closed backend's RST, or a client's idle timeout.
+  template <typename Buffers, typename Token>
+  auto async_read_next_message(const Buffers& buffers, Token&& token) {
+    if (!tls_) [[likely]] return async_receive_after_drain(socket_, buffers, std::forward<Token>(token));
+    return tls_read_some(first_nonempty(buffers), /*next_message=*/true, token.ec_);
   }
 
   // Writes every byte of `buffers` (a gather list) or fails.
@@ -165,7 +168,6 @@ class Stream {
   };
   struct TlsState {
     SocketBio bio;  // the BIO's data (stream.cc), here so its address is stable
-    bool quiet_peer = false;  // expect_quiet_peer() was called for the next read
     SslPtr ssl;
     std::shared_ptr<const void> owner;
     TlsInfo info;
@@ -185,7 +187,14 @@ class Stream {
   // file they made GCC inline less elsewhere: +486 instructions per plain small GET,
   // bench/instructions.) Each sets `ec` as redirect_error would.
   awaitable<void> tls_handshake(error_code& ec);
-  awaitable<size_t> tls_read_some(asio::mutable_buffer target, error_code& ec);
+  awaitable<size_t> tls_read_some(asio::mutable_buffer target, bool next_message, error_code& ec);
+  template <typename Buffers>
+  static asio::mutable_buffer first_nonempty(const Buffers& buffers) {
+    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers); ++it) {
+      if (asio::mutable_buffer b(*it); b.size() > 0) return b;
+    }
+    return {};
+  }
   awaitable<size_t> tls_write(WriteCursor cursor, error_code& ec);
   // Waits until the socket is ready for what `want` asks; false (with `ec`) when that failed.
   awaitable<bool> tls_wait(Want want, error_code& ec);

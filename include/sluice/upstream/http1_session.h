@@ -68,6 +68,7 @@ class Http1Session final : public Session {
   bool chunked_request_ = false;
   // The response being read.
   bool head_request_ = false;
+  bool response_started_ = false;  // bytes of the response to the last request were read
   size_t parse_pos_ = 0;
   // After the parser pauses at the end of a head it must run once more even with no new bytes:
   // that is how a body-less message (204, 304, Content-Length: 0) reaches its end.
