@@ -217,7 +217,7 @@ Http2Stream::Refusal Http2Stream::decode_head(const server::ListenerInfo& listen
   if (head.authority.empty()) return {400, LocalReason::kBadRequest, "missing :authority\n"};
 
   ex.facts.request_id_generated = request_id.empty();
-  if (request_id.empty()) ex.request_id = http::make_request_id();
+  if (request_id.empty()) http::make_request_id(ex.request_id);
   else ex.request_id.assign(request_id);
   ex.facts.head_request = method_ == "HEAD";
   ex.facts.idempotent = is_idempotent(method_);
