@@ -61,6 +61,9 @@ void* allocate(size_t size) {
   if (FreeBlock* b = cache.head[c]) {
     cache.head[c] = b->next;
     cache.bytes -= c * kGranule;
+    // The next block of this class is read (its `next`) when it is handed out, often long
+    // after it was freed, with hundreds of requests' memory touched in between: fetch it now.
+    if (b->next != nullptr) __builtin_prefetch(b->next, 1);
     return b;
   }
   // Rounded up on every thread, not only caching ones: a block may be freed on another thread,
