@@ -99,7 +99,7 @@ void build_downstream_response_head(const DownstreamResponseInput& in, HeadParts
   out.suffix.append(kCrlf);
 }
 
-std::string make_request_id() {
+void make_request_id(std::string& id) {
   // One generator per thread, seeded from getrandom(2): no lock, no shared state on the request
   // path. splitmix64 and the hand-written hex below replaced mt19937_64 and fmt::format: 2.3k
   // fewer instructions per request (33,842 -> 31,582, bench/instructions).
@@ -120,7 +120,7 @@ std::string make_request_id() {
     return t;
   }();
   // 8-4-4-4-12 hex digits, most significant first: bytes 0-3, 4-5, 6-7, 8-9, 10-15.
-  std::string id(36, '-');
+  id.assign(36, '-');  // in place: a reused exchange keeps the string's buffer
   char* out = id.data();
   for (int i = 0; i < 16; ++i) {
     if (i == 4 || i == 6 || i == 8 || i == 10) ++out;  // over a dash
@@ -130,6 +130,11 @@ std::string make_request_id() {
     out[1] = kHexPairs[2 * byte + 1];
     out += 2;
   }
+}
+
+std::string make_request_id() {
+  std::string id;
+  make_request_id(id);
   return id;
 }
 

@@ -8,6 +8,7 @@
 
 #include "sluice/common/accept_backoff.h"
 #include "sluice/common/log.h"
+#include "sluice/common/thread_cache.h"
 #include "sluice/net/accept.h"
 #include "sluice/proxy/downstream_connection.h"
 #include "sluice/proxy/http1_state.h"
@@ -36,6 +37,7 @@ Worker::~Worker() {
 void Worker::start() {
   thread_ = std::thread([this] {
     log::set_thread_name(fmt::format("worker {}", index_));
+    thread_cache::enable();  // coroutine frames and handlers of hundreds of requests in flight
     schedule_sweep();
     context_.run();
     access_log_.flush();

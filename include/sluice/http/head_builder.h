@@ -242,5 +242,7 @@ void forward_request_fields(const UpstreamRequestInput& in, ForwardScratch& scra
 
 // A random version 4 UUID, lower-case hex with dashes (36 characters).
 std::string make_request_id();
+// The same into `id`, whose buffer is kept (no allocation for a reused exchange's string).
+void make_request_id(std::string& id);
 
 }  // namespace sluice::http

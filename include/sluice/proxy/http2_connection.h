@@ -165,10 +165,12 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   void start_stream(const std::shared_ptr<Http2Stream>& s);
   awaitable<void> read_loop();
   awaitable<void> write_loop();
+  // Appends what nghttp2 has to send to out_, up to kWriteGather bytes.
+  void gather_output();
   // Resumes the writer when it waits for work and there is some (nghttp2 wants to write, or
   // the connection is closing): one timer cancel per batch of frames, not per submit.
   void wake_writer() {
-    if (writer_waiting_ && !writer_woken_ && (closing_ || nghttp2_session_want_write(session_))) {
+    if (writer_waiting_ && !writer_woken_ && (closing_ || !out_.empty() || nghttp2_session_want_write(session_))) {
       writer_woken_ = true;
       writer_waker_.cancel();
     }
