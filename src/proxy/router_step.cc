@@ -225,6 +225,22 @@ awaitable<bool> ExchangeRunner::forward(const router::Route& route) {
         co_return co_await reply(504, LocalReason::kTimeout, "upstream request timeout\n", false);
       case RelayStatus::kFailedAfterHead:
         record_.status = lease.conn->head_facts().status;
+        if (exchange_.facts.grpc && up_deadline_->expired() && exchange_.facts.protocol == "HTTP/2") {
+          // The deadline (the route's, or the client's grpc-timeout) passed after the response
+          // head went out. A gRPC server out of time ends the call with DEADLINE_EXCEEDED in
+          // trailers; so does Sluice here, where a reset stream would reach the client as
+          // INTERNAL (gRPC maps RST_STREAM INTERNAL_ERROR so) whenever Sluice's timer fires
+          // before the client's own.
+          record_.flags = "UT";
+          release(lease, false);
+          exchange_.response_trailers.clear();
+          exchange_.response_trailers.push_back({"grpc-status", "4"});
+          exchange_.response_trailers.push_back({"grpc-message", "upstream request timeout"});
+          note_grpc_status(exchange_.response_trailers);
+          down_->queue_response_body({}, true);
+          co_await down_->flush_response(response_write_timeout());
+          co_return false;
+        }
         record_.flags = "UC";
         log::debug("{}: upstream {} failed mid-response; closing the downstream connection",
                    method_and_path_, lease.endpoint->key);

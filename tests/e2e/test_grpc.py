@@ -118,6 +118,23 @@ class GrpcThroughSluice(harness.E2ETestCase):
             _, initial, _ = c.slow(1, timeout=20)
             self.assertLessEqual(float(metadata_dict(initial)["sluice-deadline-ms"]), 21000)
 
+    def test_route_timeout_after_the_response_head_ends_the_call_with_deadline_exceeded(self):
+        # The peer sends its initial metadata at once, then sleeps: the route's 300 ms timeout
+        # expires mid-response, long before the client's own 10 s deadline.
+        text = grpc_config(self.peer.endpoint, os.path.join(self.tmp, "timeout.json"))
+        marker = "            cluster: grpc\n"
+        self.assertIn(marker, text)
+        text = text.replace(marker, marker + "            timeout: 300ms\n", 1)
+        sluice = self.start_sluice(text)
+        with Client(f"127.0.0.1:{sluice.port}") as c:
+            start = time.monotonic()
+            with self.assertRaises(grpc.RpcError) as cm:
+                c.slow(5000, timeout=10)
+            elapsed = time.monotonic() - start
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+        self.assertEqual(cm.exception.details(), "upstream request timeout")
+        self.assertLess(elapsed, 4.0)
+
     def test_many_concurrent_calls(self):
         with self.client() as c:
             replies = c.concurrent_unary(2000, parallel=200)
