@@ -66,16 +66,19 @@ struct SocketInternals : tcp::socket {
   static auto& of(tcp::socket& socket) { return socket.*(&SocketInternals::impl_); }
 };
 
-// The worker's reactor (one per io_context), found once per thread and context.
+// The reactor an open socket is registered with: the one its descriptor state names
+// (reactor_ops.cc). Null for a closed socket.
+ad::reactor* registered_reactor(ad::reactor::per_descriptor_data descriptor);
+
+// The socket's reactor (one per io_context). A pointer cached by the context's address would go
+// stale when a context is destroyed and another is made at that address (tests do); the
+// descriptor state holds the right one for an open socket, and a closed one (rare: an operation
+// after close, which fails) looks it up.
 inline ad::reactor& reactor_of(tcp::socket& socket) {
-  thread_local asio::execution_context* cached_context = nullptr;
-  thread_local ad::reactor* cached_reactor = nullptr;
-  asio::execution_context& context = asio::query(socket.get_executor(), asio::execution::context);
-  if (&context != cached_context) {
-    cached_reactor = &asio::use_service<ad::reactor>(context);
-    cached_context = &context;
+  if (ad::reactor* r = registered_reactor(SocketInternals::of(socket).get_implementation().reactor_data_)) {
+    return *r;
   }
-  return *cached_reactor;
+  return asio::use_service<ad::reactor>(asio::query(socket.get_executor(), asio::execution::context));
 }
 
 // The handler (moved out of its op) bound to the op's results, as Asio's binders do.
