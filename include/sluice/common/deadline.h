@@ -49,6 +49,10 @@ class Deadline {
     if (waiting_) timer_.cancel();
   }
   bool expired() const { return expired_; }
+  // A wait is pending: its handler holds a copy of the guard until it runs. An owner reused
+  // for one operation after another may leave the wait pending between them (disarm(), not
+  // cancel()), saving a timer cancel and a new wait each time; it then counts this reference.
+  bool waiting() const { return waiting_; }
   // Ends the armed operation now, as if its deadline had passed (an HTTP/2 client reset the
   // stream the operation works for). Nothing happens when disarmed.
   void expire_now() {
