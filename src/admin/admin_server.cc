@@ -120,7 +120,7 @@ awaitable<void> AdminServer::accept_loop() {
   bool at_limit = false;  // log once per stretch of refused connections
   while (acceptor_.is_open()) {
     error_code ec;
-    tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) break;
       // Out of descriptors: retrying at once spun a core at 100% until some came back.
@@ -158,7 +158,7 @@ awaitable<void> AdminServer::serve_connection(tcp::socket socket) {
     parser.body_limit(64 * 1024);
     error_code ec;
     stream.expires_after(std::chrono::seconds(30));
-    co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    co_await http::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
     if (ec) break;
     auto& req = parser.get();
     Response r = handle(std::string_view(req.method_string().data(), req.method_string().size()),
@@ -173,7 +173,7 @@ awaitable<void> AdminServer::serve_connection(tcp::socket socket) {
       res.body() = std::move(r.body);
       res.prepare_payload();
     }
-    co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+    co_await http::async_write(stream, res, asio::redirect_error(use_awaitable, ec));
     if (ec || !req.keep_alive()) break;
   }
   error_code ignored;

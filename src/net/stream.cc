@@ -237,9 +237,9 @@ Stream::Want Stream::tls_outcome(int ret, error_code& ec) {
 
 awaitable<bool> Stream::tls_wait(Want want, error_code& ec) {
   if (want == Want::kRead) {
-    co_await async_wait_readable(socket_, asio::redirect_error(asio::use_awaitable, ec));
+    co_await async_wait_readable(socket_, asio::redirect_error(use_awaitable, ec));
   } else {
-    co_await socket_.async_wait(tcp::socket::wait_write, asio::redirect_error(asio::use_awaitable, ec));
+    co_await socket_.async_wait(tcp::socket::wait_write, asio::redirect_error(use_awaitable, ec));
   }
   co_return !ec;
 }

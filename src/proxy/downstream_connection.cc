@@ -71,7 +71,7 @@ void DownstreamConnection::start() {
     }
   }
   // run() holds the connection from the spawn on: its parameter is copied into its frame.
-  asio::co_spawn(stream_.get_executor(), run(shared_from_this(), 0), asio::detached);
+  asio::co_spawn(executor_of(stream_.get_executor()), run(shared_from_this(), 0), asio::detached);
 }
 
 void DownstreamConnection::park(config::Duration idle_left) {
@@ -99,7 +99,7 @@ void DownstreamConnection::park(config::Duration idle_left) {
           return;
         }
         DownstreamConnection& conn = *self;
-        asio::co_spawn(conn.stream_.get_executor(), conn.run(std::move(self), n), asio::detached);
+        asio::co_spawn(executor_of(conn.stream_.get_executor()), conn.run(std::move(self), n), asio::detached);
       });
 }
 
@@ -119,7 +119,7 @@ awaitable<bool> DownstreamConnection::handshake(const config::Listener& spec) {
   auto self = shared_from_this();
   down_deadline_.arm(stream_, spec.tls_handshake_timeout, self);
   error_code ec;
-  co_await stream_.async_handshake(asio::redirect_error(asio::use_awaitable, ec));
+  co_await stream_.async_handshake(asio::redirect_error(use_awaitable, ec));
   down_deadline_.disarm();
   if (ec) {
     const net::TlsFailure why = down_deadline_.expired() ? net::TlsFailure::kTimeout : stream_.tls_failure();
@@ -195,7 +195,7 @@ awaitable<void> DownstreamConnection::run(std::shared_ptr<DownstreamConnection> 
         error_code ec;
         // The client's next request: no recv is spent finding the socket empty.
         n = co_await stream_.async_read_next_message(asio::buffer(first_bytes_),
-                                             asio::redirect_error(asio::use_awaitable, ec));
+                                             asio::redirect_error(use_awaitable, ec));
         idle_ = false;
         if (ec) {
           const bool park_now = may_park && down_deadline_.expired() && !worker_.draining();
@@ -276,7 +276,7 @@ awaitable<size_t> DownstreamConnection::read_preface(size_t n) {
   while (n < preface.size() && std::string_view(first_bytes_.data(), n) == preface.substr(0, n)) {
     error_code ec;
     n += co_await stream_.async_read_some(asio::buffer(first_bytes_.data() + n, first_bytes_.size() - n),
-                                          asio::redirect_error(asio::use_awaitable, ec));
+                                          asio::redirect_error(use_awaitable, ec));
     if (ec) co_return 0;
   }
   co_return n;
@@ -345,7 +345,7 @@ awaitable<DownstreamConnection::HeadStatus> DownstreamConnection::read_head(cons
     }
     error_code ec;
     size_t n = co_await stream_.async_read_some(asio::buffer(in.write_ptr(), in.writable()),
-                                                asio::redirect_error(asio::use_awaitable, ec));
+                                                asio::redirect_error(use_awaitable, ec));
     if (ec) {
       bool timed_out = down_deadline_.expired();
       down_deadline_.disarm();
@@ -545,7 +545,7 @@ awaitable<Downstream::BodyStatus> DownstreamConnection::read_request_body(filter
     }
     down_deadline_.arm(stream_, timeout, shared_from_this());
     size_t n = co_await stream_.async_read_some(asio::buffer(st_->in.write_ptr(), st_->in.writable()),
-                                                asio::redirect_error(asio::use_awaitable, ec));
+                                                asio::redirect_error(use_awaitable, ec));
     const bool timed_out = down_deadline_.expired();
     down_deadline_.disarm();
     if (ec && timed_out && (total_limited || spec.request_body_timeout.count() > 0)) {
@@ -599,7 +599,7 @@ awaitable<bool> DownstreamConnection::flush_response(config::Duration timeout) {
   if (st_->out.empty()) co_return true;
   error_code ec;
   down_deadline_.arm(stream_, timeout, shared_from_this());
-  co_await stream_.async_write(st_->out, asio::redirect_error(asio::use_awaitable, ec));
+  co_await stream_.async_write(st_->out, asio::redirect_error(use_awaitable, ec));
   down_deadline_.disarm();
   st_->out.clear();
   co_return !ec;
@@ -659,7 +659,7 @@ awaitable<void> DownstreamConnection::close_gracefully() {
       st_->in.consume_to(st_->in.end());
       st_->in.compact();
       dropped += co_await stream_.async_read_some(asio::buffer(st_->in.write_ptr(), st_->in.writable()),
-                                                  asio::redirect_error(asio::use_awaitable, ec));
+                                                  asio::redirect_error(use_awaitable, ec));
     }
     down_deadline_.disarm();
   }
@@ -691,26 +691,26 @@ awaitable<void> DownstreamConnection::tunnel(upstream::Session& session, config:
   state.last_activity = std::chrono::steady_clock::now();
   // Downstream → upstream runs in its own coroutine; upstream → downstream in this one. This
   // frame outlives both: it waits for the other pump before returning.
-  asio::co_spawn(stream_.get_executor(),
+  asio::co_spawn(executor_of(stream_.get_executor()),
                  [self, &state, &up, &from_client]() -> awaitable<void> {
                    co_await self->pump(self->stream_, up, self->st_->in, state, from_client);
                    state.up_done = true;
                    state.done.cancel();
                  },
                  asio::detached);
-  asio::co_spawn(stream_.get_executor(), watch_tunnel(state, up), asio::detached);
+  asio::co_spawn(executor_of(stream_.get_executor()), watch_tunnel(state, up), asio::detached);
   co_await pump(up, stream_, up_buffer, state, to_client);
   state.down_done = true;
   if (!state.up_done) {
     error_code ignored;
     state.done.expires_at(std::chrono::steady_clock::time_point::max());
-    co_await state.done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    co_await state.done.async_wait(asio::redirect_error(use_awaitable, ignored));
   }
   state.idle.cancel();
   if (!state.watcher_done) {
     error_code ignored;
     state.done.expires_at(std::chrono::steady_clock::time_point::max());
-    co_await state.done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    co_await state.done.async_wait(asio::redirect_error(use_awaitable, ignored));
   }
   stream_.close();
 }
@@ -722,7 +722,7 @@ awaitable<void> DownstreamConnection::pump(net::Stream& from, net::Stream& to, B
     if (buffer.size() > 0) {
       error_code ec;
       co_await to.async_write(asio::buffer(buffer.data() + buffer.begin(), buffer.size()),
-                              asio::redirect_error(asio::use_awaitable, ec));
+                              asio::redirect_error(use_awaitable, ec));
       if (ec) break;
       counter += buffer.size();
       state.last_activity = std::chrono::steady_clock::now();
@@ -731,7 +731,7 @@ awaitable<void> DownstreamConnection::pump(net::Stream& from, net::Stream& to, B
     }
     error_code ec;
     size_t n = co_await from.async_read_some(asio::buffer(buffer.write_ptr(), buffer.writable()),
-                                             asio::redirect_error(asio::use_awaitable, ec));
+                                             asio::redirect_error(use_awaitable, ec));
     if (ec == asio::error::eof) {
       // A half close travels on: the other side may still send (TCP allows it, WebSocket
       // closes with a handshake in the data before the FIN anyway).
@@ -761,7 +761,7 @@ awaitable<void> DownstreamConnection::watch_tunnel(TunnelState& state, net::Stre
     }
     state.idle.expires_at(deadline);
     error_code ec;
-    co_await state.idle.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await state.idle.async_wait(asio::redirect_error(use_awaitable, ec));
     if (ec) break;  // cancelled: the tunnel ended
   }
   state.watcher_done = true;

@@ -110,7 +110,7 @@ awaitable<bool> Http2Stream::wait_until(asio::steady_timer& timer, Ready ready,
     if (std::chrono::steady_clock::now() >= deadline) co_return finish(false);
     timer.expires_at(deadline);
     error_code ec;
-    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
   }
   co_return finish(true);
 }
@@ -549,7 +549,7 @@ awaitable<void> Http2Connection::run(std::string received) {
     co_return;
   }
   if (stats_) stats_->http2.connections.add();
-  asio::co_spawn(stream_.get_executor(),
+  asio::co_spawn(executor_of(stream_.get_executor()),
                  [self]() -> awaitable<void> {
                    co_await self->write_loop();
                    self->writer_done_ = true;
@@ -570,7 +570,7 @@ awaitable<void> Http2Connection::run(std::string received) {
   while (!writer_done_ || running_ > 0) {
     done_waker_.expires_at(std::chrono::steady_clock::time_point::max());
     error_code ec;
-    co_await done_waker_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await done_waker_.async_wait(asio::redirect_error(use_awaitable, ec));
   }
   read_deadline_.cancel();
   write_deadline_.cancel();
@@ -617,7 +617,7 @@ awaitable<void> Http2Connection::read_loop() {
     while (running_ >= 2 * static_cast<size_t>(spec_->http2.max_concurrent_streams) && !closing_) {
       capacity_waker_.expires_at(std::chrono::steady_clock::time_point::max());
       error_code ec;
-      co_await capacity_waker_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      co_await capacity_waker_.async_wait(asio::redirect_error(use_awaitable, ec));
     }
     // An idle connection (no stream in progress) is closed after idle_timeout.
     // The guard is this connection, not owner_: the deadlines are members here, and a wait
@@ -632,7 +632,7 @@ awaitable<void> Http2Connection::read_loop() {
     // clients do, ends the loop above without it.
     error_code ec;
     const size_t n = co_await stream_.async_read_next_message(asio::buffer(buffer),
-                                                              asio::redirect_error(asio::use_awaitable, ec));
+                                                              asio::redirect_error(use_awaitable, ec));
     read_deadline_.disarm();
     if (ec) {
       if (read_deadline_.expired() && running_ == 0 && !goaway_sent_) {
@@ -654,7 +654,7 @@ awaitable<void> Http2Connection::write_loop() {
     if (!out_.empty()) {
       error_code ec;
       write_deadline_.arm(stream_, spec_->idle_timeout, self);
-      co_await stream_.async_write(asio::buffer(out_), asio::redirect_error(asio::use_awaitable, ec));
+      co_await stream_.async_write(asio::buffer(out_), asio::redirect_error(use_awaitable, ec));
       write_deadline_.disarm();
       out_.clear();
       if (ec) {
@@ -679,7 +679,7 @@ awaitable<void> Http2Connection::write_loop() {
     writer_waiting_ = true;
     writer_woken_ = false;
     error_code ec;
-    co_await writer_waker_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await writer_waker_.async_wait(asio::redirect_error(use_awaitable, ec));
     writer_waiting_ = false;
   }
 }
@@ -764,7 +764,7 @@ void Http2Connection::start_stream(const std::shared_ptr<Http2Stream>& s) {
   s->started_ = true;
   ++running_;
   read_deadline_.disarm();
-  asio::co_spawn(stream_.get_executor(), s->run(s), asio::detached);
+  asio::co_spawn(executor_of(stream_.get_executor()), s->run(s), asio::detached);
 }
 
 // --- nghttp2 callbacks ---

@@ -261,7 +261,7 @@ awaitable<ExchangeRunner::RelayStatus> ExchangeRunner::relay_duplex(Lease& lease
   bool sender_done = false;
   asio::steady_timer sender_waker(executor_);
   asio::co_spawn(
-      executor_,
+      executor_of(executor_),
       [this, &lease, &route, &sent, &sender_done, &sender_waker,
        guard = down_->guard()]() -> awaitable<void> {
         sent = co_await send_request(lease, route, /*duplex=*/true);
@@ -281,7 +281,7 @@ awaitable<ExchangeRunner::RelayStatus> ExchangeRunner::relay_duplex(Lease& lease
   while (!sender_done) {
     sender_waker.expires_at(std::chrono::steady_clock::time_point::max());
     error_code ignored;
-    co_await sender_waker.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    co_await sender_waker.async_wait(asio::redirect_error(use_awaitable, ignored));
   }
   co_return relayed;
 }
@@ -451,13 +451,13 @@ awaitable<error_code> ExchangeRunner::connect(net::Stream& stream, const Lease& 
   // connect_timeout bounds the TCP connect and the TLS handshake together.
   up_deadline_->arm(stream, cluster.spec.connect_timeout, down_->guard());
   co_await stream.lowest_layer().async_connect(lease.endpoint->address,
-                                               asio::redirect_error(asio::use_awaitable, ec));
+                                               asio::redirect_error(use_awaitable, ec));
   if (!ec && lease.pool->tls()) {
     const auto& tls = lease.pool->tls();
     const std::string host = lease.endpoint->hostname.empty() ? lease.endpoint->address.address().to_string()
                                                               : lease.endpoint->hostname;
     stream = net::Stream(std::move(stream.lowest_layer()), tls->new_ssl(host, lease.pool->tls_session()), tls);
-    co_await stream.async_handshake(asio::redirect_error(asio::use_awaitable, ec));
+    co_await stream.async_handshake(asio::redirect_error(use_awaitable, ec));
     if (ec && !up_deadline_->expired()) tls_error = "upstream TLS: " + stream.tls_error();
   }
   timed_out = up_deadline_->expired();

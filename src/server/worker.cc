@@ -250,7 +250,7 @@ awaitable<void> Worker::accept_loop(std::string listener_name, tcp::acceptor& ac
     // measurements of bench/results/2026-12-02-accept4.md had one connection per wake-up).
     error_code ec;
     co_await acceptor.async_wait(tcp::acceptor::wait_read,
-                                 asio::redirect_error(asio::use_awaitable, ec));
+                                 asio::redirect_error(use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
       co_await backoff.after_failure(ec);

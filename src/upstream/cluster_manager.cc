@@ -183,7 +183,7 @@ awaitable<void> ClusterManager::refresh_dns(std::string cluster, std::shared_ptr
     error_code ec;
     auto results = co_await resolver.async_resolve(ep.hostname, std::to_string(ep.address.port),
                                                    tcp::resolver::numeric_service,
-                                                   asio::redirect_error(asio::use_awaitable, ec));
+                                                   asio::redirect_error(use_awaitable, ec));
     if (!*alive) co_return;  // stopped while resolving (`this` is gone)
     std::vector<tcp::endpoint> addrs;
     for (const auto& r : results) addrs.push_back(r.endpoint());

@@ -150,7 +150,7 @@ awaitable<void> HealthChecker::probe_loop(std::shared_ptr<Target> target) {
     if (!target->owner) break;  // the transition stopped this target
     target->timer.expires_after(target->spec->interval);
     error_code ec;
-    co_await target->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await target->timer.async_wait(asio::redirect_error(use_awaitable, ec));
   }
 }
 
@@ -208,13 +208,13 @@ awaitable<std::string> HealthChecker::probe(Target& t) {
     return why;
   };
   error_code ec;
-  co_await stream.lowest_layer().async_connect(t.address, asio::redirect_error(asio::use_awaitable, ec));
+  co_await stream.lowest_layer().async_connect(t.address, asio::redirect_error(use_awaitable, ec));
   if (ec) co_return done(timed_out ? fmt::format("no answer within {}ms", spec.timeout.count())
                                    : fmt::format("connect: {}", ec.message()));
   if (tls) {
     const std::string name = !spec.host.empty() ? spec.host : t.address.address().to_string();
     stream = net::Stream(std::move(stream.lowest_layer()), tls->new_ssl(name, nullptr), tls);
-    co_await stream.async_handshake(asio::redirect_error(asio::use_awaitable, ec));
+    co_await stream.async_handshake(asio::redirect_error(use_awaitable, ec));
     if (ec) co_return done(timed_out ? fmt::format("no answer within {}ms", spec.timeout.count())
                                      : fmt::format("TLS: {}", stream.tls_error()));
   }
@@ -228,7 +228,7 @@ awaitable<std::string> HealthChecker::probe(Target& t) {
   std::string request = fmt::format(
       "GET {} HTTP/1.1\r\nhost: {}\r\nuser-agent: sluice-health-check\r\nconnection: close\r\n\r\n",
       spec.path, host);
-  co_await stream.async_write(asio::buffer(request), asio::redirect_error(asio::use_awaitable, ec));
+  co_await stream.async_write(asio::buffer(request), asio::redirect_error(use_awaitable, ec));
   if (ec) co_return done(timed_out ? fmt::format("no answer within {}ms", spec.timeout.count())
                                    : fmt::format("send: {}", ec.message()));
   // Only the status line matters: "HTTP/1.1 200 OK\r\n".
@@ -236,7 +236,7 @@ awaitable<std::string> HealthChecker::probe(Target& t) {
   size_t have = 0;
   while (have < buf.size()) {
     size_t n = co_await stream.async_read_some(asio::buffer(buf.data() + have, buf.size() - have),
-                                               asio::redirect_error(asio::use_awaitable, ec));
+                                               asio::redirect_error(use_awaitable, ec));
     have += n;
     if (ec || std::string_view(buf.data(), have).find("\r\n") != std::string_view::npos) break;
   }

@@ -55,7 +55,7 @@ void Http1Session::queue_request_body(std::span<const std::span<const char>> bod
 awaitable<bool> Http1Session::write_request() {
   if (out_.empty()) co_return stream_.is_open();
   error_code ec;
-  co_await stream_.async_write(out_, asio::redirect_error(asio::use_awaitable, ec));
+  co_await stream_.async_write(out_, asio::redirect_error(use_awaitable, ec));
   out_.clear();
   co_return !ec;
 }
@@ -124,8 +124,8 @@ awaitable<Session::ReadStatus> Http1Session::read_response() {
   // without a recv first when the last one drained the socket. Later reads try at once, so a
   // body delimited by the close, or a head cut short by it, ends without a wait.
   const size_t n = response_started_
-                       ? co_await stream_.async_read_some(space, asio::redirect_error(asio::use_awaitable, ec))
-                       : co_await stream_.async_read_next_message(space, asio::redirect_error(asio::use_awaitable, ec));
+                       ? co_await stream_.async_read_some(space, asio::redirect_error(use_awaitable, ec))
+                       : co_await stream_.async_read_next_message(space, asio::redirect_error(use_awaitable, ec));
   if (ec == asio::error::eof) co_return ReadStatus::kEof;
   if (ec) co_return ReadStatus::kError;
   in_.commit(n);

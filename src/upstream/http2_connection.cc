@@ -85,9 +85,9 @@ bool Http2Connection::start() {
   last_frame_ = Clock::now();
   set_idle(true);
   auto self = shared_from_this();
-  asio::co_spawn(stream_.get_executor(), read_loop(self), asio::detached);
+  asio::co_spawn(executor_of(stream_.get_executor()), read_loop(self), asio::detached);
   if (settings_.ping_interval.count() > 0) {
-    asio::co_spawn(stream_.get_executor(), ping_loop(self), asio::detached);
+    asio::co_spawn(executor_of(stream_.get_executor()), ping_loop(self), asio::detached);
   }
   flush();
   return true;
@@ -182,7 +182,7 @@ void Http2Connection::flush() {
   if (!started_ || writing_ || closed_) return;
   if (!nghttp2_session_want_write(session_)) return;
   writing_ = true;
-  asio::co_spawn(stream_.get_executor(), write_loop(shared_from_this()), asio::detached);
+  asio::co_spawn(executor_of(stream_.get_executor()), write_loop(shared_from_this()), asio::detached);
 }
 
 awaitable<void> Http2Connection::write_loop(
@@ -203,7 +203,7 @@ awaitable<void> Http2Connection::write_loop(
     }
     if (out_.empty()) break;
     error_code ec;
-    co_await stream_.async_write(asio::buffer(out_), asio::redirect_error(asio::use_awaitable, ec));
+    co_await stream_.async_write(asio::buffer(out_), asio::redirect_error(use_awaitable, ec));
     if (ec) {
       writing_ = false;
       close("write failed: " + ec.message());
@@ -221,7 +221,7 @@ awaitable<void> Http2Connection::read_loop(
   while (!closed_) {
     error_code ec;
     const size_t n = co_await stream_.async_read_some(
-        asio::buffer(buf.get(), kReadBufferSize), asio::redirect_error(asio::use_awaitable, ec));
+        asio::buffer(buf.get(), kReadBufferSize), asio::redirect_error(use_awaitable, ec));
     if (closed_) break;
     if (ec) {
       close(ec == asio::error::eof ? "the backend closed the connection" : ec.message());
@@ -246,14 +246,14 @@ awaitable<void> Http2Connection::ping_loop(
   while (!closed_) {
     ping_timer_.expires_after(settings_.ping_interval);
     error_code ec;
-    co_await ping_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await ping_timer_.async_wait(asio::redirect_error(use_awaitable, ec));
     if (ec || closed_) break;
     if (Clock::now() - last_frame_ < settings_.ping_interval) continue;
     ping_acked_ = false;
     nghttp2_submit_ping(session_, NGHTTP2_FLAG_NONE, nullptr);
     flush();
     ping_timer_.expires_after(settings_.ping_timeout);
-    co_await ping_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await ping_timer_.async_wait(asio::redirect_error(use_awaitable, ec));
     if (ec || closed_) break;
     if (!ping_acked_) {
       log::debug("upstream HTTP/2: no PING ack within {}ms: connection dead",

@@ -290,7 +290,7 @@ awaitable<void> Http2StreamSession::start_wait() {
   // other waits would cancel its wait (and it would cancel ours in turn), so only the first
   // sets it; wake() ends every wait.
   if (waiting_++ == 0) waker_.expires_at(asio::steady_timer::time_point::max());
-  return waker_.async_wait(asio::redirect_error(asio::use_awaitable, wait_ec_));
+  return waker_.async_wait(asio::redirect_error(use_awaitable, wait_ec_));
 }
 
 void Http2StreamSession::wake() {

@@ -95,7 +95,7 @@ class RecordingStep : public filters::Filter {
   awaitable<filters::Status> resume(proxy::Exchange&) const override {
     asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(20));
     error_code ignored;
-    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    co_await timer.async_wait(asio::redirect_error(use_awaitable, ignored));
     std::lock_guard lock(seen_.mu);
     ++seen_.resumed;
     co_return filters::Status::kContinue;

@@ -392,20 +392,20 @@ TEST_F(TlsContextTest, ClientStreamHandsOutItsSessionOncePerTicket) {
         io,
         [&]() -> awaitable<void> {
           if (handshake)
-            co_await server.async_handshake(asio::redirect_error(asio::use_awaitable, server_ec));
+            co_await server.async_handshake(asio::redirect_error(use_awaitable, server_ec));
           if (!server_ec)
             co_await server.async_write(asio::buffer(&byte, 1),
-                                        asio::redirect_error(asio::use_awaitable, server_ec));
+                                        asio::redirect_error(use_awaitable, server_ec));
         },
         asio::detached);
     asio::co_spawn(
         io,
         [&]() -> awaitable<void> {
           if (handshake)
-            co_await client.async_handshake(asio::redirect_error(asio::use_awaitable, client_ec));
+            co_await client.async_handshake(asio::redirect_error(use_awaitable, client_ec));
           if (!client_ec)
             co_await client.async_read_some(asio::buffer(&got, 1),
-                                            asio::redirect_error(asio::use_awaitable, client_ec));
+                                            asio::redirect_error(use_awaitable, client_ec));
         },
         asio::detached);
     io.restart();
@@ -456,10 +456,10 @@ TEST_F(TlsContextTest, ReadAfterADrainStillGetsBytesThatCameOrWaitInOpenSsl) {
   Stream& client = *pair.client;
   error_code server_ec, client_ec;
   asio::co_spawn(io, [&]() -> awaitable<void> {
-    co_await server.async_handshake(asio::redirect_error(asio::use_awaitable, server_ec));
+    co_await server.async_handshake(asio::redirect_error(use_awaitable, server_ec));
   }, asio::detached);
   asio::co_spawn(io, [&]() -> awaitable<void> {
-    co_await client.async_handshake(asio::redirect_error(asio::use_awaitable, client_ec));
+    co_await client.async_handshake(asio::redirect_error(use_awaitable, client_ec));
   }, asio::detached);
   io.run_for(std::chrono::seconds(5));
   ASSERT_FALSE(server_ec || client_ec) << server_ec.message() << client_ec.message();
@@ -467,7 +467,7 @@ TEST_F(TlsContextTest, ReadAfterADrainStillGetsBytesThatCameOrWaitInOpenSsl) {
   auto send = [&](std::string text) {
     io.restart();
     asio::co_spawn(io, [&, text]() -> awaitable<void> {
-      co_await client.async_write(asio::buffer(text), asio::redirect_error(asio::use_awaitable, client_ec));
+      co_await client.async_write(asio::buffer(text), asio::redirect_error(use_awaitable, client_ec));
     }, asio::detached);
     io.run_for(std::chrono::seconds(5));
     ASSERT_FALSE(client_ec) << client_ec.message();
@@ -478,7 +478,7 @@ TEST_F(TlsContextTest, ReadAfterADrainStillGetsBytesThatCameOrWaitInOpenSsl) {
     size_t n = 0;
     io.restart();
     asio::co_spawn(io, [&]() -> awaitable<void> {
-      auto token = asio::redirect_error(asio::use_awaitable, server_ec);
+      auto token = asio::redirect_error(use_awaitable, server_ec);
       n = next_message ? co_await server.async_read_next_message(asio::buffer(got), token)
                        : co_await server.async_read_some(asio::buffer(got), token);
     }, asio::detached);
@@ -502,11 +502,11 @@ TEST_F(TlsContextTest, ReadAfterADrainStillGetsBytesThatCameOrWaitInOpenSsl) {
   size_t n = 0;
   io.restart();
   asio::co_spawn(io, [&]() -> awaitable<void> {
-    n = co_await server.async_read_next_message(asio::buffer(later), asio::redirect_error(asio::use_awaitable, server_ec));
+    n = co_await server.async_read_next_message(asio::buffer(later), asio::redirect_error(use_awaitable, server_ec));
   }, asio::detached);
   io.poll();
   asio::co_spawn(io, [&]() -> awaitable<void> {
-    co_await client.async_write(asio::buffer(std::string_view("four")), asio::redirect_error(asio::use_awaitable, client_ec));
+    co_await client.async_write(asio::buffer(std::string_view("four")), asio::redirect_error(use_awaitable, client_ec));
   }, asio::detached);
   io.run_for(std::chrono::seconds(5));
   ASSERT_FALSE(server_ec || client_ec) << server_ec.message() << client_ec.message();

@@ -30,7 +30,7 @@ class AcceptBackoff {
     }
     asio::steady_timer pause(co_await asio::this_coro::executor, kAcceptRetryDelay);
     error_code ignored;
-    co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    co_await pause.async_wait(asio::redirect_error(use_awaitable, ignored));
   }
 
   // After a successful accept: ends a streak of failures.

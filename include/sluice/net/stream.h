@@ -82,7 +82,7 @@ class Stream {
 
   // The TLS handshake (server or client, as the SSL was made). On failure `ec` is set and the
   // SSL must not be used for data. Like the members below it takes the token every caller
-  // uses, `asio::redirect_error(asio::use_awaitable, ec)`.
+  // uses, `asio::redirect_error(use_awaitable, ec)`.
   template <typename Token>
   awaitable<void> async_handshake(Token&& token) {
     return tls_handshake(token.ec_);

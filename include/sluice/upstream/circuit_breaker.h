@@ -39,7 +39,7 @@ class CircuitBreaker {
     me.timer.expires_after(timeout);
     auto it = waiters_.insert(waiters_.end(), &me);
     error_code ignored;
-    co_await me.timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    co_await me.timer.async_wait(asio::redirect_error(use_awaitable, ignored));
     // Woken: wake_one() already took the entry out (even if the timer had fired meanwhile).
     if (me.woken) co_return Wait::kReady;
     waiters_.erase(it);
