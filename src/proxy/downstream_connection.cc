@@ -71,12 +71,12 @@ void DownstreamConnection::start() {
     }
   }
   // run() holds the connection from the spawn on: its parameter is copied into its frame.
-  asio::co_spawn(executor_of(stream_.get_executor()), run(shared_from_this(), 0), asio::detached);
+  spawn(executor_of(stream_.get_executor()), run(shared_from_this(), 0));
 }
 
 void DownstreamConnection::park(config::Duration idle_left) {
-  // The coroutine ended after this call, and with it its frames (run's, the pending read's and
-  // co_spawn's, ~2 KiB): a parked connection holds only itself, this read and its deadline's
+  // The coroutine ended after this call, and with it its frames (run's and the pending read's,
+  // ~2 KiB): a parked connection holds only itself, this read and its deadline's
   // wait. The read goes into first_bytes_ as the coroutine's would, and like it tries a recv
   // first only if the socket became readable since its last read drained it (net/reactor_ops.h),
   // so bytes that came meanwhile are not missed.
@@ -99,7 +99,7 @@ void DownstreamConnection::park(config::Duration idle_left) {
           return;
         }
         DownstreamConnection& conn = *self;
-        asio::co_spawn(executor_of(conn.stream_.get_executor()), conn.run(std::move(self), n), asio::detached);
+        start_now(executor_of(conn.stream_.get_executor()), conn.run(std::move(self), n));
       });
 }
 

@@ -764,7 +764,8 @@ void Http2Connection::start_stream(const std::shared_ptr<Http2Stream>& s) {
   s->started_ = true;
   ++running_;
   read_deadline_.disarm();
-  asio::co_spawn(executor_of(stream_.get_executor()), s->run(s), asio::detached);
+  // Not started here: this runs inside nghttp2_session_mem_recv's callbacks.
+  spawn(executor_of(stream_.get_executor()), s->run(s));
 }
 
 // --- nghttp2 callbacks ---

@@ -35,4 +35,22 @@ inline Executor executor_of(const boost::asio::any_io_executor& ex) {
   return static_cast<boost::asio::io_context&>(boost::asio::query(ex, boost::asio::execution::context))
       .get_executor();
 }
+
+// Runs coroutine `a` on `ex` as a thread of its own, starting once the running handler has
+// returned: what co_spawn(ex, a, detached) does, without co_spawn's entry coroutine around `a`
+// (per spawn: a frame, a post awaited through an initiation frame, two work guards and a final
+// dispatch). For what is spawned per request or stream. It launches the coroutine the way
+// co_spawn does (Asio 1.74's awaitable_handler; asio.h is the one place that knows).
+// Unlike detached, an exception escaping `a` is not swallowed: it leaves io_context::run(),
+// where the worker logs it and runs on (server/worker.cc); the data plane throws none (rule 5).
+inline void spawn(Executor ex, awaitable<void> a) {
+  boost::asio::post(ex, [a = std::move(a), ex]() mutable {
+    boost::asio::detail::awaitable_handler<Executor, void>(std::move(a), ex).launch();
+  });
+}
+// The same, but `a` runs at once until it first suspends. Only from a completion handler: never
+// from inside a coroutine or a callback (nghttp2's) that must not be re-entered.
+inline void start_now(Executor ex, awaitable<void> a) {
+  boost::asio::detail::awaitable_handler<Executor, void>(std::move(a), ex).launch();
+}
 }  // namespace sluice
