@@ -29,11 +29,17 @@ void run_until(asio::io_context& io, Done done) {
   }
 }
 
-TEST(Deadline, ExpiryCancelsTheArmedOperation) {
+// One deadline on its own io_context, a socket stand-in and a guard whose use count shows
+// whether a wait holds a copy.
+class DeadlineTest : public ::testing::Test {
+ protected:
   asio::io_context io;
-  Deadline deadline(io.get_executor());
+  Deadline deadline{io.get_executor()};
   CountingSocket socket;
-  auto guard = std::make_shared<int>(0);
+  std::shared_ptr<int> guard = std::make_shared<int>(0);
+};
+
+TEST_F(DeadlineTest, ExpiryCancelsTheArmedOperation) {
   deadline.arm(socket, 20ms, guard);
   EXPECT_TRUE(deadline.waiting());
   run_until(io, [&] { return socket.cancels > 0; });
@@ -43,11 +49,7 @@ TEST(Deadline, ExpiryCancelsTheArmedOperation) {
   EXPECT_EQ(guard.use_count(), 1);  // the wait let its copy go
 }
 
-TEST(Deadline, DisarmedWaitStaysPendingHoldingTheGuardAndNeverCancels) {
-  asio::io_context io;
-  Deadline deadline(io.get_executor());
-  CountingSocket socket;
-  auto guard = std::make_shared<int>(0);
+TEST_F(DeadlineTest, DisarmedWaitStaysPendingHoldingTheGuardAndNeverCancels) {
   deadline.arm(socket, 50ms, guard);
   deadline.disarm();
   io.poll();
@@ -60,11 +62,9 @@ TEST(Deadline, DisarmedWaitStaysPendingHoldingTheGuardAndNeverCancels) {
   EXPECT_EQ(guard.use_count(), 1);
 }
 
-TEST(Deadline, ArmingAgainWhileTheWaitIsPendingUsesThatWait) {
-  asio::io_context io;
-  Deadline deadline(io.get_executor());
-  CountingSocket first, second;
-  auto guard = std::make_shared<int>(0);
+TEST_F(DeadlineTest, ArmingAgainWhileTheWaitIsPendingUsesThatWait) {
+  CountingSocket& first = socket;
+  CountingSocket second;
   deadline.arm(first, 30ms, guard);
   deadline.disarm();
   // The next operation, on another socket, with a later deadline: no new wait (the guard is
@@ -77,11 +77,7 @@ TEST(Deadline, ArmingAgainWhileTheWaitIsPendingUsesThatWait) {
   EXPECT_TRUE(deadline.expired());
 }
 
-TEST(Deadline, ArmingAfterAnExpiryStartsFresh) {
-  asio::io_context io;
-  Deadline deadline(io.get_executor());
-  CountingSocket socket;
-  auto guard = std::make_shared<int>(0);
+TEST_F(DeadlineTest, ArmingAfterAnExpiryStartsFresh) {
   deadline.arm(socket, 10ms, guard);
   run_until(io, [&] { return deadline.expired(); });
   ASSERT_TRUE(deadline.expired());
@@ -93,11 +89,7 @@ TEST(Deadline, ArmingAfterAnExpiryStartsFresh) {
   EXPECT_EQ(socket.cancels, 1);
 }
 
-TEST(Deadline, CancelEndsThePendingWaitAndReleasesTheGuard) {
-  asio::io_context io;
-  Deadline deadline(io.get_executor());
-  CountingSocket socket;
-  auto guard = std::make_shared<int>(0);
+TEST_F(DeadlineTest, CancelEndsThePendingWaitAndReleasesTheGuard) {
   deadline.arm(socket, 1h, guard);
   deadline.disarm();
   deadline.cancel();
@@ -110,11 +102,7 @@ TEST(Deadline, CancelEndsThePendingWaitAndReleasesTheGuard) {
   EXPECT_FALSE(deadline.expired());
 }
 
-TEST(Deadline, ExpireNowEndsOnlyAnArmedOperation) {
-  asio::io_context io;
-  Deadline deadline(io.get_executor());
-  CountingSocket socket;
-  auto guard = std::make_shared<int>(0);
+TEST_F(DeadlineTest, ExpireNowEndsOnlyAnArmedOperation) {
   deadline.arm(socket, 1h, guard);
   deadline.disarm();
   deadline.expire_now();  // nothing armed: nothing happens
